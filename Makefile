@@ -1,0 +1,122 @@
+# disco: `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DISCO := $(VENV)/bin/disco
+PIP := $(PY) -m pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# TensorFlow's C++ start-up chatter hides the progress users need to see.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+DEMO_DATA ?= data/demo/openmic-2018
+DEMO_CLIPS ?= 200
+SEED ?= 2018
+RUN_ID ?= $(shell date +%Y%m%d-%H%M%S)
+
+# Images and clusters
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' disco/__init__.py)
+GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo nogit)
+TAG ?= $(VERSION)-$(GIT_SHA)
+REGISTRY ?= localhost/disco
+BASE_IMAGE ?= python:3.11-slim-bookworm
+KIND_CLUSTER ?= disco
+KFP_ENDPOINT ?= http://localhost:8080
+KFP_EXPERIMENT ?= disco
+PIPELINE_YAML ?= pipelines/disco-openmic.yaml
+VERTEX_PROJECT ?=
+VERTEX_REGION ?= us-central1
+VERTEX_PIPELINE_ROOT ?=
+
+.PHONY: help
+help: ## List every target with a one-line description
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=24" "setuptools>=68" wheel
+
+.PHONY: setup
+setup: $(PY) ## Create .venv and install disco with pinned dependencies (requirements/constraints.txt)
+	$(PIP) install --progress-bar off -c requirements/constraints.txt -e ".[dev]"
+	$(PIP) install --progress-bar off --no-deps -r requirements/nodeps.txt
+	@$(DISCO) --version
+
+.PHONY: test
+test: ## Run the whole test suite (what CI runs)
+	$(PY) -m pytest -v --durations=25
+
+.PHONY: test-fast
+test-fast: ## Run the tests not marked slow
+	$(PY) -m pytest -m "not slow" -q
+
+.PHONY: demo-data
+demo-data: ## Generate the offline demo dataset (OpenMIC format, SoundFont-rendered) if absent
+	@if [ -f $(DEMO_DATA)/openmic-2018-aggregated-labels.csv ]; then \
+	  echo "demo dataset present: $(DEMO_DATA)"; \
+	else \
+	  $(DISCO) demo-data --out $(DEMO_DATA) --clips $(DEMO_CLIPS) --seed $(SEED); \
+	fi
+
+.PHONY: demo
+demo: demo-data ## The main job: run the whole pipeline locally (kfp.local) on the demo dataset
+	$(DISCO) run --data $(DEMO_DATA) --output-dir runs/demo-$(RUN_ID) --embedder musicnn --seed $(SEED)
+
+.PHONY: compile
+compile: ## Compile the KFP pipeline to $(PIPELINE_YAML)
+	$(DISCO) compile --output $(PIPELINE_YAML)
+
+.PHONY: lint
+lint: ## Lint Dockerfiles (hadolint) and validate Kubernetes manifests
+	$(PY) -m pytest -q tests/test_dockerfiles.py tests/test_k8s_manifests.py
+
+.PHONY: bench-resample
+bench-resample: ## Benchmark: disco resample vs a serial librosa.load loop (clips/s, ratio)
+	$(PY) bench/bench_resample.py
+
+.PHONY: bench-embed
+bench-embed: ## Benchmark: embedder model-only vs end-to-end vs serial baseline, peak memory
+	$(PY) bench/bench_embed.py
+
+.PHONY: bench-quality
+bench-quality: ## Benchmark: demo data -> resample -> embed -> train -> evaluate; test mAP/F1 per model
+	$(PY) bench/bench_quality.py
+
+.PHONY: build-images
+build-images: ## Build the base and per-step images (Docker SDK if a daemon is reachable, else buildah)
+	$(PY) -m disco.images build --tag $(TAG) --registry $(REGISTRY) --base-image $(BASE_IMAGE)
+
+.PHONY: push-images
+push-images: ## Push the images to REGISTRY=...
+	$(PY) -m disco.images push --tag $(TAG) --registry $(REGISTRY)
+
+.PHONY: kind-up
+kind-up: ## Create a kind cluster and install KFP standalone (pinned to 2.17)
+	k8s/kind-up.sh $(KIND_CLUSTER)
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)
+
+.PHONY: kind-load-images
+kind-load-images: ## Load the built images into the kind cluster
+	$(PY) -m disco.images kind-load --tag $(TAG) --registry $(REGISTRY) --cluster $(KIND_CLUSTER)
+
+.PHONY: ui
+ui: ## Port-forward the KFP UI to http://localhost:8080
+	kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80
+
+.PHONY: submit
+submit: compile ## Submit the compiled pipeline to KFP_ENDPOINT (kfp run create semantics)
+	$(DISCO) submit --endpoint $(KFP_ENDPOINT) --experiment $(KFP_EXPERIMENT) --package $(PIPELINE_YAML)
+
+.PHONY: vertex-submit
+vertex-submit: compile ## Submit the compiled pipeline to Vertex AI Pipelines
+	$(DISCO) vertex-submit --project $(VERTEX_PROJECT) --region $(VERTEX_REGION) \
+	  --pipeline-root $(VERTEX_PIPELINE_ROOT) --package $(PIPELINE_YAML)
+
+.PHONY: clean
+clean: ## Remove run outputs and caches (keeps .venv and data/)
+	rm -rf runs/ .pytest_cache build/ *.egg-info

@@ -1,0 +1,73 @@
+"""The ``disco`` command. Each subcommand lives in its own module under ``disco.cli`` and exposes
+``register(subparsers)``; heavy libraries (TensorFlow, Beam) are imported inside the handlers so
+that ``disco --help`` and ``disco info`` stay fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from disco import __version__
+from disco.errors import DiscoError
+
+# Order here is the order in `disco --help`.
+COMMAND_MODULES = (
+    "info",
+    "verify",
+    "demo_data",
+)
+
+log = logging.getLogger("disco")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="disco",
+        description="Musical instrument recognition on OpenMIC-2018: resample, augment, embed, "
+        "train, evaluate, export and predict.",
+    )
+    parser.add_argument("--version", action="version", version=f"disco {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"disco.cli.{name}")
+        module.register(sub)
+    return parser
+
+
+def configure_logging(*, verbose: bool = False, quiet: bool = False) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # Subcommands that pass options through to Beam declare `accepts_extra`; for the rest an
+    # unknown option is an error, as argparse would normally say.
+    if extra and not getattr(args, "accepts_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
+    configure_logging(verbose=args.verbose, quiet=args.quiet)
+    try:
+        rc = args.func(args)
+    except DiscoError as exc:
+        print(f"disco {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""The one source of disco's constants and record schemas.
+
+Every step (data layer, resample, augment, embed, train, evaluate, the KFP components) imports
+its sample rate, clip length, class list, split names and TFRecord feature names from here,
+in the way VGGish's reference code keeps everything in ``vggish_params.py``. Changing a
+schema means bumping its version, so a step can refuse records written by an incompatible
+producer instead of silently misreading them.
+
+Schemas (all records are ``tf.train.Example`` protos in sharded TFRecord files):
+
+Resampled audio, version ``RESAMPLED_SCHEMA_VERSION`` (written by resample and augment):
+
+=====================  ==========  ===================================================
+feature                type        meaning
+=====================  ==========  ===================================================
+``key``                bytes       OpenMIC sample key, e.g. ``000046_3840``
+``split``              bytes       one of ``SPLITS``
+``pcm``                bytes       mono PCM, signed 16-bit little endian, exactly
+                                   ``CLIP_SAMPLES`` samples (padded with zeros or
+                                   trimmed)
+``sample_rate``        int64       always ``SAMPLE_RATE``
+``num_samples``        int64       samples in ``pcm`` (== ``CLIP_SAMPLES``)
+``original_duration``  float       seconds of audio before padding or trimming
+``augmentation_id``    int64       0 for the original clip, 1..K for augmented copies
+``y_true``             float[20]   relevance per class (``CLASSES`` order); 0 if masked
+``y_mask``             int64[20]   1 where the class was annotated for this clip
+``schema_version``     int64       ``RESAMPLED_SCHEMA_VERSION``
+=====================  ==========  ===================================================
+
+Embeddings, version ``EMBEDDING_SCHEMA_VERSION`` (written by embed, read by train/evaluate):
+
+=====================  ==========  ===================================================
+feature                type        meaning
+=====================  ==========  ===================================================
+``key``                bytes       sample key
+``split``              bytes       one of ``SPLITS``
+``embedding``          bytes       float32 little endian, row-major [frames, dim]
+``embedding_shape``    int64[2]    [frames, dim]
+``y_true``             float[20]   as above
+``y_mask``             int64[20]   as above
+``embedder``           bytes       embedder name, e.g. ``vggish`` or ``musicnn``
+``embedder_version``   bytes       weights identity (handle, checkpoint or model name)
+``augmentation_id``    int64       as above
+``schema_version``     int64       ``EMBEDDING_SCHEMA_VERSION``
+=====================  ==========  ===================================================
+"""
+
+from __future__ import annotations
+
+# --- Dataset -------------------------------------------------------------------------------
+
+# Class-map order of the OpenMIC-2018 release (class-map.json). Index i of every y_true /
+# y_mask vector and of every model output is CLASSES[i].
+CLASSES: tuple[str, ...] = (
+    "accordion",
+    "banjo",
+    "bass",
+    "cello",
+    "clarinet",
+    "cymbals",
+    "drums",
+    "flute",
+    "guitar",
+    "mallet_percussion",
+    "mandolin",
+    "organ",
+    "piano",
+    "saxophone",
+    "synthesizer",
+    "trombone",
+    "trumpet",
+    "ukulele",
+    "violin",
+    "voice",
+)
+NUM_CLASSES: int = len(CLASSES)
+CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
+
+# A label counts as positive at or above this relevance (the release's own convention).
+POSITIVE_THRESHOLD: float = 0.5
+
+# Split names. "validation" is carved from the official train partition, grouped by artist.
+SPLIT_TRAIN = "train"
+SPLIT_VALIDATION = "validation"
+SPLIT_TEST = "test"
+SPLITS: tuple[str, ...] = (SPLIT_TRAIN, SPLIT_VALIDATION, SPLIT_TEST)
+DEFAULT_VALIDATION_FRACTION: float = 0.15
+OFFICIAL_PARTITION = "split01"
+
+# Release file layout, relative to the extracted ``openmic-2018/`` directory.
+RELEASE_TARBALL_NAME = "openmic-2018-v1.0.0.tgz"
+RELEASE_ROOT_NAME = "openmic-2018"
+AGGREGATED_LABELS_FILE = "openmic-2018-aggregated-labels.csv"
+INDIVIDUAL_RESPONSES_FILE = "openmic-2018-individual-responses.csv"
+METADATA_FILE = "openmic-2018-metadata.csv"
+CLASS_MAP_FILE = "class-map.json"
+NPZ_FILE = "openmic-2018.npz"
+PARTITIONS_DIR = "partitions"
+PARTITION_TRAIN_FILE = f"{OFFICIAL_PARTITION}_train.csv"
+PARTITION_TEST_FILE = f"{OFFICIAL_PARTITION}_test.csv"
+AUDIO_DIR = "audio"
+AUDIO_EXTENSION = ".ogg"
+VGGISH_DIR = "vggish"
+# Clips live in audio/<key[:3]>/<key>.ogg (and vggish/<key[:3]>/<key>.json).
+KEY_PREFIX_LENGTH = 3
+
+# --- Audio ---------------------------------------------------------------------------------
+
+SAMPLE_RATE: int = 16_000  # every embedder's input rate
+CLIP_SECONDS: float = 10.0
+CLIP_SAMPLES: int = int(SAMPLE_RATE * CLIP_SECONDS)
+RELEASE_SAMPLE_RATE: int = 44_100  # the release's (and the demo dataset's) audio
+RELEASE_CHANNELS: int = 2
+PCM_DTYPE = "<i2"  # signed 16-bit little endian, as in the record schema
+PCM_SCALE: float = 32768.0  # int16 -> float in [-1, 1), as VGGish's reference does
+
+# --- VGGish (published reference parameters) ------------------------------------------------
+
+VGGISH_STFT_WINDOW_SECONDS: float = 0.025
+VGGISH_STFT_HOP_SECONDS: float = 0.010
+VGGISH_NUM_MEL_BINS: int = 64
+VGGISH_MEL_MIN_HZ: float = 125.0
+VGGISH_MEL_MAX_HZ: float = 7500.0
+VGGISH_LOG_OFFSET: float = 0.01
+VGGISH_EXAMPLE_WINDOW_SECONDS: float = 0.96
+VGGISH_EXAMPLE_HOP_SECONDS: float = 0.96
+VGGISH_NUM_FRAMES: int = 96  # frames of 10 ms in one 0.96 s example
+VGGISH_EMBEDDING_SIZE: int = 128
+VGGISH_DEFAULT_HANDLE = "https://tfhub.dev/google/vggish/1"
+# AudioSet / OpenMIC post-processing: PCA, then clip to [min, max] and quantise to uint8.
+QUANTIZE_MIN_VAL: float = -2.0
+QUANTIZE_MAX_VAL: float = 2.0
+RELEASE_VGGISH_FRAMES: int = 10
+
+# --- Records -------------------------------------------------------------------------------
+
+RESAMPLED_SCHEMA_VERSION: int = 1
+EMBEDDING_SCHEMA_VERSION: int = 1
+
+FEATURE_KEY = "key"
+FEATURE_SPLIT = "split"
+FEATURE_PCM = "pcm"
+FEATURE_SAMPLE_RATE = "sample_rate"
+FEATURE_NUM_SAMPLES = "num_samples"
+FEATURE_ORIGINAL_DURATION = "original_duration"
+FEATURE_AUGMENTATION_ID = "augmentation_id"
+FEATURE_Y_TRUE = "y_true"
+FEATURE_Y_MASK = "y_mask"
+FEATURE_SCHEMA_VERSION = "schema_version"
+FEATURE_EMBEDDING = "embedding"
+FEATURE_EMBEDDING_SHAPE = "embedding_shape"
+FEATURE_EMBEDDER = "embedder"
+FEATURE_EMBEDDER_VERSION = "embedder_version"
+
+# Shard file names: <prefix>-SSSSS-of-NNNNN.tfrecord (Beam's default shard template).
+RESAMPLED_PREFIX = "audio"
+EMBEDDING_PREFIX = "embeddings"
+TFRECORD_SUFFIX = ".tfrecord"
+FAILURES_FILE = "failures.jsonl"  # dead-letter output: one JSON object per failed clip
+SUMMARY_FILE = "summary.json"  # every step's machine-readable summary
+RUN_INFO_FILE = "run_info.json"  # parameters, seed and versions beside every output
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.html"
+
+# --- Training defaults (the earlier project's best dense settings) --------------------------
+
+DEFAULT_BATCH_SIZE: int = 64
+DEFAULT_LEARNING_RATE: float = 1e-4
+DEFAULT_DROPOUT: float = 0.5
+DEFAULT_L2: float = 1e-2
+DEFAULT_PATIENCE: int = 10
+DEFAULT_EPOCHS: int = 100
+DEFAULT_SEED: int = 2018

@@ -1,0 +1,304 @@
+"""Encoding, decoding and reading of the record schemas defined in :mod:`disco.params`.
+
+Writers in Beam pipelines call :func:`encode_resampled` / :func:`encode_embedding` and hand the
+bytes to ``beam.io.WriteToTFRecord`` (which finalises shards by renaming temporary files, so a
+killed run leaves no partial shard). Readers that need Python objects use
+:func:`iter_resampled` / :func:`iter_embeddings`; training reads embeddings with
+:func:`embedding_dataset`, which parses in the TensorFlow graph with no per-record Python.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from disco import params
+from disco.errors import SchemaError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import tensorflow as tf
+
+
+def _tf():
+    # TensorFlow costs seconds to import; only the record functions pay for it.
+    import tensorflow as tf
+
+    return tf
+
+
+@dataclass
+class ResampledRecord:
+    key: str
+    split: str
+    pcm: np.ndarray  # int16 [CLIP_SAMPLES]
+    original_duration: float
+    y_true: np.ndarray = field(default_factory=lambda: np.zeros(params.NUM_CLASSES, np.float32))
+    y_mask: np.ndarray = field(default_factory=lambda: np.zeros(params.NUM_CLASSES, np.int64))
+    augmentation_id: int = 0
+    sample_rate: int = params.SAMPLE_RATE
+
+    def waveform(self) -> np.ndarray:
+        """The clip as float32 in [-1, 1)."""
+        return self.pcm.astype(np.float32) / params.PCM_SCALE
+
+
+@dataclass
+class EmbeddingRecord:
+    key: str
+    split: str
+    embedding: np.ndarray  # float32 [frames, dim]
+    y_true: np.ndarray
+    y_mask: np.ndarray
+    embedder: str
+    embedder_version: str
+    augmentation_id: int = 0
+
+
+def float_to_pcm(waveform: np.ndarray) -> np.ndarray:
+    """float audio in [-1, 1] -> int16 PCM, clipping (rather than wrapping) any overshoot."""
+    scaled = np.clip(np.asarray(waveform, dtype=np.float64) * params.PCM_SCALE, -32768, 32767)
+    return np.round(scaled).astype(np.int16)
+
+
+def _check_labels(key: str, y_true: np.ndarray, y_mask: np.ndarray) -> None:
+    if y_true.shape != (params.NUM_CLASSES,) or y_mask.shape != (params.NUM_CLASSES,):
+        raise SchemaError(
+            f"record {key!r}: y_true/y_mask must have shape ({params.NUM_CLASSES},), "
+            f"got {y_true.shape} and {y_mask.shape}"
+        )
+
+
+def encode_resampled(rec: ResampledRecord) -> bytes:
+    tf = _tf()
+    pcm = np.asarray(rec.pcm)
+    if pcm.dtype != np.int16 or pcm.ndim != 1:
+        raise SchemaError(f"record {rec.key!r}: pcm must be 1-D int16, got {pcm.dtype} {pcm.shape}")
+    if rec.split not in params.SPLITS:
+        raise SchemaError(f"record {rec.key!r}: unknown split {rec.split!r}")
+    y_true = np.asarray(rec.y_true, np.float32)
+    y_mask = np.asarray(rec.y_mask, np.int64)
+    _check_labels(rec.key, y_true, y_mask)
+    f = tf.train.Feature
+    feature = {
+        params.FEATURE_KEY: f(bytes_list=tf.train.BytesList(value=[rec.key.encode()])),
+        params.FEATURE_SPLIT: f(bytes_list=tf.train.BytesList(value=[rec.split.encode()])),
+        params.FEATURE_PCM: f(bytes_list=tf.train.BytesList(value=[pcm.astype(params.PCM_DTYPE).tobytes()])),
+        params.FEATURE_SAMPLE_RATE: f(int64_list=tf.train.Int64List(value=[int(rec.sample_rate)])),
+        params.FEATURE_NUM_SAMPLES: f(int64_list=tf.train.Int64List(value=[int(pcm.shape[0])])),
+        params.FEATURE_ORIGINAL_DURATION: f(float_list=tf.train.FloatList(value=[float(rec.original_duration)])),
+        params.FEATURE_AUGMENTATION_ID: f(int64_list=tf.train.Int64List(value=[int(rec.augmentation_id)])),
+        params.FEATURE_Y_TRUE: f(float_list=tf.train.FloatList(value=y_true.tolist())),
+        params.FEATURE_Y_MASK: f(int64_list=tf.train.Int64List(value=y_mask.tolist())),
+        params.FEATURE_SCHEMA_VERSION: f(int64_list=tf.train.Int64List(value=[params.RESAMPLED_SCHEMA_VERSION])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _parse_example(data: bytes):
+    tf = _tf()
+    ex = tf.train.Example()
+    ex.ParseFromString(data)
+    return ex.features.feature
+
+
+def _single(feats, name: str, kind: str):
+    if name not in feats:
+        raise SchemaError(f"record has no feature {name!r}")
+    values = getattr(feats[name], kind).value
+    return values
+
+
+def _check_version(feats, expected: int, what: str) -> None:
+    got = list(_single(feats, params.FEATURE_SCHEMA_VERSION, "int64_list"))
+    if got != [expected]:
+        raise SchemaError(f"{what} record has schema_version {got}, this disco reads version {expected}")
+
+
+def decode_resampled(data: bytes) -> ResampledRecord:
+    feats = _parse_example(data)
+    _check_version(feats, params.RESAMPLED_SCHEMA_VERSION, "resampled audio")
+    pcm = np.frombuffer(_single(feats, params.FEATURE_PCM, "bytes_list")[0], dtype=params.PCM_DTYPE)
+    return ResampledRecord(
+        key=_single(feats, params.FEATURE_KEY, "bytes_list")[0].decode(),
+        split=_single(feats, params.FEATURE_SPLIT, "bytes_list")[0].decode(),
+        pcm=pcm.astype(np.int16),
+        original_duration=float(_single(feats, params.FEATURE_ORIGINAL_DURATION, "float_list")[0]),
+        y_true=np.asarray(_single(feats, params.FEATURE_Y_TRUE, "float_list"), np.float32),
+        y_mask=np.asarray(_single(feats, params.FEATURE_Y_MASK, "int64_list"), np.int64),
+        augmentation_id=int(_single(feats, params.FEATURE_AUGMENTATION_ID, "int64_list")[0]),
+        sample_rate=int(_single(feats, params.FEATURE_SAMPLE_RATE, "int64_list")[0]),
+    )
+
+
+def encode_embedding(rec: EmbeddingRecord) -> bytes:
+    tf = _tf()
+    emb = np.asarray(rec.embedding, dtype=np.float32)
+    if emb.ndim != 2:
+        raise SchemaError(f"record {rec.key!r}: embedding must be [frames, dim], got shape {emb.shape}")
+    if rec.split not in params.SPLITS:
+        raise SchemaError(f"record {rec.key!r}: unknown split {rec.split!r}")
+    y_true = np.asarray(rec.y_true, np.float32)
+    y_mask = np.asarray(rec.y_mask, np.int64)
+    _check_labels(rec.key, y_true, y_mask)
+    f = tf.train.Feature
+    feature = {
+        params.FEATURE_KEY: f(bytes_list=tf.train.BytesList(value=[rec.key.encode()])),
+        params.FEATURE_SPLIT: f(bytes_list=tf.train.BytesList(value=[rec.split.encode()])),
+        params.FEATURE_EMBEDDING: f(bytes_list=tf.train.BytesList(value=[emb.astype("<f4").tobytes()])),
+        params.FEATURE_EMBEDDING_SHAPE: f(int64_list=tf.train.Int64List(value=list(emb.shape))),
+        params.FEATURE_Y_TRUE: f(float_list=tf.train.FloatList(value=y_true.tolist())),
+        params.FEATURE_Y_MASK: f(int64_list=tf.train.Int64List(value=y_mask.tolist())),
+        params.FEATURE_EMBEDDER: f(bytes_list=tf.train.BytesList(value=[rec.embedder.encode()])),
+        params.FEATURE_EMBEDDER_VERSION: f(bytes_list=tf.train.BytesList(value=[rec.embedder_version.encode()])),
+        params.FEATURE_AUGMENTATION_ID: f(int64_list=tf.train.Int64List(value=[int(rec.augmentation_id)])),
+        params.FEATURE_SCHEMA_VERSION: f(int64_list=tf.train.Int64List(value=[params.EMBEDDING_SCHEMA_VERSION])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def decode_embedding(data: bytes) -> EmbeddingRecord:
+    feats = _parse_example(data)
+    _check_version(feats, params.EMBEDDING_SCHEMA_VERSION, "embedding")
+    shape = tuple(int(v) for v in _single(feats, params.FEATURE_EMBEDDING_SHAPE, "int64_list"))
+    emb = np.frombuffer(_single(feats, params.FEATURE_EMBEDDING, "bytes_list")[0], dtype="<f4")
+    return EmbeddingRecord(
+        key=_single(feats, params.FEATURE_KEY, "bytes_list")[0].decode(),
+        split=_single(feats, params.FEATURE_SPLIT, "bytes_list")[0].decode(),
+        embedding=emb.reshape(shape).astype(np.float32),
+        y_true=np.asarray(_single(feats, params.FEATURE_Y_TRUE, "float_list"), np.float32),
+        y_mask=np.asarray(_single(feats, params.FEATURE_Y_MASK, "int64_list"), np.int64),
+        embedder=_single(feats, params.FEATURE_EMBEDDER, "bytes_list")[0].decode(),
+        embedder_version=_single(feats, params.FEATURE_EMBEDDER_VERSION, "bytes_list")[0].decode(),
+        augmentation_id=int(_single(feats, params.FEATURE_AUGMENTATION_ID, "int64_list")[0]),
+    )
+
+
+def shard_pattern(directory: str | os.PathLike[str], prefix: str) -> str:
+    return os.path.join(os.fspath(directory), f"{prefix}-*-of-*{params.TFRECORD_SUFFIX}")
+
+
+def list_shards(directory: str | os.PathLike[str], prefix: str) -> list[str]:
+    """Finished shards under directory (local or gs://), sorted. Beam's temporary files are
+    written under a separate temp directory, so they never match this pattern."""
+    pattern = shard_pattern(directory, prefix)
+    if pattern.startswith("gs://"):
+        tf = _tf()
+        return sorted(tf.io.gfile.glob(pattern))
+    return sorted(glob.glob(pattern))
+
+
+def iter_tfrecord_bytes(files: Sequence[str]) -> Iterator[bytes]:
+    tf = _tf()
+    for path in files:
+        for raw in tf.data.TFRecordDataset([path]).as_numpy_iterator():
+            yield raw
+
+
+def iter_resampled(files_or_dirs: Iterable[str]) -> Iterator[ResampledRecord]:
+    for raw in iter_tfrecord_bytes(_expand(files_or_dirs, params.RESAMPLED_PREFIX)):
+        yield decode_resampled(raw)
+
+
+def iter_embeddings(files_or_dirs: Iterable[str]) -> Iterator[EmbeddingRecord]:
+    for raw in iter_tfrecord_bytes(_expand(files_or_dirs, params.EMBEDDING_PREFIX)):
+        yield decode_embedding(raw)
+
+
+def _expand(files_or_dirs: Iterable[str], prefix: str) -> list[str]:
+    out: list[str] = []
+    for item in files_or_dirs:
+        item = os.fspath(item)
+        if item.startswith("gs://") or not os.path.isdir(item):
+            out.append(item)
+        else:
+            out.extend(list_shards(item, prefix))
+    return out
+
+
+def embedding_feature_spec() -> dict:
+    tf = _tf()
+    return {
+        params.FEATURE_KEY: tf.io.FixedLenFeature([], tf.string),
+        params.FEATURE_SPLIT: tf.io.FixedLenFeature([], tf.string),
+        params.FEATURE_EMBEDDING: tf.io.FixedLenFeature([], tf.string),
+        params.FEATURE_EMBEDDING_SHAPE: tf.io.FixedLenFeature([2], tf.int64),
+        params.FEATURE_Y_TRUE: tf.io.FixedLenFeature([params.NUM_CLASSES], tf.float32),
+        params.FEATURE_Y_MASK: tf.io.FixedLenFeature([params.NUM_CLASSES], tf.int64),
+        params.FEATURE_AUGMENTATION_ID: tf.io.FixedLenFeature([], tf.int64),
+        params.FEATURE_SCHEMA_VERSION: tf.io.FixedLenFeature([], tf.int64),
+    }
+
+
+def embedding_dataset(
+    files: Sequence[str],
+    *,
+    frames: int,
+    dim: int,
+    split: str | None = None,
+    include_augmented: bool = True,
+) -> "tf.data.Dataset":
+    """Parse embedding shards into ``(embedding[frames, dim], y_true[20], y_mask[20], key)``
+    entirely in the TensorFlow graph. ``split`` filters by split name; augmented copies
+    (augmentation_id > 0) are dropped unless ``include_augmented``."""
+    tf = _tf()
+    spec = embedding_feature_spec()
+    ds = tf.data.TFRecordDataset(list(files), num_parallel_reads=tf.data.AUTOTUNE)
+    ds = ds.map(lambda raw: tf.io.parse_single_example(raw, spec), num_parallel_calls=tf.data.AUTOTUNE)
+    if split is not None:
+        ds = ds.filter(lambda ex: tf.equal(ex[params.FEATURE_SPLIT], split))
+    if not include_augmented:
+        ds = ds.filter(lambda ex: tf.equal(ex[params.FEATURE_AUGMENTATION_ID], 0))
+
+    def _to_tensors(ex):
+        emb = tf.io.decode_raw(ex[params.FEATURE_EMBEDDING], tf.float32, little_endian=True)
+        emb = tf.reshape(emb, [frames, dim])
+        return (
+            emb,
+            ex[params.FEATURE_Y_TRUE],
+            tf.cast(ex[params.FEATURE_Y_MASK], tf.float32),
+            ex[params.FEATURE_KEY],
+        )
+
+    return ds.map(_to_tensors, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+class AtomicShardWriter:
+    """Write one TFRecord file outside Beam: to ``<path>.tmp-<pid>`` first, renamed on close, so a
+    reader never sees a partial shard."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        tf = _tf()
+        self.path = os.fspath(path)
+        self._tmp = f"{self.path}.tmp-{os.getpid()}"
+        self._writer = tf.io.TFRecordWriter(self._tmp)
+        self.count = 0
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+        self.count += 1
+
+    def close(self) -> None:
+        self._writer.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._writer.close()
+        if os.path.exists(self._tmp):
+            os.remove(self._tmp)
+
+    def __enter__(self) -> "AtomicShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def shard_name(prefix: str, index: int, total: int) -> str:
+    return f"{prefix}-{index:05d}-of-{total:05d}{params.TFRECORD_SUFFIX}"

@@ -1,0 +1,84 @@
+"""The constants module agrees with the release, and records round-trip through the schemas."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from disco import params, records
+from disco.errors import SchemaError
+
+
+def test_class_order_matches_release_class_map(official_lists, openmic_sample):
+    for path in (official_lists / "class-map.json", openmic_sample / "class-map.json"):
+        class_map = json.loads(path.read_text())
+        assert tuple(sorted(class_map, key=class_map.get)) == params.CLASSES
+
+
+def test_clip_constants_are_consistent():
+    assert params.CLIP_SAMPLES == params.SAMPLE_RATE * params.CLIP_SECONDS == 160_000
+    assert params.NUM_CLASSES == 20
+
+
+def test_resampled_record_round_trip(rng):
+    pcm = records.float_to_pcm(rng.uniform(-1, 1, params.CLIP_SAMPLES))
+    y_true = rng.uniform(0, 1, params.NUM_CLASSES).astype(np.float32)
+    y_mask = (rng.uniform(0, 1, params.NUM_CLASSES) > 0.5).astype(np.int64)
+    rec = records.ResampledRecord(
+        key="000046_3840", split="train", pcm=pcm, original_duration=9.5,
+        y_true=y_true, y_mask=y_mask, augmentation_id=3,
+    )
+    back = records.decode_resampled(records.encode_resampled(rec))
+    assert back.key == rec.key and back.split == "train" and back.augmentation_id == 3
+    np.testing.assert_array_equal(back.pcm, pcm)
+    np.testing.assert_allclose(back.y_true, y_true)
+    np.testing.assert_array_equal(back.y_mask, y_mask)
+    assert back.original_duration == pytest.approx(9.5)
+    assert back.sample_rate == params.SAMPLE_RATE
+
+
+def test_float_to_pcm_clips_instead_of_wrapping():
+    pcm = records.float_to_pcm(np.array([1.5, -1.5, 0.5]))
+    assert pcm.tolist() == [32767, -32768, 16384]
+
+
+def test_bad_records_raise_schema_errors(rng):
+    with pytest.raises(SchemaError, match="int16"):
+        records.encode_resampled(records.ResampledRecord("k", "train", np.zeros(10, np.float32), 1.0))
+    with pytest.raises(SchemaError, match="split"):
+        records.encode_resampled(records.ResampledRecord("k", "bogus", np.zeros(10, np.int16), 1.0))
+    with pytest.raises(SchemaError, match="shape"):
+        records.encode_embedding(records.EmbeddingRecord(
+            "k", "test", np.zeros((2, 3)), np.zeros(19), np.zeros(20), "musicnn", "x"))
+
+
+def test_embedding_records_parse_in_the_graph(tmp_path, rng):
+    embs = rng.normal(size=(4, 5, 7)).astype(np.float32)
+    path = tmp_path / records.shard_name(params.EMBEDDING_PREFIX, 0, 1)
+    with records.AtomicShardWriter(path) as writer:
+        for i, emb in enumerate(embs):
+            writer.write(records.encode_embedding(records.EmbeddingRecord(
+                key=f"k{i}", split="train" if i < 3 else "test", embedding=emb,
+                y_true=np.full(20, i / 4, np.float32), y_mask=np.ones(20, np.int64),
+                embedder="musicnn", embedder_version="MTT_musicnn", augmentation_id=i % 2)))
+    assert records.list_shards(tmp_path, params.EMBEDDING_PREFIX) == [str(path)]
+    ds = records.embedding_dataset([str(path)], frames=5, dim=7, split="train", include_augmented=False)
+    got = list(ds.as_numpy_iterator())
+    assert [g[3].decode() for g in got] == ["k0", "k2"]
+    np.testing.assert_allclose(got[1][0], embs[2])
+    back = list(records.iter_embeddings([str(tmp_path)]))
+    assert len(back) == 4 and back[3].split == "test"
+    np.testing.assert_allclose(back[3].embedding, embs[3])
+
+
+def test_schema_version_mismatch_is_refused(rng):
+    import tensorflow as tf
+
+    raw = records.encode_embedding(records.EmbeddingRecord(
+        "k", "test", np.zeros((2, 3), np.float32), np.zeros(20), np.zeros(20), "musicnn", "x"))
+    ex = tf.train.Example.FromString(raw)
+    ex.features.feature[params.FEATURE_SCHEMA_VERSION].int64_list.value[0] = 99
+    with pytest.raises(SchemaError, match="schema_version"):
+        records.decode_embedding(ex.SerializeToString())
