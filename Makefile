@@ -36,7 +36,7 @@ help: ## List every target with a one-line description
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade "pip>=24" "setuptools>=68" wheel
+	$(PIP) install --quiet --upgrade "pip>=24" "setuptools>=68,<81" wheel
 
 .PHONY: setup
 setup: $(PY) ## Create .venv and install disco with pinned dependencies (requirements/constraints.txt)

@@ -1,1 +1,5 @@
-"""See docs/DEVELOPING.md for what lives here."""
+"""Embedders: waveform [B, CLIP_SAMPLES] at 16 kHz -> embeddings [B, frames, dim]."""
+
+from disco.embedders.base import Embedder, available_embedders, get_embedder
+
+__all__ = ["Embedder", "available_embedders", "get_embedder"]
