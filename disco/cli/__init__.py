@@ -7,17 +7,36 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import pkgutil
 import sys
 
 from disco import __version__
 from disco.errors import DiscoError
 
-# Order here is the order in `disco --help`.
-COMMAND_MODULES = (
+# Subcommand modules are discovered, so adding a command is adding a file; this tuple only fixes
+# the order in `disco --help` (the pipeline's order), others follow alphabetically.
+COMMAND_ORDER = (
+    "run",
     "info",
     "verify",
     "demo_data",
+    "resample",
+    "augment",
+    "embed",
+    "train",
+    "evaluate",
+    "export",
+    "predict",
+    "analyse",
+    "compile",
+    "submit",
 )
+
+
+def command_modules() -> list[str]:
+    found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    ordered = [name for name in COMMAND_ORDER if name in found]
+    return ordered + sorted(found - set(ordered))
 
 log = logging.getLogger("disco")
 
@@ -33,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         module = importlib.import_module(f"disco.cli.{name}")
         module.register(sub)
     return parser
