@@ -1,0 +1,39 @@
+"""Embed component: Beam-parallel embedding (musicnn or VGGish) of the original and augmented audio."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Output
+
+
+def embed_audio(
+    embedder: str,
+    vggish_handle: str,
+    beam_options: str,
+    resampled: Input[Dataset],
+    augmented: Input[Dataset],
+    embeddings: Output[Dataset],
+    stats: Output[Metrics],
+):
+    """Embed every resampled clip (and every augmented copy, when there are any)."""
+    from components import _runtime
+    from disco import params
+    from disco.beam.embed import run_embed
+
+    _runtime.setup_logging()
+    audio_dirs = [resampled.path]
+    if _runtime.has_shards(augmented.path, params.RESAMPLED_PREFIX):
+        audio_dirs.append(augmented.path)
+    summary = run_embed(
+        audio_dirs,
+        embeddings.path,
+        embedder=embedder,
+        vggish_handle=vggish_handle,
+        beam_args=_runtime.split_args(beam_options),
+    )
+    _runtime.describe(embeddings, summary, keys=("records", "embedder", "frames", "dim", "precision", "shards"))
+    _runtime.log_metrics(
+        stats, {"records": summary.get("records", 0), "frames": summary.get("frames", 0), "dim": summary.get("dim", 0)}
+    )
+
+
+def make_component(image: str):
+    return dsl.component(embed_audio, base_image=image, install_kfp_package=False)

@@ -1,0 +1,40 @@
+"""Resample component: decode every clip of the dataset, resample to 16 kHz mono, 10 s, sharded TFRecords.
+
+No ``from __future__ import annotations`` in component modules: KFP reads the artifact types from
+the real annotation objects of the function signature.
+"""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Markdown, Metrics, Output
+
+
+def resample_audio(
+    data_uri: str,
+    seed: int,
+    validation_fraction: float,
+    beam_options: str,
+    resampled: Output[Dataset],
+    stats: Output[Metrics],
+    failures: Output[Markdown],
+):
+    """Decode, resample and split the dataset's clips; corrupt clips go to failures.jsonl."""
+    from components import _runtime
+    from disco.beam.resample import run_resample
+
+    _runtime.setup_logging()
+    summary = run_resample(
+        data_uri,
+        resampled.path,
+        seed=seed,
+        validation_fraction=validation_fraction,
+        beam_args=_runtime.split_args(beam_options),
+    )
+    _runtime.describe(resampled, summary, keys=("ok", "failed", "splits", "shards"))
+    resampled.metadata["data_uri"] = data_uri
+    _runtime.log_metrics(stats, {"clips_ok": summary.get("ok", 0), "clips_failed": summary.get("failed", 0)})
+    with open(failures.path, "w", encoding="utf-8") as fh:
+        fh.write(_runtime.failures_markdown(summary))
+
+
+def make_component(image: str):
+    return dsl.component(resample_audio, base_image=image, install_kfp_package=False)

@@ -1,0 +1,46 @@
+"""`disco compile`: write the KFP pipeline YAML (what `make compile`, submit and the images use)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "compile",
+        help="compile the KFP pipeline to YAML",
+        description="Compile the disco KFP v2 pipeline. GPU requests are fixed at compile time "
+        "(KFP cannot add or remove them per run), so a CPU-only cluster uses the default; --gpu "
+        "requests one nvidia.com/gpu for embed and train on a GKE GPU node pool.",
+    )
+    p.add_argument("--output", "-o", default=None, help="YAML path (default pipelines/<pipeline name>.yaml)")
+    p.add_argument("--image", default=None, help="image for every step (default localhost/disco/disco-cpu:<version>)")
+    p.add_argument("--gpu-image", default=None, help="image for the GPU steps when --gpu (default the -gpu variant)")
+    p.add_argument("--gpu", action="store_true", help="request a GPU for embed and train")
+    p.add_argument(
+        "--gpu-accelerator",
+        default=None,
+        help="GKE accelerator label value for the node selector (default nvidia-tesla-t4)",
+    )
+    p.add_argument("--pipeline-name", default=None, help="pipeline name (default disco-openmic)")
+    p.add_argument("--retries", type=int, default=3, help="retries of steps that read remote storage")
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from pipelines.compile import compile_pipeline
+
+    out = compile_pipeline(
+        args.output,
+        image=args.image,
+        gpu_image=args.gpu_image,
+        gpu=args.gpu,
+        gpu_accelerator=args.gpu_accelerator,
+        pipeline_name=args.pipeline_name,
+        retries=args.retries,
+    )
+    print(out)
+    return 0

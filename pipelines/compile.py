@@ -1,0 +1,57 @@
+"""Compile the disco pipeline to YAML (``make compile`` -> ``pipelines/disco-openmic.yaml``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from disco import __version__
+
+log = logging.getLogger(__name__)
+
+PIPELINES_DIR = Path(__file__).resolve().parent
+DEFAULT_REGISTRY = "localhost/disco"  # TODO(lead): share with disco.images (the images helper's default)
+
+
+def default_image(*, registry: str = DEFAULT_REGISTRY, variant: str = "cpu", tag: str | None = None) -> str:
+    """The image the compiled components name: ``<registry>/disco-<variant>:<tag>``; the tag defaults to
+    the package version (``make build-images`` tags version-commit; pass ``--image`` to pin one)."""
+    return f"{registry}/disco-{variant}:{tag or __version__}"
+
+
+def default_output(pipeline_name: str) -> Path:
+    return PIPELINES_DIR / f"{pipeline_name}.yaml"
+
+
+def compile_pipeline(
+    output: str | os.PathLike[str] | None = None,
+    *,
+    image: str | None = None,
+    gpu_image: str | None = None,
+    gpu: bool = False,
+    gpu_accelerator: str | None = None,
+    pipeline_name: str | None = None,
+    retries: int = 3,
+) -> Path:
+    """Compile to ``output`` (default ``pipelines/<pipeline name>.yaml``) and return the path."""
+    from kfp import compiler
+
+    from pipelines import factory
+
+    name = pipeline_name or factory.PIPELINE_NAME
+    gpu_arg: bool | factory.GpuConfig = gpu
+    if gpu and gpu_accelerator:
+        gpu_arg = factory.GpuConfig(node_label_value=gpu_accelerator)
+    pipeline = factory.make_pipeline(
+        image=image or default_image(),
+        gpu_image=gpu_image or (default_image(variant="gpu") if gpu else None),
+        gpu=gpu_arg,
+        pipeline_name=name,
+        retries=retries,
+    )
+    out = Path(output) if output else default_output(name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(pipeline_func=pipeline, package_path=str(out))
+    log.info("compiled pipeline %r to %s", name, out)
+    return out

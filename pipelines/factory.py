@@ -1,0 +1,236 @@
+"""The pipeline factory: wires the components of :mod:`components` into the disco KFP pipeline.
+
+Everything that depends on where the pipeline runs (images, GPU requests, node pool labels,
+retries) is an argument of :func:`make_pipeline`; nothing is read from the environment at import,
+so compiling twice with the same arguments gives the same YAML. Everything that varies per *run*
+(dataset, embedder, hyperparameters, seed) is a pipeline parameter.
+
+GPU requests are factory arguments, not pipeline parameters: KFP resolves accelerator type and
+limit, node selectors and tolerations when it compiles the pod spec, and neither the KFP backend
+nor Vertex lets a runtime parameter add or remove them (``set_accelerator_limit`` accepts a
+parameter for the count only, and a node selector / toleration from kfp-kubernetes is static).
+A CPU-only cluster therefore gets a pipeline compiled with ``gpu=False``.
+"""
+
+# No `from __future__ import annotations`: KFP reads the pipeline function's parameter types from
+# real annotation objects.
+
+from dataclasses import dataclass
+from typing import Callable
+
+from disco import params
+from disco.errors import ConfigError
+
+PIPELINE_NAME = "disco-openmic"  # TODO(lead): move to params (Makefile's PIPELINE_YAML follows it)
+PIPELINE_DESCRIPTION = (
+    "OpenMIC-2018 instrument recognition: resample -> augment -> embed (Beam) -> train (Keras) -> evaluate; "
+    "or the release's precomputed VGGish features -> train -> evaluate."
+)
+DEFAULT_IMAGE = "localhost/disco/disco-cpu:dev"  # placeholder: `disco compile --image` sets the real tag
+DEFAULT_EMBEDDER = "musicnn"
+DEFAULT_AUGMENT_COPIES = 1
+DEFAULT_MODEL = "baseline"
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+DEFAULT_GKE_ACCELERATOR = "nvidia-tesla-t4"
+GPU_STEPS = ("embed", "train")
+# Steps that read remote storage (gs:// dataset, TF Hub handle) retry transient failures.
+REMOTE_READ_STEPS = ("import_features", "resample", "embed")
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    """How a GPU step asks for a GPU on Kubernetes / GKE."""
+
+    accelerator_type: str = GPU_RESOURCE
+    count: int = 1
+    node_label_key: str = GKE_ACCELERATOR_LABEL
+    node_label_value: str = DEFAULT_GKE_ACCELERATOR
+    toleration_key: str = GPU_RESOURCE
+    steps: tuple[str, ...] = GPU_STEPS
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Requests/limits per step for a cluster (kfp.local ignores them)."""
+
+    cpu_request: str
+    memory_request: str
+    memory_limit: str
+
+
+DEFAULT_RESOURCES: dict[str, Resources] = {
+    "import_features": Resources("1", "4G", "8G"),
+    "resample": Resources("2", "4G", "8G"),
+    "augment": Resources("2", "4G", "8G"),
+    "embed": Resources("4", "8G", "16G"),
+    "train": Resources("2", "8G", "16G"),
+    "evaluate": Resources("1", "4G", "8G"),
+}
+
+DISPLAY_NAMES = {
+    "import_features": "Import release VGGish features",
+    "resample": "Resample audio (16 kHz mono, 10 s)",
+    "augment": "Augment training audio",
+    "embed": "Embed audio (Beam)",
+    "train": "Train classifier",
+    "evaluate": "Evaluate on split01 test",
+}
+
+
+def make_pipeline(
+    *,
+    image: str = DEFAULT_IMAGE,
+    gpu_image: str | None = None,
+    step_images: dict[str, str] | None = None,
+    gpu: bool | GpuConfig = False,
+    pipeline_name: str = PIPELINE_NAME,
+    retries: int = 3,
+    retry_backoff: str = "30s",
+    caching: bool = True,
+    resources: dict[str, Resources] | None = DEFAULT_RESOURCES,
+) -> Callable:
+    """Build the disco pipeline function.
+
+    Args:
+        image: the CPU image every step runs in on a cluster (kfp.local runs it in-process's venv).
+        gpu_image: image for the GPU steps (``GPU_STEPS``) when ``gpu`` is on; defaults to ``image``.
+        step_images: per-step overrides ``{step: image}`` (per-step image targets), applied last.
+        gpu: False for CPU-only clusters; True (GKE T4 defaults) or a :class:`GpuConfig` to request
+            a GPU for embed and train, with a node selector and toleration for a GPU node pool.
+        pipeline_name: the KFP pipeline name (and the compiled file's stem).
+        retries: retries for steps that read remote storage (0 for a local run on local data).
+        caching: KFP execution caching on every step.
+        resources: cluster CPU/memory per step; None to leave them unset.
+    """
+    from kfp import dsl
+    from kfp import kubernetes
+
+    import components
+
+    gpu_config = GpuConfig() if gpu is True else (gpu or None)
+    unknown = set(step_images or {}) - set(components.STEP_MODULES)
+    if unknown:
+        raise ConfigError(f"step_images names unknown steps {sorted(unknown)}; steps are {components.STEP_MODULES}")
+    factories = components.component_factories()
+
+    def build(step: str):
+        step_image = image
+        if gpu_config is not None and step in gpu_config.steps and gpu_image:
+            step_image = gpu_image
+        if step_images and step in step_images:
+            step_image = step_images[step]
+        return factories[step](step_image)
+
+    comps = {step: build(step) for step in factories}
+
+    def configure(task, step: str):
+        task.set_display_name(DISPLAY_NAMES[step])
+        task.set_caching_options(enable_caching=caching)
+        if retries > 0 and step in REMOTE_READ_STEPS:
+            task.set_retry(num_retries=retries, backoff_duration=retry_backoff, backoff_factor=2.0)
+        if resources and step in resources:
+            res = resources[step]
+            task.set_cpu_request(res.cpu_request)
+            task.set_memory_request(res.memory_request)
+            task.set_memory_limit(res.memory_limit)
+        if gpu_config is not None and step in gpu_config.steps:
+            task.set_accelerator_type(gpu_config.accelerator_type)
+            task.set_accelerator_limit(gpu_config.count)
+            kubernetes.add_node_selector(
+                task, label_key=gpu_config.node_label_key, label_value=gpu_config.node_label_value
+            )
+            kubernetes.add_toleration(task, key=gpu_config.toleration_key, operator="Exists", effect="NoSchedule")
+        return task
+
+    def train_and_evaluate(features, *, model, epochs, batch_size, learning_rate, dropout, l2, patience, seed):
+        trained = configure(
+            comps["train"](
+                features=features,
+                model_type=model,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                dropout=dropout,
+                l2=l2,
+                patience=patience,
+                seed=seed,
+            ),
+            "train",
+        )
+        evaluated = configure(
+            comps["evaluate"](model=trained.outputs["model"], features=features, seed=seed),
+            "evaluate",
+        )
+        return evaluated
+
+    @dsl.pipeline(name=pipeline_name, description=PIPELINE_DESCRIPTION)
+    def disco_pipeline(
+        data_uri: str,
+        embedder: str = DEFAULT_EMBEDDER,
+        vggish_handle: str = params.VGGISH_DEFAULT_HANDLE,
+        augment_copies: int = DEFAULT_AUGMENT_COPIES,
+        model: str = DEFAULT_MODEL,
+        epochs: int = params.DEFAULT_EPOCHS,
+        batch_size: int = params.DEFAULT_BATCH_SIZE,
+        learning_rate: float = params.DEFAULT_LEARNING_RATE,
+        dropout: float = params.DEFAULT_DROPOUT,
+        l2: float = params.DEFAULT_L2,
+        patience: int = params.DEFAULT_PATIENCE,
+        seed: int = params.DEFAULT_SEED,
+        validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
+        use_release_features: bool = False,
+        beam_options: str = "",
+    ) -> str:
+        hyper = dict(
+            model=model,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            dropout=dropout,
+            l2=l2,
+            patience=patience,
+            seed=seed,
+        )
+        # Train and evaluate sit inside each branch: kfp.local 2.17 cannot resolve a dsl.OneOf of
+        # artifacts (only of parameters), so the branches join on evaluate's parameter outputs.
+        with dsl.If(use_release_features == True, name="release-features"):  # noqa: E712 (KFP condition)
+            imported = configure(
+                comps["import_features"](data_uri=data_uri, seed=seed, validation_fraction=validation_fraction),
+                "import_features",
+            )
+            from_release = train_and_evaluate(imported.outputs["features"], **hyper)
+        with dsl.Else(name="from-audio"):
+            resampled = configure(
+                comps["resample"](
+                    data_uri=data_uri,
+                    seed=seed,
+                    validation_fraction=validation_fraction,
+                    beam_options=beam_options,
+                ),
+                "resample",
+            )
+            augmented = configure(
+                comps["augment"](
+                    resampled=resampled.outputs["resampled"],
+                    copies=augment_copies,
+                    seed=seed,
+                    beam_options=beam_options,
+                ),
+                "augment",
+            )
+            embedded = configure(
+                comps["embed"](
+                    resampled=resampled.outputs["resampled"],
+                    augmented=augmented.outputs["augmented"],
+                    embedder=embedder,
+                    vggish_handle=vggish_handle,
+                    beam_options=beam_options,
+                ),
+                "embed",
+            )
+            from_audio = train_and_evaluate(embedded.outputs["embeddings"], **hyper)
+        return dsl.OneOf(from_release.outputs["evaluation_uri"], from_audio.outputs["evaluation_uri"])
+
+    return disco_pipeline

@@ -1,0 +1,140 @@
+"""The Dataflow / Flink / Spark option builders, checked through Beam's own PipelineOptions parse."""
+
+from __future__ import annotations
+
+import pytest
+
+from disco.beam import runners
+from disco.errors import ConfigError
+
+IMAGE = "us-docker.pkg.dev/my-project/disco/disco-beam-worker-gpu:0.1.0-abc123def456"
+
+
+def _dataflow(**overrides):
+    kwargs = dict(
+        project="my-project",
+        region="us-central1",
+        temp_location="gs://my-bucket/tmp",
+        sdk_container_image=IMAGE,
+    )
+    kwargs.update(overrides)
+    return runners.dataflow_args(**kwargs)
+
+
+def test_dataflow_gpu_options_as_beam_sees_them():
+    from apache_beam.options.pipeline_options import (
+        GoogleCloudOptions,
+        SetupOptions,
+        StandardOptions,
+        WorkerOptions,
+        DebugOptions,
+    )
+
+    opts = runners.to_pipeline_options(_dataflow(gpu=runners.DataflowGpu(), job_name="disco-embed-1"))
+    assert opts.view_as(StandardOptions).runner == "DataflowRunner"
+    gcp = opts.view_as(GoogleCloudOptions)
+    assert (gcp.project, gcp.region, gcp.job_name) == ("my-project", "us-central1", "disco-embed-1")
+    assert gcp.temp_location == "gs://my-bucket/tmp"
+    assert gcp.staging_location == "gs://my-bucket/tmp/staging"
+    assert gcp.dataflow_service_options == [
+        "worker_accelerator=type:nvidia-tesla-t4;count:1;install-nvidia-driver"
+    ]
+    worker = opts.view_as(WorkerOptions)
+    assert worker.sdk_container_image == IMAGE
+    assert worker.machine_type == "n1-standard-4"
+    assert worker.max_num_workers == 10
+    assert opts.view_as(DebugOptions).number_of_worker_harness_threads == 1
+    assert opts.view_as(SetupOptions).sdk_location == "container"
+    experiments = opts.view_as(DebugOptions).experiments
+    assert "use_runner_v2" in experiments
+    assert "no_use_multiple_sdk_containers" in experiments
+
+
+def test_dataflow_cpu_has_no_accelerator_and_keeps_machine_type():
+    from apache_beam.options.pipeline_options import DebugOptions, GoogleCloudOptions, WorkerOptions
+
+    opts = runners.to_pipeline_options(
+        _dataflow(machine_type="e2-standard-8", max_num_workers=3, disk_size_gb=50, no_public_ips=True)
+    )
+    assert not opts.view_as(GoogleCloudOptions).dataflow_service_options
+    worker = opts.view_as(WorkerOptions)
+    assert (worker.machine_type, worker.max_num_workers, worker.disk_size_gb) == ("e2-standard-8", 3, 50)
+    assert worker.use_public_ips is False
+    assert opts.view_as(DebugOptions).number_of_worker_harness_threads is None
+
+
+def test_dataflow_gpu_type_count_and_driver_flag():
+    gpu = runners.DataflowGpu(gpu_type="nvidia-l4", count=2, install_driver=False)
+    assert gpu.service_option() == "worker_accelerator=type:nvidia-l4;count:2"
+    args = _dataflow(gpu=gpu, machine_type="g2-standard-8")
+    assert "--machine_type=g2-standard-8" in args
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(temp_location="/tmp/x"), "gs://"),
+        (dict(region="us central"), "region"),
+        (dict(sdk_container_image="us-docker.pkg.dev/p/disco/disco-cpu"), "no tag"),
+        (dict(sdk_container_image="us-docker.pkg.dev/p/disco/disco-cpu:latest"), "latest"),
+        (dict(sdk_container_image="localhost/disco/disco-cpu:0.1.0-abc"), "local image"),
+        (dict(gpu=runners.DataflowGpu(), machine_type="e2-standard-4"), "n1-"),
+        (dict(gpu=runners.DataflowGpu(count=0)), "count"),
+        (dict(job_name="Bad_Name"), "job_name"),
+        (dict(project=""), "project"),
+    ],
+)
+def test_dataflow_rejects_bad_options(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        _dataflow(**overrides)
+
+
+def test_flink_docker_and_external_environments():
+    from apache_beam.options.pipeline_options import FlinkRunnerOptions, PortableOptions, StandardOptions
+
+    opts = runners.to_pipeline_options(
+        runners.flink_args(flink_master="flink-jobmanager:8081", sdk_container_image=IMAGE, parallelism=4,
+                           flink_version="1.19")
+    )
+    assert opts.view_as(StandardOptions).runner == "FlinkRunner"
+    flink = opts.view_as(FlinkRunnerOptions)
+    assert (flink.flink_master, flink.parallelism, flink.flink_version) == ("flink-jobmanager:8081", 4, "1.19")
+    portable = opts.view_as(PortableOptions)
+    assert (portable.environment_type, portable.environment_config) == ("DOCKER", IMAGE)
+
+    ext = runners.to_pipeline_options(
+        runners.flink_args(flink_master="localhost:8081", environment="EXTERNAL", worker_pool_endpoint="localhost:50000")
+    ).view_as(PortableOptions)
+    assert (ext.environment_type, ext.environment_config) == ("EXTERNAL", "localhost:50000")
+
+
+def test_spark_and_portable_job_server():
+    from apache_beam.options.pipeline_options import PortableOptions, SparkRunnerOptions, StandardOptions
+
+    opts = runners.to_pipeline_options(runners.spark_args(spark_master_url="spark://spark-master:7077",
+                                                          sdk_container_image=IMAGE))
+    assert opts.view_as(StandardOptions).runner == "SparkRunner"
+    assert opts.view_as(SparkRunnerOptions).spark_master_url == "spark://spark-master:7077"
+    assert opts.view_as(PortableOptions).environment_config == IMAGE
+
+    portable = runners.to_pipeline_options(
+        runners.portable_args(job_endpoint="localhost:8099", environment="LOOPBACK")
+    )
+    assert portable.view_as(StandardOptions).runner == "PortableRunner"
+    assert portable.view_as(PortableOptions).job_endpoint == "localhost:8099"
+    assert portable.view_as(PortableOptions).environment_type == "LOOPBACK"
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: runners.flink_args(flink_master="x:8081"), "sdk_container_image"),
+        (lambda: runners.flink_args(flink_master="x:8081", environment="EXTERNAL"), "worker_pool_endpoint"),
+        (lambda: runners.flink_args(flink_master="x:8081", environment="PROCESS"), "environment"),
+        (lambda: runners.spark_args(spark_master_url="http://x:7077", sdk_container_image=IMAGE), "spark://"),
+        (lambda: runners.flink_args(flink_master="x:8081", environment="LOOPBACK", parallelism=0), "parallelism"),
+    ],
+)
+def test_portable_rejects_bad_options(call, message):
+    with pytest.raises(ConfigError, match=message):
+        call()

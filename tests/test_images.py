@@ -1,0 +1,246 @@
+"""Container images, for real: disco.images' tags and commands (fast), then (slow, `images` marker)
+build the CPU images with buildah on a debootstrapped Debian bookworm base and run each pipeline
+component's exact compiled command inside its image with a real executor input and tiny data."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from disco import images
+from disco.errors import ConfigError
+import images_fixtures as fx
+
+log = logging.getLogger(__name__)
+
+PIPELINE_YAML = Path("pipelines/disco-openmic.yaml")  # TODO(lead): params / pipelines.factory name
+# Which per-step image target runs which component function.
+FUNCTION_TARGET = {
+    "import_release_features": "import-features",
+    "resample_audio": "resample",
+    "augment_audio": "augment",
+    "embed_audio": "embed",
+    "train_classifier": "train",
+    "evaluate_classifier": "evaluate",
+}
+# Input artifact name -> the upstream output artifact that feeds it (same name unless listed).
+ARTIFACT_SOURCE = {"features": "embeddings"}
+DEMO_CLIPS = 24
+STEP_PARAMETERS = {
+    "seed": 2018,
+    "validation_fraction": 0.2,
+    "beam_options": "",
+    "copies": 1,
+    "embedder": "musicnn",
+    "model_type": "baseline",
+    "epochs": 2,
+    "batch_size": 8,
+    "learning_rate": 1e-3,
+    "dropout": 0.5,
+    "l2": 0.01,
+    "patience": 2,
+}
+
+
+# ---------------------------------------------------------------- fast: tags, names, commands
+
+def test_tags_are_version_and_commit_never_latest(repo_root):
+    from disco import __version__
+
+    tag = images.default_tag(repo_root)
+    assert tag.startswith(f"{__version__}-") and len(tag) > len(__version__) + 6
+    assert images.validate_tag(tag) == tag
+    for bad in ("latest", "", "has space", "-leading", "a" * 129, "x/y"):
+        with pytest.raises(ConfigError):
+            images.validate_tag(bad)
+
+
+def test_image_specs_cpu_and_gpu():
+    cpu = images.image_specs(registry="reg.example/disco/", tag="0.1.0-abc")
+    assert cpu[0] == images.ImageSpec("runtime", "cpu", "reg.example/disco/disco-cpu:0.1.0-abc")
+    assert {s.target for s in cpu} == {"runtime", *images.STEP_TARGETS}
+    assert "reg.example/disco/disco-embed-cpu:0.1.0-abc" in {s.ref for s in cpu}
+    both = images.image_specs(registry="r", tag="t1", gpu=True, steps=False)
+    assert [s.ref for s in both] == ["r/disco-cpu:t1", "r/disco-gpu:t1"]
+    assert (both[1].repository, both[1].tag) == ("r/disco-gpu", "t1")
+
+
+def test_buildah_command_is_chroot_layered_and_passes_build_args(repo_root):
+    spec = images.ImageSpec("embed", "gpu", "r/disco-embed-gpu:t")
+    args = images.build_args(variant="gpu", base_image="localhost/debian-bookworm-python:1", version="0.1.0", sha="abc")
+    cmd = images.buildah_build_command(spec, args=args, context=repo_root)
+    assert cmd[:4] == ["buildah", "bud", "--isolation", "chroot"]
+    assert "--layers" in cmd and cmd[cmd.index("--target") + 1] == "embed"
+    assert "VARIANT=gpu" in cmd and "BASE_IMAGE=localhost/debian-bookworm-python:1" in cmd
+    assert cmd[-3:] == ["-t", "r/disco-embed-gpu:t", str(repo_root)]
+    with pytest.raises(ConfigError):
+        images.build_args(variant="tpu", base_image="b", version="v", sha="s")
+
+
+def test_cli_dry_run_and_push_refuses_local_store(capsys):
+    assert images.main(["build", "--dry-run", "--tag", "0.1.0-abc", "--no-steps", "--base-image", "b:1"]) == 0
+    out = capsys.readouterr().out
+    assert "--target runtime" in out and "localhost/disco/disco-cpu:0.1.0-abc" in out
+    assert images.main(["push", "--dry-run", "--tag", "0.1.0-abc"]) == 2
+    assert "not a registry" in capsys.readouterr().err
+    assert images.main(["push", "--dry-run", "--tag", "0.1.0-abc", "--registry", "localhost:5000/disco", "--no-steps"]) == 0
+    assert "docker://localhost:5000/disco/disco-cpu:0.1.0-abc" in capsys.readouterr().out
+    assert images.main(["build", "--dry-run", "--tag", "latest"]) == 2
+
+
+# ---------------------------------------------------------------- slow: really build and run
+
+def _require_builders() -> None:
+    missing = fx.missing_tools()
+    if missing:
+        pytest.skip(f"image tests need {', '.join(missing)} (docker/ci-prepare.sh installs them with apt-get)")
+    if os.geteuid() != 0:
+        pytest.skip("image tests need root: debootstrap and buildah --isolation chroot (rootless needs subuid setup)")
+
+
+@pytest.fixture(scope="session")
+def built_images(repo_root) -> dict[str, str]:
+    """Build every CPU target on the local base; ``{target: image ref}``."""
+    _require_builders()
+    t0 = time.monotonic()
+    base = fx.make_local_base(repo_root)
+    t1 = time.monotonic()
+    tag = f"test-{images.git_sha(repo_root)}"
+    specs = images.build(tag=tag, registry="localhost/disco-test", base_image=base, steps=True,
+                         backend="buildah", context=repo_root)
+    t2 = time.monotonic()
+    log.warning("image test: local base %.0f s, CPU images (%d targets) %.0f s", t1 - t0, len(specs), t2 - t1)
+    return {s.target: s.ref for s in specs}
+
+
+def _inspect(ref: str) -> dict:
+    out = subprocess.run(["buildah", "inspect", "--type", "image", ref], check=True, capture_output=True,
+                         text=True).stdout
+    return json.loads(out)
+
+
+@pytest.mark.images
+@pytest.mark.slow
+def test_images_are_non_root_labelled_and_carry_the_imports(built_images, repo_root):
+    from disco import __version__
+
+    runtime = built_images["runtime"]
+    config = _inspect(runtime)["OCIv1"]["config"]
+    assert config["User"] == "1000:1000"
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.version"] == __version__
+    assert labels["org.opencontainers.image.revision"] == images.git_sha(repo_root)
+    assert labels["io.disco.variant"] == "cpu"
+    assert _inspect(built_images["embed"])["OCIv1"]["config"]["Labels"]["io.disco.step"] == "embed"
+    proc = fx.run_in_image(runtime, ["python3", "-c",
+        "import os, tensorflow, apache_beam, kfp, kfp.kubernetes, disco, components, pipelines, musicnn;"
+        "print(os.getuid(), disco.__version__, tensorflow.__version__, apache_beam.__version__)"], mounts=[])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    uid, version, tf_version, beam_version = proc.stdout.split()[-4:]
+    assert (uid, version) == ("1000", __version__)
+    assert (tf_version, beam_version) == _host_versions()
+
+
+def _host_versions() -> tuple[str, str]:
+    from importlib.metadata import version
+
+    return version("tensorflow"), version("apache-beam")
+
+
+@pytest.mark.images
+@pytest.mark.slow
+def test_lightweight_component_executor_runs_in_image(built_images, tmp_path):
+    """The launcher contract on its own: a component compiled against our image, its exact command,
+    a real executor input, outputs written where the executor input says."""
+    from images_probe import probe
+    from kfp import compiler, dsl
+
+    comp = dsl.component(probe, base_image=built_images["runtime"], install_kfp_package=False)
+    compiler.Compiler().compile(comp, str(tmp_path / "probe.yaml"))
+    (ex,) = fx.load_executors(tmp_path / "probe.yaml").values()
+    assert ex.image == built_images["runtime"]
+    work = fx.make_writable(tmp_path / "run")
+    payload = fx.executor_input(ex, parameters={"n": 21}, input_artifacts={}, out_dir=work)
+    proc = fx.run_in_image(ex.image, fx.container_argv(ex, payload), mounts=[work])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (work / "out" / "probe.txt").read_text().endswith(" 1000")
+    executor_output = json.loads((work / "executor_output.json").read_text())
+    assert executor_output["parameterValues"]["Output"] == 42
+    assert executor_output["artifacts"]["out"]["artifacts"][0]["uri"] == str(work / "out")
+
+
+def _demo_dataset(tmp_path: Path) -> Path:
+    out = tmp_path / "demo" / "openmic-2018"
+    proc = subprocess.run([sys.executable, "-m", "disco", "demo-data", "--out", str(out), "--clips", str(DEMO_CLIPS),
+                           "--seed", "2018"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"disco demo-data failed:\n{proc.stderr[-3000:]}"
+    return out
+
+
+def _run_step(built_images, ex: fx.Executor, *, parameters, produced: dict[str, str], work: Path) -> dict[str, str]:
+    image = built_images[FUNCTION_TARGET[ex.function]]
+    step_dir = fx.make_writable(work / ex.function)
+    inputs = {}
+    for name in ex.inputs.get("artifacts") or {}:
+        source = ARTIFACT_SOURCE.get(name, name)
+        assert source in produced, f"{ex.function} needs {name} ({source}), not produced upstream"
+        inputs[name] = produced[source]
+    payload = fx.executor_input(ex, parameters=parameters, input_artifacts=inputs, out_dir=step_dir)
+    t0 = time.monotonic()
+    proc = fx.run_in_image(image, fx.container_argv(ex, payload), mounts=[work])
+    log.warning("image test: %s in %s took %.0f s", ex.function, image, time.monotonic() - t0)
+    assert proc.returncode == 0, f"{ex.function} failed in {image}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    outputs = {}
+    for name, adef in (ex.outputs.get("artifacts") or {}).items():
+        path = step_dir / name
+        assert path.exists(), f"{ex.function} wrote no {name} artifact at {path}"
+        if adef["artifactType"]["schemaTitle"] in ("system.Dataset", "system.Model"):
+            assert path.is_dir() and any(path.iterdir()), f"{ex.function}: {name} is empty"
+            assert (path / "summary.json").is_file() and (path / "run_info.json").is_file(), \
+                f"{ex.function}: {name} lacks summary.json / run_info.json"
+        outputs[name] = str(path)
+    assert json.loads((step_dir / "executor_output.json").read_text()) is not None
+    return outputs
+
+
+@pytest.mark.images
+@pytest.mark.slow
+@pytest.mark.timeout(3000)
+def test_pipeline_components_run_in_their_images(built_images, repo_root, tmp_path):
+    executors = fx.load_executors(repo_root / PIPELINE_YAML)
+    assert set(executors) == set(FUNCTION_TARGET), "the compiled pipeline's components changed; update FUNCTION_TARGET"
+    for ex in executors.values():
+        # The compiled image is one of ours (any tag): the pipeline and the build agree on names.
+        assert ex.image.rsplit(":", 1)[0].rsplit("/", 1)[-1] in {"disco-cpu", "disco-gpu"} | {
+            f"disco-{t}-cpu" for t in images.STEP_TARGETS}, ex.image
+    data = _demo_dataset(tmp_path)
+    # Data and step outputs all under tmp_path, mounted at the same path in each container.
+    mounts_root = fx.make_writable(tmp_path)
+    parameters = dict(STEP_PARAMETERS, data_uri=str(data))
+
+    produced: dict[str, str] = {}
+    for function in ("resample_audio", "augment_audio", "embed_audio", "train_classifier", "evaluate_classifier"):
+        produced.update(_run_step(built_images, executors[function], parameters=parameters, produced=produced,
+                                  work=mounts_root))
+    metrics = json.loads((Path(produced["evaluation"]) / "metrics.json").read_text())
+    assert 0.0 <= metrics["mAP"] <= 1.0 and set(metrics["per_class"])
+    executor_output = json.loads((tmp_path / "evaluate_classifier" / "executor_output.json").read_text())
+    assert abs(executor_output["parameterValues"]["mAP"] - metrics["mAP"]) < 1e-6
+
+    # The release-features branch: import -> train -> evaluate in their images, when the data has features.
+    if (data / "openmic-2018.npz").exists() or (data / "vggish").is_dir():
+        produced = {}
+        release = tmp_path / "release"
+        fx.make_writable(release)
+        for function in ("import_release_features", "train_classifier", "evaluate_classifier"):
+            out = _run_step(built_images, executors[function], parameters=parameters, produced=produced, work=release)
+            if function == "import_release_features":
+                out["embeddings"] = next(iter(out.values()))
+            produced.update(out)
