@@ -143,12 +143,18 @@ def pick_backend(requested: str = "auto") -> str:
 
 
 def buildah_build_command(
-    spec: ImageSpec, *, args: dict[str, str], context: Path = REPO_ROOT, layers: bool = True
+    spec: ImageSpec, *, args: dict[str, str], context: Path = REPO_ROOT, layers: bool = True,
+    network: str | None = None,
 ) -> list[str]:
-    cmd = ["buildah", "bud", "--isolation", "chroot", "--target", spec.target, "-f", str(context / DOCKERFILE)]
+    # Docker image format: OCI format drops SHELL (the Dockerfile's pipefail) and kind / Dataflow
+    # take Docker-format images anyway.
+    cmd = ["buildah", "bud", "--isolation", "chroot", "--format", "docker", "--target", spec.target,
+           "-f", str(context / DOCKERFILE)]
     if layers:
         # Layer cache: the dependency layer is reused across targets, variants' source layers and rebuilds.
         cmd.append("--layers")
+    if network:
+        cmd += ["--network", network]
     for key, value in args.items():
         cmd += ["--build-arg", f"{key}={value}"]
     cmd += ["-t", spec.ref, str(context)]
@@ -162,6 +168,13 @@ def _run(cmd: Sequence[str]) -> None:
         raise DiscoError(f"command failed (exit {proc.returncode}): {' '.join(cmd)}")
 
 
+def _run_or_print(cmd: Sequence[str], *, dry_run: bool) -> None:
+    if dry_run:
+        print(" ".join(cmd))
+    else:
+        _run(cmd)
+
+
 def build(
     *,
     tag: str,
@@ -171,9 +184,13 @@ def build(
     steps: bool = True,
     backend: str = "auto",
     context: Path = REPO_ROOT,
+    network: str | None = None,
     dry_run: bool = False,
 ) -> list[ImageSpec]:
-    """Build the runtime image (and the per-step images) for CPU, and GPU with ``gpu=True``."""
+    """Build the runtime image (and the per-step images) for CPU, and GPU with ``gpu=True``.
+
+    ``network``: the build containers' network (``host`` where the daemon's default bridge cannot
+    reach PyPI, e.g. a daemon started with ``--bridge=none`` or behind a host-only proxy)."""
     from disco import __version__
 
     specs = image_specs(registry=registry, tag=tag, gpu=gpu, steps=steps)
@@ -184,24 +201,20 @@ def build(
         args = build_args(variant=spec.variant, base_image=base_image, version=__version__, sha=sha)
         log.info("[%d/%d] building %s (target %s, %s) with %s", i, len(specs), spec.ref, spec.target, spec.variant, chosen)
         if chosen == "buildah":
-            cmd = buildah_build_command(spec, args=args, context=context)
-            if dry_run:
-                print(" ".join(cmd))
-            else:
-                _run(cmd)
+            _run_or_print(buildah_build_command(spec, args=args, context=context, network=network), dry_run=dry_run)
         elif dry_run:
             print(f"docker build {context} -f {DOCKERFILE} --target {spec.target} -t {spec.ref} "
                   + " ".join(f"--build-arg {k}={v}" for k, v in args.items()))
         else:
-            _docker_build(client, spec, args=args, context=context)
+            _docker_build(client, spec, args=args, context=context, network=network)
     return specs
 
 
-def _docker_build(client, spec: ImageSpec, *, args: dict[str, str], context: Path) -> None:
+def _docker_build(client, spec: ImageSpec, *, args: dict[str, str], context: Path, network: str | None) -> None:
     # The low-level API streams the build log, so a long dependency install shows progress.
     for chunk in client.api.build(
         path=str(context), dockerfile=DOCKERFILE, target=spec.target, tag=spec.ref,
-        buildargs=args, rm=True, decode=True,
+        buildargs=args, rm=True, decode=True, network_mode=network,
     ):
         if "error" in chunk:
             raise DiscoError(f"docker build of {spec.ref} failed: {chunk['error'].strip()}")
@@ -224,8 +237,7 @@ def push(
     client = docker_client() if chosen == "docker" and not dry_run else None
     for spec in specs:
         if chosen == "buildah":
-            cmd = ["buildah", "push", spec.ref, f"docker://{spec.ref}"]
-            print(" ".join(cmd)) if dry_run else _run(cmd)
+            _run_or_print(["buildah", "push", spec.ref, f"docker://{spec.ref}"], dry_run=dry_run)
         elif dry_run:
             print(f"docker push {spec.ref}")
         else:
@@ -256,7 +268,7 @@ def kind_load(
                 ["kind", "load", "image-archive", archive, "--name", cluster],
             ]
         for cmd in cmds:
-            print(" ".join(cmd)) if dry_run else _run(cmd)
+            _run_or_print(cmd, dry_run=dry_run)
     return specs
 
 
@@ -272,6 +284,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--backend", choices=BACKENDS, default="auto")
         p.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
         if action == "build":
+            p.add_argument("--network", default=None, help="build containers' network (e.g. host)")
             p.add_argument("--base-image", default=DEFAULT_BASE_IMAGE,
                            help="Debian bookworm + python3.11 image (docker/make-local-base.sh makes one offline)")
         if action == "kind-load":
@@ -287,7 +300,7 @@ def main(argv: Iterable[str] | None = None) -> int:
                   dry_run=args.dry_run)
     try:
         if args.action == "build":
-            specs = build(base_image=args.base_image, **common)
+            specs = build(base_image=args.base_image, network=args.network, **common)
         elif args.action == "push":
             specs = push(**common)
         else:

@@ -12,6 +12,9 @@ CLUSTER="${1:-disco}"
 VERSION="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' disco/__init__.py)"
 TAG="${TAG:-${VERSION}-$(git rev-parse --short=12 HEAD 2>/dev/null || echo nogit)}"
 DISCO_IMAGE="${DISCO_IMAGE:-localhost/disco/disco-cpu:${TAG}}"
+# The same remote base as k8s/kfp/kustomization.yaml (a test keeps them equal); applied on its own so
+# disco's smoke Job goes in only once its image is loaded.
+KFP_BASE="https://github.com/kubeflow/pipelines//manifests/kustomize/env/platform-agnostic?ref=2.17.0"
 
 need() { command -v "$1" >/dev/null || { echo "kind-up: error: $1 not found ($2)" >&2; exit 2; }; }
 need kind "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
@@ -34,7 +37,7 @@ echo "kind-up: installing KFP 2.17 (platform-agnostic) and disco's resources"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 cp -r k8s/disco "$work/disco"
 sed -i "s#newName: .*#newName: ${DISCO_IMAGE%:*}#; s#newTag: .*#newTag: ${DISCO_IMAGE##*:}#" "$work/disco/kustomization.yaml"
-kubectl apply -k "https://github.com/kubeflow/pipelines//manifests/kustomize/env/platform-agnostic?ref=2.17.0"
+kubectl apply -k "$KFP_BASE"
 kubectl -n kubeflow wait --for=condition=Available --timeout=900s deployment --all
 
 if [ "${SKIP_SMOKE:-0}" != 1 ]; then

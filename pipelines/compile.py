@@ -33,6 +33,8 @@ def compile_pipeline(
     gpu_accelerator: str | None = None,
     pipeline_name: str | None = None,
     retries: int = 3,
+    registry: str = DEFAULT_REGISTRY,
+    tag: str | None = None,
 ) -> Path:
     """Compile to ``output`` (default ``pipelines/<pipeline name>.yaml``) and return the path."""
     from kfp import compiler
@@ -44,8 +46,8 @@ def compile_pipeline(
     if gpu and gpu_accelerator:
         gpu_arg = factory.GpuConfig(node_label_value=gpu_accelerator)
     pipeline = factory.make_pipeline(
-        image=image or default_image(),
-        gpu_image=gpu_image or (default_image(variant="gpu") if gpu else None),
+        image=image or default_image(registry=registry, tag=tag),
+        gpu_image=gpu_image or (default_image(registry=registry, variant="gpu", tag=tag) if gpu else None),
         gpu=gpu_arg,
         pipeline_name=name,
         retries=retries,

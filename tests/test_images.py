@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from disco import images
+from disco import images, params
 from disco.errors import ConfigError
 import images_fixtures as fx
 
@@ -34,11 +34,12 @@ FUNCTION_TARGET = {
 ARTIFACT_SOURCE = {"features": "embeddings"}
 DEMO_CLIPS = 24
 STEP_PARAMETERS = {
-    "seed": 2018,
+    "seed": params.DEFAULT_SEED,
     "validation_fraction": 0.2,
     "beam_options": "",
     "copies": 1,
     "embedder": "musicnn",
+    "vggish_handle": params.VGGISH_DEFAULT_HANDLE,  # unused by musicnn; the component still takes it
     "model_type": "baseline",
     "epochs": 2,
     "batch_size": 8,
@@ -93,6 +94,44 @@ def test_cli_dry_run_and_push_refuses_local_store(capsys):
     assert images.main(["push", "--dry-run", "--tag", "0.1.0-abc", "--registry", "localhost:5000/disco", "--no-steps"]) == 0
     assert "docker://localhost:5000/disco/disco-cpu:0.1.0-abc" in capsys.readouterr().out
     assert images.main(["build", "--dry-run", "--tag", "latest"]) == 2
+    capsys.readouterr()
+    assert images.main(["kind-load", "--dry-run", "--tag", "t1", "--no-steps", "--cluster", "c1"]) == 0
+    out = capsys.readouterr().out
+    assert "buildah push localhost/disco/disco-cpu:t1 docker-archive:" in out
+    assert "kind load image-archive" in out and "--name c1" in out
+
+
+def test_backend_choice_follows_what_is_reachable(monkeypatch):
+    if images.docker_client() is not None:
+        assert images.pick_backend("auto") == "docker"
+        return
+    with pytest.raises(ConfigError, match="no Docker daemon"):
+        images.pick_backend("docker")
+    if images.shutil.which("buildah"):
+        assert images.pick_backend("auto") == "buildah"
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ConfigError, match="buildah is not installed"):
+        images.pick_backend("auto")
+    with pytest.raises(ConfigError, match="backend"):
+        images.pick_backend("kaniko")
+
+
+def test_harness_covers_every_compiled_component(repo_root, tmp_path):
+    """Every executor of the compiled pipeline gets all its parameters and upstream artifacts from
+    the image test's harness (so a renamed parameter fails here, fast, not after a 5-minute build)."""
+    executors = fx.load_executors(repo_root / PIPELINE_YAML)
+    assert set(executors) == set(FUNCTION_TARGET)
+    produced: dict[str, str] = {}
+    parameters = dict(STEP_PARAMETERS, data_uri="/data")
+    for function in ("import_release_features", "resample_audio", "augment_audio", "embed_audio",
+                     "train_classifier", "evaluate_classifier"):
+        ex = executors[function]
+        assert ex.command[:2] == ["sh", "-ec"] and "{{$}}" in ex.args
+        inputs = {name: produced[ARTIFACT_SOURCE.get(name, name)] for name in ex.inputs.get("artifacts") or {}}
+        payload = fx.executor_input(ex, parameters=parameters, input_artifacts=inputs, out_dir=tmp_path / function)
+        argv = fx.container_argv(ex, payload)
+        assert json.loads(argv[argv.index("--executor_input") + 1]) == payload
+        produced.update({name: a["artifacts"][0]["uri"] for name, a in payload["outputs"]["artifacts"].items()})
 
 
 # ---------------------------------------------------------------- slow: really build and run
@@ -176,10 +215,37 @@ def test_lightweight_component_executor_runs_in_image(built_images, tmp_path):
     assert executor_output["artifacts"]["out"]["artifacts"][0]["uri"] == str(work / "out")
 
 
+@pytest.mark.images
+@pytest.mark.slow
+def test_every_component_body_imports_in_its_image(built_images, repo_root):
+    """The modules each compiled component body imports (read from the YAML's embedded source)
+    import inside its per-step image: a step whose image lacks its library fails here by name."""
+    import ast
+
+    executors = fx.load_executors(repo_root / PIPELINE_YAML)
+    failures = []
+    for function, ex in sorted(executors.items()):
+        source = ex.command[3]  # sh -ec <launcher script> <component source>
+        tree = ast.parse(source)
+        (fn,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function]
+        modules = sorted({n.module for n in ast.walk(fn) if isinstance(n, ast.ImportFrom) and n.module}
+                         | {a.name for n in ast.walk(fn) if isinstance(n, ast.Import) for a in n.names})
+        assert modules, f"{function} imports nothing?"
+        check = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\nprint('ok')"
+        proc = fx.run_in_image(built_images[FUNCTION_TARGET[function]], ["python3", "-c", check, *modules], mounts=[])
+        if proc.returncode != 0 or not proc.stdout.strip().endswith("ok"):
+            # Python's exception line, not buildah's own trailer ("subprocess exited with status 1").
+            errors = [ln for ln in proc.stderr.splitlines() if ln and ln.split(":", 1)[0].endswith(("Error", "Exception"))
+                      and not ln.startswith("Error")]
+            last = (errors or proc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+            failures.append(f"{function} in {built_images[FUNCTION_TARGET[function]]}: {last}")
+    assert not failures, "component imports missing from their images:\n" + "\n".join(failures)
+
+
 def _demo_dataset(tmp_path: Path) -> Path:
     out = tmp_path / "demo" / "openmic-2018"
     proc = subprocess.run([sys.executable, "-m", "disco", "demo-data", "--out", str(out), "--clips", str(DEMO_CLIPS),
-                           "--seed", "2018"], capture_output=True, text=True, timeout=600)
+                           "--seed", str(params.DEFAULT_SEED)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"disco demo-data failed:\n{proc.stderr[-3000:]}"
     return out
 

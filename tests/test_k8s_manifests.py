@@ -127,6 +127,12 @@ def test_kfp_bases_are_pinned_to_2_17(repo_root, rel):
         assert r.startswith("https://github.com/kubeflow/pipelines//manifests/kustomize/") and r.endswith(KFP_REF), r
 
 
+def test_kind_up_installs_the_pinned_base(repo_root):
+    kust = yaml.safe_load((repo_root / "k8s/kfp/kustomization.yaml").read_text())
+    (remote,) = [r for r in kust["resources"] if r.startswith("https://")]
+    assert f'KFP_BASE="{remote}"' in (repo_root / "k8s/kind-up.sh").read_text()
+
+
 def test_kind_config_and_scripts(repo_root):
     cfg = yaml.safe_load((repo_root / "k8s/kind-config.yaml").read_text())
     assert cfg["kind"] == "Cluster" and cfg["apiVersion"] == "kind.x-k8s.io/v1alpha4"

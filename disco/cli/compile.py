@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--output", "-o", default=None, help="YAML path (default pipelines/<pipeline name>.yaml)")
     p.add_argument("--image", default=None, help="image for every step (default localhost/disco/disco-cpu:<version>)")
+    p.add_argument("--registry", default="localhost/disco", help="registry of the default image names")
+    p.add_argument("--tag", default=None, help="tag of the default image names (make build-images: <version>-<git sha>)")
     p.add_argument("--gpu-image", default=None, help="image for the GPU steps when --gpu (default the -gpu variant)")
     p.add_argument("--gpu", action="store_true", help="request a GPU for embed and train")
     p.add_argument(
@@ -41,6 +43,8 @@ def handle(args: argparse.Namespace) -> int:
         gpu_accelerator=args.gpu_accelerator,
         pipeline_name=args.pipeline_name,
         retries=args.retries,
+        registry=args.registry,
+        tag=args.tag,
     )
     print(out)
     return 0

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # given to get_embedder() as keyword arguments.
 EMBEDDER_REGISTRY: dict[str, str] = {
     "vggish": "disco.embedders.vggish:VGGishEmbedder",
+    "musicnn": "disco.embedders.musicnn:MusicnnEmbedder",
 }
 
 
