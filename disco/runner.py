@@ -51,6 +51,7 @@ _KFP_PROGRESS = re.compile(
 # Our steps' log lines (format set by components._runtime.setup_logging): "HH:MM:SS LEVEL name: msg".
 _STEP_LOG = re.compile(r"^\d\d:\d\d:\d\d (INFO|WARNING|ERROR|CRITICAL)\s+(disco|components)[\w.]*: ")
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
+_EXECUTING = re.compile(r"Executing task '?([\w-]+)'?")
 _TASK_NAME = re.compile(r"Task '?([\w-]+)'? cache hit")
 
 
@@ -82,6 +83,7 @@ class _ProgressTee(io.TextIOBase):
         self._buffer = ""
         self.cached: list[str] = []
         self.last_error: str | None = None
+        self.steps_started = 0
 
     def writable(self) -> bool:
         return True
@@ -108,6 +110,10 @@ class _ProgressTee(io.TextIOBase):
         if err:
             # The step's own exception (last traceback line), so the user sees the reason at once.
             self.last_error = f"{err.group(1).rsplit('.', 1)[-1]}: {err.group(2)}"
+        started = _EXECUTING.search(plain)
+        if started:
+            self.steps_started += 1
+            self._terminal.write(f"==> step {self.steps_started}: {_step_title(started.group(1))}\n")
         if self._stream_all or _KFP_PROGRESS.search(plain) or _STEP_LOG.match(plain):
             self._terminal.write(line.strip() + "\n")
             self._terminal.flush()
@@ -115,6 +121,15 @@ class _ProgressTee(io.TextIOBase):
     def flush(self) -> None:
         self._log.flush()
         self._terminal.flush()
+
+
+def _step_title(task: str) -> str:
+    """``train-classifier-2`` -> the step's display name (the branch copy has a numeric suffix)."""
+    from pipelines.factory import DISPLAY_NAMES, TASK_STEPS
+
+    base = re.sub(r"-\d+$", "", task)
+    step = TASK_STEPS.get(base)
+    return f"{DISPLAY_NAMES[step]} [{task}]" if step else task
 
 
 class _CacheHitCollector(logging.Handler):

@@ -69,6 +69,16 @@ DEFAULT_RESOURCES: dict[str, Resources] = {
     "evaluate": Resources("1", "4G", "8G"),
 }
 
+# KFP task names (from the component functions' names) -> step names.
+TASK_STEPS = {
+    "import-release-features": "import_features",
+    "resample-audio": "resample",
+    "augment-audio": "augment",
+    "embed-audio": "embed",
+    "train-classifier": "train",
+    "evaluate-classifier": "evaluate",
+}
+
 DISPLAY_NAMES = {
     "import_features": "Import release VGGish features",
     "resample": "Resample audio (16 kHz mono, 10 s)",

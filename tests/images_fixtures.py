@@ -130,3 +130,14 @@ def make_writable(path: Path) -> Path:
     for p in [path, *path.rglob("*")]:
         p.chmod(0o777 if p.is_dir() else 0o666)
     return path
+
+
+def prune_old_test_images(registry: str, keep_tag: str) -> list[str]:
+    """Untag the image test's builds from earlier commits (their layers shared with the current
+    build stay) and drop dangling layers, so repeated runs on one machine do not pile up gigabytes."""
+    out = subprocess.run(["buildah", "images", "--format", "{{.Name}}:{{.Tag}}"], capture_output=True, text=True)
+    stale = [ref for ref in out.stdout.split() if ref.startswith(registry + "/") and not ref.endswith(":" + keep_tag)]
+    if stale:
+        subprocess.run(["buildah", "rmi", *stale], capture_output=True)
+    subprocess.run(["buildah", "rmi", "--prune"], capture_output=True)
+    return stale

@@ -17,8 +17,8 @@ For every 16 kHz mono WAV it stores, under ``<i>/<name>``:
   (``musicnn.models.define_model``, weights restored with its Saver as ``extractor`` does) on
   ``batch``, all patches in one session call.
 
-``extractor_taggram`` / ``extractor_max_pool`` hold ``musicnn.extractor.extractor()``'s own output for
-the first clip, to show this harness runs the original exactly as its public entry point does
+``extractor_taggram`` / ``extractor_max_pool`` hold ``musicnn.extractor.extractor()``'s own output
+for the first clip, to show this harness runs the original exactly as its public entry point does
 (its per-patch ``penultimate``/``cnn*`` features are not usable: after the first patch it appends
 the first patch's values again, a bug in musicnn 0.1.0's extractor loop).
 """

@@ -152,9 +152,10 @@ def built_images(repo_root) -> dict[str, str]:
     base = fx.make_local_base(repo_root)
     t1 = time.monotonic()
     tag = f"test-{images.git_sha(repo_root)}"
-    specs = images.build(tag=tag, registry="localhost/disco-test", base_image=base, steps=True,
-                         backend="buildah", context=repo_root)
+    registry = "localhost/disco-test"
+    specs = images.build(tag=tag, registry=registry, base_image=base, steps=True, backend="buildah", context=repo_root)
     t2 = time.monotonic()
+    fx.prune_old_test_images(registry, keep_tag=tag)
     log.warning("image test: local base %.0f s, CPU images (%d targets) %.0f s", t1 - t0, len(specs), t2 - t1)
     return {s.target: s.ref for s in specs}
 

@@ -33,6 +33,8 @@ END_TO_END_TOLERANCE = 0.05
 LOG_MEL_TOLERANCE = 1e-4
 # float16's largest finite value / 10000: above this mel power the original's input is inf.
 FLOAT16_MEL_LIMIT = 65504.0 / musicnn.MUSICNN_LOG_SCALE
+# bfloat16 vs float32 embeddings of a real clip, per frame (measured: 0.9999).
+BF16_MIN_COSINE = 0.999
 SAFE_MEL = 2.0  # scale golden inputs so the original's largest mel power stays well below it
 
 
@@ -134,7 +136,9 @@ def test_embed_rejects_wrong_length(embedder: musicnn.MusicnnEmbedder) -> None:
         embedder.embed(np.zeros((1, 1000), np.float32))
 
 
-def test_any_length_and_overlap(embedder: musicnn.MusicnnEmbedder, openmic_clip: np.ndarray) -> None:
+def test_any_length_and_overlap(
+    embedder: musicnn.MusicnnEmbedder, openmic_clip: np.ndarray
+) -> None:
     # 1 s: the original fails (no whole patch); the port pads with silence to one patch.
     short = musicnn.build_musicnn_model(embedder.network, input_samples=params.SAMPLE_RATE)
     out = short(openmic_clip[np.newaxis, : params.SAMPLE_RATE]).numpy()
@@ -187,7 +191,9 @@ def _golden_inputs(openmic_clip: np.ndarray, real_clips: Path) -> dict[str, np.n
         "openmic": openmic_clip,
         "tinysol_contrabass": _load_16k_mono(next(real_clips.glob("tinysol/**/Cb-ord-*.wav"))),
         "tinysol_flute": _load_16k_mono(next(real_clips.glob("tinysol/**/Fl-ord-*.wav"))),
-        "irmas_clarinet": _load_16k_mono(next(real_clips.glob("irmas/IRMAS-TrainingData/**/*.wav"))),
+        "irmas_clarinet": _load_16k_mono(
+            next(real_clips.glob("irmas/IRMAS-TrainingData/**/*.wav"))
+        ),
         "phenicx_joined": np.concatenate([_load_16k_mono(p) for p in phenicx[:10]]),
     }
     scaled = {}
@@ -250,7 +256,9 @@ def test_golden_against_original(
         log_mel = musicnn.log_mel_spectrogram(
             tf.constant(wave[np.newaxis]), musicnn.slaney_mel_matrix()
         ).numpy()[0]
-        np.testing.assert_allclose(log_mel, golden[f"{index}/log_mel32"], rtol=0, atol=LOG_MEL_TOLERANCE)
+        np.testing.assert_allclose(
+            log_mel, golden[f"{index}/log_mel32"], rtol=0, atol=LOG_MEL_TOLERANCE
+        )
         # 2. network: port on the original's exact input, every output within GOLDEN_TOLERANCE
         ported = embedder.network(batch, training=False)
         for layer in ("max_pool", "mean_pool", "penultimate", "taggram"):
@@ -266,3 +274,31 @@ def test_golden_against_original(
         assert end_to_end.shape == expected.shape, name
         error = np.abs(end_to_end - expected) / np.maximum(1.0, np.abs(expected))
         assert error.max() <= END_TO_END_TOLERANCE, (name, float(error.max()))
+
+
+def test_bfloat16_close_to_float32(
+    embedder: musicnn.MusicnnEmbedder, openmic_clip: np.ndarray
+) -> None:
+    half = musicnn.MusicnnEmbedder(precision="bfloat16")
+    assert half.describe()["precision"] == "bfloat16"
+    wide = embedder.embed(openmic_clip[np.newaxis])[0]
+    narrow = half.embed(openmic_clip[np.newaxis])[0]
+    assert narrow.dtype == np.float32
+    norms = np.linalg.norm(wide, axis=-1) * np.linalg.norm(narrow, axis=-1)
+    cosine = (wide * narrow).sum(-1) / norms
+    assert cosine.min() >= BF16_MIN_COSINE, cosine
+
+
+def test_keras_file_round_trip(
+    embedder: musicnn.MusicnnEmbedder, openmic_clip: np.ndarray, tmp_path: Path
+) -> None:
+    # The export step saves models that contain this one: the custom frontend must serialise.
+    import keras
+
+    path = tmp_path / "musicnn.keras"
+    embedder.keras_model().save(path)
+    loaded = keras.models.load_model(path)
+    clip = openmic_clip[np.newaxis]
+    # both eager: eager and tf.function calls may pick different oneDNN kernels (~1e-5 apart)
+    expected = embedder.keras_model()(clip).numpy()
+    np.testing.assert_allclose(loaded(clip).numpy(), expected, atol=1e-6)

@@ -32,10 +32,24 @@ def test_partial_lines_are_held_until_complete():
 
     term = io.StringIO()
     tee = _ProgressTee(io.StringIO(), term, stream_all=True)
-    tee.write("Executing ")
+    tee.write("some ")
     assert term.getvalue() == ""
-    tee.write("task 'x'\n")
-    assert term.getvalue() == "Executing task 'x'\n"
+    tee.write("line\n")
+    assert term.getvalue() == "some line\n"
+
+
+def test_each_started_task_is_announced_as_a_numbered_step():
+    from disco.runner import _ProgressTee
+
+    term = io.StringIO()
+    tee = _ProgressTee(io.StringIO(), term, stream_all=False)
+    tee.write("04:06:33.331 - INFO - Executing task \x1b[96m'resample-audio'\x1b[0m\n")
+    tee.write("04:06:34.804 - INFO - Executing task 'train-classifier-2'\n")
+    lines = [line for line in term.getvalue().splitlines() if line.startswith("==>")]
+    assert lines == [
+        "==> step 1: Resample audio (16 kHz mono, 10 s) [resample-audio]",
+        "==> step 2: Train classifier [train-classifier-2]",
+    ]
 
 
 def test_metrics_table_lists_every_class_and_the_summary():

@@ -27,8 +27,9 @@ Network per patch ``[187, 96]``:
 * mid-end: three 1-D convs of 64 filters, width 7 (zero-padded 3 + 3), ReLU, batch norm; the 2nd
   and 3rd add their input (residual); frontend and the three outputs concatenated -> [187, 753];
 * back-end: max and mean over time (``max_pool``, ``mean_pool``: 753 each), interleaved per
-  feature (max0, mean0, max1, mean1, ...: the original flattens a [753, 2] map) -> batch norm -> dense 200 ReLU -> batch norm (``penultimate``) -> dense 50 (logits;
-  sigmoid = the ``taggram`` of the 50 MagnaTagATune tags).
+  feature (max0, mean0, max1, mean1, ...: the original flattens a [753, 2] map) -> batch norm
+  -> dense 200 ReLU -> batch norm (``penultimate``) -> dense 50 (logits; sigmoid = the
+  ``taggram`` of the 50 MagnaTagATune tags).
 
 The embedding is ``max_pool`` by default (753 per 3 s patch): 561 of its dimensions are the
 frontend's timbral/temporal filters, max-pooled over the patch, i.e. general spectro-temporal
@@ -445,7 +446,8 @@ class MusicnnEmbedder(Embedder):
         non-overlapping 3 s patches). ``precision`` None picks bfloat16 where the hardware computes
         it natively. ``checkpoint``: a checkpoint prefix (default: the wheel's MTT_musicnn)."""
         if layer not in LAYER_DIMS:
-            raise ConfigError(f"musicnn layer must be one of {', '.join(LAYER_DIMS)}, got {layer!r}")
+            choices = ", ".join(LAYER_DIMS)
+            raise ConfigError(f"musicnn layer must be one of {choices}, got {layer!r}")
         if hop_seconds is None:
             hop = PATCH_FRAMES
         else:
