@@ -1,0 +1,1 @@
+"""See docs/DEVELOPING.md for what lives here."""

@@ -1,0 +1,336 @@
+"""OpenMIC-2018 as the release ships it: labels, partitions, metadata, audio and VGGish features.
+
+``open_dataset(uri)`` accepts an extracted ``openmic-2018/`` directory, the release tarball (read
+in place) or a ``gs://`` prefix. Labels are built from ``openmic-2018-aggregated-labels.csv``
+exactly as the release's ``openmic-2018.npz`` holds them: ``Y_true[key, class]`` is the aggregated
+relevance of each observed (key, class) pair and ``Y_mask`` marks which pairs were observed; all
+other entries are unknown, not negative.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterable, Iterator, NamedTuple
+
+import numpy as np
+
+from disco import params
+from disco.data.storage import Source, TarSource, open_source, safe_relpath
+from disco.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+_LABEL_COLUMNS = ("sample_key", "instrument", "relevance")
+
+
+class Labels(NamedTuple):
+    keys: np.ndarray  # str [N], sorted
+    y_true: np.ndarray  # float32 [N, NUM_CLASSES]
+    y_mask: np.ndarray  # bool [N, NUM_CLASSES]
+
+    def index(self) -> dict[str, int]:
+        return {str(k): i for i, k in enumerate(self.keys)}
+
+
+class NpzFeatures(NamedTuple):
+    X: np.ndarray  # uint8 [N, 10, 128]
+    y_true: np.ndarray
+    y_mask: np.ndarray
+    sample_key: np.ndarray
+
+
+@dataclass(frozen=True)
+class Clip:
+    key: str
+    split: str
+    y_true: np.ndarray
+    y_mask: np.ndarray
+    artist_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AudioBlob:
+    key: str
+    location: str
+    data: bytes | None
+    error: str | None = None
+
+
+def audio_relpath(key: str) -> str:
+    return f"{params.AUDIO_DIR}/{key[: params.KEY_PREFIX_LENGTH]}/{key}{params.AUDIO_EXTENSION}"
+
+
+def vggish_relpath(key: str) -> str:
+    return f"{params.VGGISH_DIR}/{key[: params.KEY_PREFIX_LENGTH]}/{key}.json"
+
+
+def _check_key(key: str, *, path: str, line: int) -> str:
+    key = key.strip()
+    if not key:
+        raise DatasetError(path, "empty sample key", line=line)
+    safe_relpath(audio_relpath(key), source=f"{path}:{line}")
+    if "/" in key or "\\" in key or key.startswith("."):
+        raise DatasetError(path, f"sample key {key!r} is not a plain name", line=line)
+    return key
+
+
+def dequantize(X: np.ndarray) -> np.ndarray:
+    """Undo VGGish's 8-bit post-processing quantisation back to float32 in [min, max]."""
+    lo, hi = params.QUANTIZE_MIN_VAL, params.QUANTIZE_MAX_VAL
+    return (np.asarray(X, dtype=np.float32) * ((hi - lo) / 255.0) + lo).astype(np.float32)
+
+
+class OpenMICDataset:
+    def __init__(self, source: Source):
+        self.source = source
+        self.uri = source.uri
+
+    def __repr__(self) -> str:
+        return f"OpenMICDataset({self.uri!r})"
+
+    # --- small files -------------------------------------------------------------------------
+    def _require(self, rel: str) -> str:
+        if not self.source.exists(rel):
+            raise DatasetError(self.source.location(rel), "required file is missing")
+        return self.source.read_text(rel)
+
+    def class_map(self) -> dict[str, int]:
+        rel = params.CLASS_MAP_FILE
+        if not self.source.exists(rel):
+            return dict(params.CLASS_INDEX)
+        try:
+            mapping = json.loads(self.source.read_text(rel))
+        except json.JSONDecodeError as exc:
+            raise DatasetError(self.source.location(rel), f"invalid JSON: {exc}") from exc
+        if mapping != params.CLASS_INDEX:
+            raise DatasetError(
+                self.source.location(rel),
+                f"class map differs from OpenMIC-2018's 20 classes: {mapping}",
+            )
+        return mapping
+
+    @cached_property
+    def _labels(self) -> Labels:
+        rel = params.AGGREGATED_LABELS_FILE
+        path = self.source.location(rel)
+        text = self._require(rel)
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, None)
+        if header is None or any(c not in header for c in _LABEL_COLUMNS):
+            raise DatasetError(path, f"header must include {', '.join(_LABEL_COLUMNS)}", line=1)
+        col = {name: header.index(name) for name in _LABEL_COLUMNS}
+        seen: dict[tuple[str, int], int] = {}
+        rows: list[tuple[str, int, float]] = []
+        for lineno, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise DatasetError(path, f"expected {len(header)} columns, got {len(row)}", line=lineno)
+            key = _check_key(row[col["sample_key"]], path=path, line=lineno)
+            name = row[col["instrument"]].strip()
+            if name not in params.CLASS_INDEX:
+                raise DatasetError(path, f"unknown instrument class {name!r}", line=lineno)
+            try:
+                relevance = float(row[col["relevance"]])
+            except ValueError:
+                raise DatasetError(path, f"relevance {row[col['relevance']]!r} is not a number", line=lineno) from None
+            if not (0.0 <= relevance <= 1.0):
+                raise DatasetError(path, f"relevance {relevance} outside [0, 1]", line=lineno)
+            cls = params.CLASS_INDEX[name]
+            if (key, cls) in seen:
+                raise DatasetError(
+                    path, f"duplicate row for ({key}, {name}); first at line {seen[key, cls]}", line=lineno
+                )
+            seen[key, cls] = lineno
+            rows.append((key, cls, relevance))
+        keys = np.array(sorted({k for k, _, _ in rows}))
+        index = {k: i for i, k in enumerate(keys)}
+        y_true = np.zeros((len(keys), params.NUM_CLASSES), np.float32)
+        y_mask = np.zeros((len(keys), params.NUM_CLASSES), bool)
+        for key, cls, relevance in rows:
+            y_true[index[key], cls] = relevance
+            y_mask[index[key], cls] = True
+        log.debug("labels: %d clips, %d observed pairs", len(keys), len(rows))
+        return Labels(keys, y_true, y_mask)
+
+    def labels(self) -> Labels:
+        return self._labels
+
+    @cached_property
+    def _partitions(self) -> dict[str, list[str]]:
+        known = self.labels().index()
+        out: dict[str, list[str]] = {}
+        where: dict[str, str] = {}
+        for split, fname in ((params.SPLIT_TRAIN, params.PARTITION_TRAIN_FILE), (params.SPLIT_TEST, params.PARTITION_TEST_FILE)):
+            rel = f"{params.PARTITIONS_DIR}/{fname}"
+            path = self.source.location(rel)
+            keys: list[str] = []
+            for lineno, line in enumerate(self._require(rel).splitlines(), start=1):
+                if not line.strip():
+                    continue
+                key = _check_key(line.split(",")[0], path=path, line=lineno)
+                if key not in known:
+                    raise DatasetError(path, f"partition key {key} has no labels", line=lineno)
+                if key in where:
+                    raise DatasetError(path, f"key {key} is also in the {where[key]} partition", line=lineno)
+                where[key] = split
+                keys.append(key)
+            out[split] = keys
+        return out
+
+    def partitions(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in self._partitions.items()}
+
+    @cached_property
+    def _metadata(self):
+        import pandas as pd
+
+        rel = params.METADATA_FILE
+        if not self.source.exists(rel):
+            return None
+        try:
+            frame = pd.read_csv(io.BytesIO(self.source.read_bytes(rel)), dtype={"sample_key": str, "artist_id": str})
+        except Exception as exc:  # pandas raises several parser error types
+            raise DatasetError(self.source.location(rel), f"cannot parse metadata CSV: {exc}") from exc
+        for column in ("sample_key", "artist_id"):
+            if column not in frame.columns:
+                raise DatasetError(self.source.location(rel), f"metadata has no {column!r} column", line=1)
+        return frame.set_index("sample_key")
+
+    def metadata(self):
+        return self._metadata
+
+    # --- splits ------------------------------------------------------------------------------
+    def clips(
+        self,
+        *,
+        validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
+        seed: int = params.DEFAULT_SEED,
+    ) -> list[Clip]:
+        """Every partitioned clip with its split; validation is carved out of train by artist."""
+        if not 0.0 <= validation_fraction < 1.0:
+            raise DatasetError(self.uri, f"validation fraction {validation_fraction} not in [0, 1)")
+        labels = self.labels()
+        index = labels.index()
+        parts = self.partitions()
+        meta = self.metadata()
+        artists: dict[str, str | None] = {}
+        if meta is not None:
+            artist_col = meta["artist_id"]
+            artists = {k: (str(artist_col[k]) if k in artist_col.index else None) for k in index}
+        validation = split_validation(
+            parts[params.SPLIT_TRAIN], artists if meta is not None else None,
+            fraction=validation_fraction, seed=seed,
+        )
+        clips = []
+        for split, keys in parts.items():
+            for key in keys:
+                name = params.SPLIT_VALIDATION if key in validation else split
+                i = index[key]
+                clips.append(Clip(key, name, labels.y_true[i], labels.y_mask[i], artists.get(key)))
+        return clips
+
+    # --- audio -------------------------------------------------------------------------------
+    def audio_path(self, key: str) -> str:
+        return self.source.location(audio_relpath(key))
+
+    def read_audio(self, key: str) -> bytes:
+        return self.source.read_bytes(audio_relpath(key))
+
+    def audio_files(self) -> list[str]:
+        """Keys of the audio files present."""
+        suffix = params.AUDIO_EXTENSION
+        return [
+            os.path.basename(rel)[: -len(suffix)]
+            for rel in self.source.list_files(params.AUDIO_DIR)
+            if rel.endswith(suffix)
+        ]
+
+    def iter_audio(self, keys: Iterable[str] | None = None) -> Iterator[AudioBlob]:
+        """Audio bytes per key. A missing or unreadable file becomes a blob with ``error`` set,
+        so one bad clip is recorded by the caller rather than ending the run."""
+        keys = list(self.labels().keys if keys is None else keys)
+        if isinstance(self.source, TarSource):
+            rels = {audio_relpath(k): k for k in keys}
+            for rel, data, error in self.source.iter_members(set(rels)):
+                yield AudioBlob(rels[rel], self.source.location(rel), data, error)
+            return
+        for key in keys:
+            rel = audio_relpath(key)
+            try:
+                yield AudioBlob(key, self.source.location(rel), self.source.read_bytes(rel))
+            except DatasetError as exc:
+                yield AudioBlob(key, self.source.location(rel), None, exc.reason)
+
+    # --- precomputed features ----------------------------------------------------------------
+    def has_npz(self) -> bool:
+        return self.source.exists(params.NPZ_FILE)
+
+    def load_npz(self) -> NpzFeatures:
+        rel = params.NPZ_FILE
+        path = self.source.location(rel)
+        if not self.source.exists(rel):
+            raise DatasetError(path, "the release's precomputed features file is missing")
+        local = self.source.local_path(rel)
+        try:
+            with np.load(local if local else io.BytesIO(self.source.read_bytes(rel)), allow_pickle=False) as z:
+                feats = NpzFeatures(z["X"], z["Y_true"].astype(np.float32), z["Y_mask"].astype(bool), z["sample_key"].astype(str))
+        except KeyError as exc:
+            raise DatasetError(path, f"missing array {exc} (need X, Y_true, Y_mask, sample_key)") from None
+        except (ValueError, OSError) as exc:
+            raise DatasetError(path, f"cannot read npz: {exc}") from exc
+        n = len(feats.sample_key)
+        if feats.X.ndim != 3 or feats.X.shape[0] != n or feats.y_true.shape != (n, params.NUM_CLASSES) or feats.y_mask.shape != (n, params.NUM_CLASSES):
+            raise DatasetError(
+                path, f"inconsistent shapes X{feats.X.shape} Y_true{feats.y_true.shape} Y_mask{feats.y_mask.shape} keys({n})"
+            )
+        return feats
+
+    def vggish_json(self, key: str) -> np.ndarray:
+        rel = vggish_relpath(key)
+        try:
+            doc = json.loads(self.source.read_text(rel))
+            features = np.asarray(doc["features"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise DatasetError(self.source.location(rel), f"malformed VGGish JSON: {exc}") from exc
+        if features.ndim != 2 or features.shape[1] != params.VGGISH_EMBEDDING_SIZE:
+            raise DatasetError(self.source.location(rel), f"features shape {features.shape}, expected [frames, 128]")
+        return features.astype(np.uint8) if np.issubdtype(features.dtype, np.integer) else features.astype(np.float32)
+
+
+def split_validation(
+    train_keys: list[str], artists: dict[str, str | None] | None, *, fraction: float, seed: int
+) -> set[str]:
+    """Keys moved from train to validation: whole artists, chosen by a seeded shuffle, until the
+    fraction is reached, so no artist is on both sides (as the official split keeps train and test)."""
+    if fraction <= 0 or not train_keys:
+        return set()
+    rng = np.random.default_rng(seed)
+    if artists is None:
+        log.warning("no metadata file: validation split is seeded by key, not grouped by artist")
+        groups = {k: [k] for k in train_keys}
+    else:
+        groups: dict[str, list[str]] = {}
+        for key in train_keys:
+            # A clip without an artist id forms its own group.
+            groups.setdefault(artists.get(key) or f"key:{key}", []).append(key)
+    names = sorted(groups)
+    order = rng.permutation(len(names))
+    target = fraction * len(train_keys)
+    chosen: set[str] = set()
+    for i in order:
+        if len(chosen) >= target:
+            break
+        chosen.update(groups[names[i]])
+    return chosen
+
+
+def open_dataset(uri: str | os.PathLike[str]) -> OpenMICDataset:
+    """Open a dataset: an extracted ``openmic-2018/`` dir, the release ``.tgz``, or ``gs://...``."""
+    return OpenMICDataset(open_source(uri))
