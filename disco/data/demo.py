@@ -1,0 +1,316 @@
+"""An offline demo dataset in OpenMIC-2018's exact layout, rendered from real sampled instruments.
+
+The General MIDI SoundFont that ships inside ``pretty_midi`` (``TimGM6mb.sf2``) is played with
+``tinysoundfont``: each clip has 1 to 3 instruments playing generated phrases, is written as a 10 s,
+44.1 kHz stereo Ogg Vorbis file under ``audio/<key[:3]>/<key>.ogg``, and is labelled *partially*
+like OpenMIC (its instruments as positives, a few absent classes as negatives, the rest unobserved).
+Everything is derived from (seed, clip index), so the same seed gives the same dataset.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from disco import params
+from disco.data.openmic import audio_relpath
+from disco.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEMO_CLIPS = 200  # what `make demo` generates; TODO(lead): params
+DEMO_TEST_FRACTION = 0.25
+
+
+@dataclass(frozen=True)
+class Voice:
+    program: int  # General MIDI program, 0-based
+    low: int  # MIDI note range
+    high: int
+    style: str  # "melody" | "chords" | "tremolo" | "bass" | "drums" | "cymbals"
+    drums: bool = False
+    note: str = ""
+
+
+# One General MIDI voice per OpenMIC class. GM has no mandolin or ukulele: they are played on
+# nylon-string guitar in their own registers and styles (tremolo, high strummed chords), which a
+# classifier can still tell apart from "guitar" (steel-string, lower chords), but the sound is an
+# approximation. Drums and cymbals come from the percussion channel's kit, on disjoint notes.
+VOICES: dict[str, Voice] = {
+    "accordion": Voice(21, 53, 77, "chords"),
+    "banjo": Voice(105, 55, 79, "melody"),
+    "bass": Voice(33, 28, 50, "bass"),
+    "cello": Voice(42, 36, 64, "melody"),
+    "clarinet": Voice(71, 50, 82, "melody"),
+    "cymbals": Voice(0, 0, 0, "cymbals", drums=True, note="crash, ride, splash, china (GM kit)"),
+    "drums": Voice(0, 0, 0, "drums", drums=True, note="kick, snare, toms, hi-hat (GM kit)"),
+    "flute": Voice(73, 60, 93, "melody"),
+    "guitar": Voice(25, 40, 64, "chords", note="steel-string guitar"),
+    "mallet_percussion": Voice(12, 60, 88, "melody", note="marimba"),
+    "mandolin": Voice(24, 67, 88, "tremolo", note="approximation: nylon guitar, high tremolo"),
+    "organ": Voice(19, 48, 76, "chords", note="church organ"),
+    "piano": Voice(0, 36, 96, "chords"),
+    "saxophone": Voice(65, 49, 77, "melody", note="alto sax"),
+    "synthesizer": Voice(81, 48, 84, "melody", note="sawtooth lead"),
+    "trombone": Voice(57, 40, 70, "melody"),
+    "trumpet": Voice(56, 55, 82, "melody"),
+    "ukulele": Voice(24, 60, 79, "chords", note="approximation: nylon guitar, high strummed chords"),
+    "violin": Voice(40, 55, 96, "melody"),
+    "voice": Voice(52, 48, 79, "melody", note="choir aahs"),
+}
+CYMBAL_NOTES = (49, 51, 52, 55, 57, 59)
+DRUM_NOTES = (36, 38, 41, 42, 43, 45, 46, 48)
+DRUM_CHANNEL = 9
+
+
+def soundfont_path() -> str:
+    import pretty_midi
+
+    return str(Path(pretty_midi.__file__).parent / "TimGM6mb.sf2")
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    index: int
+    key: str
+    artist_id: str
+    instruments: tuple[str, ...]
+    negatives: tuple[str, ...]
+    seed: int
+
+
+def _events(voice: Voice, rng: np.random.Generator, tempo: float) -> list[tuple[float, float, int, int]]:
+    """(onset s, duration s, MIDI note, velocity) for one instrument's phrase over the clip."""
+    beat = 60.0 / tempo
+    out = []
+    t = float(rng.uniform(0, 0.5))
+    if voice.style in ("drums", "cymbals"):
+        pool = DRUM_NOTES if voice.style == "drums" else CYMBAL_NOTES
+        step = beat / (2 if voice.style == "drums" else 1)
+        while t < params.CLIP_SECONDS:
+            for note in rng.choice(pool, size=int(rng.integers(1, 3)), replace=False):
+                out.append((t, step, int(note), int(rng.integers(70, 120))))
+            t += step * float(rng.choice([1, 1, 2]))
+        return out
+    pitch = int(rng.integers(voice.low, voice.high + 1))
+    while t < params.CLIP_SECONDS:
+        if voice.style == "chords":
+            dur = beat * float(rng.choice([1, 2, 2, 4]))
+            root = int(rng.integers(voice.low, max(voice.low + 1, voice.high - 7)))
+            chord = (0, 4, 7) if rng.random() < 0.6 else (0, 3, 7)
+            for i, interval in enumerate(chord):
+                out.append((t + 0.015 * i, dur * 0.95, root + interval, int(rng.integers(60, 105))))
+        elif voice.style == "tremolo":
+            dur = beat * float(rng.choice([1, 2]))
+            pitch = int(np.clip(pitch + rng.integers(-4, 5), voice.low, voice.high))
+            for k in range(int(dur / 0.08)):
+                out.append((t + 0.08 * k, 0.075, pitch, int(rng.integers(55, 95))))
+        else:
+            dur = beat * float(rng.choice([0.5, 1, 1, 2]))
+            step = int(rng.integers(-5, 6)) if voice.style == "melody" else int(rng.choice([-12, -5, 0, 5, 7, 12]))
+            pitch = int(np.clip(pitch + step, voice.low, voice.high))
+            out.append((t, dur * 0.9, pitch, int(rng.integers(60, 115))))
+        t += dur
+    return out
+
+
+_SYNTH_CACHE: dict[str, object] = {}
+
+
+def render_clip(spec: ClipSpec, sample_rate: int = params.RELEASE_SAMPLE_RATE) -> np.ndarray:
+    """Render a clip to float32 stereo [samples, 2]."""
+    import tinysoundfont
+
+    rng = np.random.default_rng(spec.seed)
+    synth = tinysoundfont.Synth(samplerate=sample_rate, gain=-3.0)
+    sfid = _SYNTH_CACHE.get("sfid")
+    # The SoundFont is loaded per synth; the bytes are read once per process.
+    sf_bytes = _SYNTH_CACHE.get("bytes")
+    if sf_bytes is None:
+        sf_bytes = Path(soundfont_path()).read_bytes()
+        _SYNTH_CACHE["bytes"] = sf_bytes
+    sfid = synth.sfload(sf_bytes)
+    tempo = float(rng.uniform(80, 150))
+    timeline: list[tuple[float, int, int, int, int]] = []  # (time, on=1/off=0, chan, note, vel)
+    for chan, name in enumerate(spec.instruments):
+        voice = VOICES[name]
+        ch = DRUM_CHANNEL if voice.drums else chan
+        if voice.drums:
+            synth.program_select(ch, sfid, 128, 0, True)
+        else:
+            synth.program_select(ch, sfid, 0, voice.program)
+        for onset, dur, note, vel in _events(voice, rng, tempo):
+            timeline.append((onset, 1, ch, note, vel))
+            timeline.append((onset + dur, 0, ch, note, 0))
+    timeline.sort(key=lambda e: (e[0], e[1]))
+    total = int(params.CLIP_SECONDS * sample_rate)
+    out = np.zeros((total, 2), np.float32)
+    pos = 0
+    for when, on, ch, note, vel in timeline:
+        target = min(total, int(round(when * sample_rate)))
+        if target > pos:
+            out[pos:target] = np.frombuffer(synth.generate(target - pos), np.float32).reshape(-1, 2)
+            pos = target
+        if pos >= total:
+            break
+        if on:
+            synth.noteon(ch, note, vel)
+        else:
+            synth.noteoff(ch, note)
+    if pos < total:
+        out[pos:] = np.frombuffer(synth.generate(total - pos), np.float32).reshape(-1, 2)
+    peak = float(np.max(np.abs(out))) or 1.0
+    # A fixed peak per clip keeps the loudness clue out of the labels.
+    return (out * (0.8 / peak)).astype(np.float32)
+
+
+def _write_clip(args: tuple[ClipSpec, str]) -> tuple[str, str]:
+    import soundfile as sf
+
+    spec, root = args
+    path = Path(root) / audio_relpath(spec.key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    audio = render_clip(spec)
+    sf.write(str(path), audio, params.RELEASE_SAMPLE_RATE, format="OGG", subtype="VORBIS")
+    return spec.key, hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def plan_clips(n: int, *, seed: int) -> list[ClipSpec]:
+    """Which instruments each clip holds, balanced over classes, plus its observed negatives."""
+    if n < 4:
+        raise ConfigError(f"--clips must be at least 4 (got {n})")
+    rng = np.random.default_rng(seed)
+    classes = list(params.CLASSES)
+    bag: list[str] = []
+    n_artists = max(4, n // 6)
+    specs = []
+    used_keys = set()
+    for i in range(n):
+        k = int(rng.choice([1, 2, 3], p=[0.4, 0.4, 0.2]))
+        chosen: list[str] = []
+        while len(chosen) < k:
+            if not bag:
+                bag = list(rng.permutation(classes))
+            c = bag.pop()
+            if c not in chosen and not (VOICES[c].drums and any(VOICES[x].drums for x in chosen)):
+                chosen.append(c)
+        absent = [c for c in classes if c not in chosen]
+        negatives = tuple(sorted(rng.choice(absent, size=int(rng.integers(1, 4)), replace=False)))
+        while True:
+            key = f"{int(rng.integers(0, 160000)):06d}_{int(rng.integers(0, 100)) * 3840}"
+            if key not in used_keys:
+                used_keys.add(key)
+                break
+        specs.append(
+            ClipSpec(i, key, str(int(rng.integers(0, n_artists)) + 1), tuple(sorted(chosen)), negatives,
+                     int(rng.integers(0, 2**31 - 1)))
+        )
+    return specs
+
+
+def _corrupt(path: Path, kind: str, rng: np.random.Generator) -> None:
+    data = path.read_bytes()
+    if kind == "truncated":
+        path.write_bytes(data[: max(64, len(data) // 50)])
+    elif kind == "garbage":
+        path.write_bytes(rng.integers(0, 256, size=4096, dtype=np.uint8).tobytes())
+    else:
+        path.write_bytes(b"")
+
+
+CORRUPTION_KINDS = ("truncated", "garbage", "empty")
+
+
+def generate_demo_dataset(
+    out_dir: str | os.PathLike[str],
+    *,
+    clips: int = DEMO_CLIPS,
+    seed: int = params.DEFAULT_SEED,
+    corrupt: int = 0,
+    workers: int | None = None,
+) -> dict:
+    """Write the dataset; returns a summary (clips, splits, corrupt keys, seconds)."""
+    start = time.perf_counter()
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    specs = plan_clips(clips, seed=seed)
+    if corrupt < 0 or corrupt > clips // 2:
+        raise ConfigError(f"--corrupt must be between 0 and {clips // 2}")
+    workers = workers or os.cpu_count() or 1
+    md5: dict[str, str] = {}
+    jobs = [(s, str(root)) for s in specs]
+    log.info("rendering %d clips with %d workers", len(specs), workers)
+    if workers == 1:
+        results = map(_write_clip, jobs)
+    else:
+        pool = ProcessPoolExecutor(max_workers=workers)
+        results = pool.map(_write_clip, jobs, chunksize=4)
+    for done, (key, digest) in enumerate(results, start=1):
+        md5[key] = digest
+        if done % 50 == 0 or done == len(specs):
+            log.info("rendered %d/%d clips", done, len(specs))
+    if workers != 1:
+        pool.shutdown()
+
+    # Split by artist, as the release's split01 does.
+    rng = np.random.default_rng(seed + 1)
+    artists = sorted({s.artist_id for s in specs}, key=int)
+    test_artists = set(rng.permutation(artists)[: max(1, round(len(artists) * DEMO_TEST_FRACTION))])
+    test = sorted(s.key for s in specs if s.artist_id in test_artists)
+    train = sorted(s.key for s in specs if s.artist_id not in test_artists)
+
+    corrupted = []
+    train_specs = [s for s in specs if s.key in set(train)]
+    for j, spec in enumerate(train_specs[:corrupt]):
+        kind = CORRUPTION_KINDS[j % len(CORRUPTION_KINDS)]
+        path = root / audio_relpath(spec.key)
+        _corrupt(path, kind, rng)
+        md5[spec.key] = hashlib.md5(path.read_bytes()).hexdigest()
+        corrupted.append({"key": spec.key, "kind": kind})
+
+    with open(root / params.AGGREGATED_LABELS_FILE, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["sample_key", "instrument", "relevance", "num_responses"])
+        for spec in sorted(specs, key=lambda s: s.key):
+            r = np.random.default_rng(spec.seed + 7)
+            rows = [(c, float(r.uniform(0.6, 1.0))) for c in spec.instruments]
+            rows += [(c, float(r.uniform(0.0, 0.3))) for c in spec.negatives]
+            for name, relevance in sorted(rows):
+                w.writerow([spec.key, name, repr(round(relevance, 5)), int(r.integers(1, 6))])
+    (root / params.CLASS_MAP_FILE).write_text(json.dumps(params.CLASS_INDEX))
+    (root / params.PARTITIONS_DIR).mkdir(exist_ok=True)
+    for fname, keys in ((params.PARTITION_TRAIN_FILE, train), (params.PARTITION_TEST_FILE, test)):
+        (root / params.PARTITIONS_DIR / fname).write_text("".join(k + "\n" for k in keys))
+    with open(root / params.METADATA_FILE, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["track_id", "artist_id", "artist_name", "track_title", "track_genres", "sample_key", "start_time"])
+        for spec in sorted(specs, key=lambda s: s.key):
+            track, start_ms = spec.key.split("_")
+            w.writerow([int(track), spec.artist_id, f"Demo Artist {spec.artist_id}",
+                        "+".join(spec.instruments), "[]", spec.key, int(start_ms) / 1000])
+    with open(root / "checksums-audio.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["", "md5"])
+        for key in sorted(md5):
+            w.writerow([key, md5[key]])
+    summary = {
+        "clips": len(specs),
+        "splits": {params.SPLIT_TRAIN: len(train), params.SPLIT_TEST: len(test)},
+        "artists": len(artists),
+        "corrupt": corrupted,
+        "seed": seed,
+        "soundfont": os.path.basename(soundfont_path()),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    (root / "demo-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("demo dataset: %d clips in %.1f s → %s", len(specs), summary["seconds"], root)
+    return summary
