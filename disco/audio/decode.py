@@ -1,0 +1,110 @@
+"""Decode any audio file to float32, mix to mono, resample to 16 kHz, fit to the clip length.
+
+soundfile (libsndfile) reads ogg/flac/wav directly from memory; anything it cannot read (mp3 on
+older libsndfile, m4a) falls back to audioread through librosa. Resampling uses soxr's "HQ" recipe:
+a linear-phase filter with ~ -120 dB stop band and 95 % pass band, which VGGish's own reference
+code (resampy kaiser_best) matches in quality while being about 30x faster, and which releases the
+GIL, so a thread pool scales it across cores.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+
+import numpy as np
+
+from disco import params
+from disco.errors import AudioDecodeError
+
+log = logging.getLogger(__name__)
+
+RESAMPLER_QUALITY = "HQ"  # soxr recipe; see module docstring
+
+
+def decode_audio(data: bytes | str | os.PathLike[str], *, name: str | None = None) -> tuple[np.ndarray, int]:
+    """Return (float32 [samples, channels], sample rate). Raises AudioDecodeError naming the file."""
+    import soundfile as sf
+
+    label = name or (str(data) if not isinstance(data, bytes) else "<bytes>")
+    if isinstance(data, bytes) and len(data) == 0:
+        raise AudioDecodeError(label, "empty file (0 bytes)")
+    if not isinstance(data, bytes):
+        try:
+            if os.path.getsize(data) == 0:
+                raise AudioDecodeError(label, "empty file (0 bytes)")
+        except OSError as exc:
+            raise AudioDecodeError(label, f"cannot read: {exc.strerror or exc}") from exc
+    source = io.BytesIO(data) if isinstance(data, bytes) else str(data)
+    try:
+        audio, sr = sf.read(source, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as sf_exc:
+        audio, sr = _decode_fallback(data, label, sf_exc)
+    if audio.size == 0 or audio.shape[0] == 0:
+        raise AudioDecodeError(label, "no audio samples (zero-length stream)")
+    if not np.all(np.isfinite(audio)):
+        raise AudioDecodeError(label, "decoded audio holds NaN or infinite samples")
+    return audio, int(sr)
+
+
+def _decode_fallback(data, label: str, first_error: Exception) -> tuple[np.ndarray, int]:
+    import librosa
+
+    tmp = None
+    try:
+        if isinstance(data, bytes):
+            suffix = os.path.splitext(label)[1] or ".bin"
+            fd, tmp = tempfile.mkstemp(suffix=suffix)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            path = tmp
+        else:
+            path = str(data)
+        audio, sr = librosa.load(path, sr=None, mono=False)
+    except Exception as exc:  # audioread raises several unrelated types
+        first = getattr(first_error, "error_string", None) or str(first_error)
+        detail = f"{type(exc).__name__}{': ' + str(exc) if str(exc) else ''}"
+        raise AudioDecodeError(label, f"cannot decode: {first} (fallback decoder: {detail})") from exc
+    finally:
+        if tmp:
+            os.unlink(tmp)
+    audio = np.atleast_2d(audio).T.astype(np.float32)
+    return audio, int(sr)
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    return audio.mean(axis=1, dtype=np.float32) if audio.ndim == 2 else audio.astype(np.float32)
+
+
+def resample(waveform: np.ndarray, orig_sr: int, target_sr: int = params.SAMPLE_RATE) -> np.ndarray:
+    """Mono float32 resampling with soxr HQ; identity when the rates match."""
+    import soxr
+
+    if orig_sr <= 0:
+        raise AudioDecodeError("<waveform>", f"invalid sample rate {orig_sr}")
+    waveform = np.ascontiguousarray(waveform, dtype=np.float32)
+    if orig_sr == target_sr:
+        return waveform
+    return soxr.resample(waveform, orig_sr, target_sr, quality=RESAMPLER_QUALITY).astype(np.float32)
+
+
+def fit_length(waveform: np.ndarray, length: int = params.CLIP_SAMPLES) -> np.ndarray:
+    """Zero-pad or trim to exactly ``length`` samples."""
+    if len(waveform) >= length:
+        return waveform[:length]
+    return np.pad(waveform, (0, length - len(waveform)))
+
+
+def to_clip(audio: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
+    """(float32 [CLIP_SAMPLES] mono at SAMPLE_RATE, original duration in seconds)."""
+    mono = to_mono(audio)
+    duration = len(mono) / float(sr)
+    return fit_length(resample(mono, sr)), duration
+
+
+def load_clip(data: bytes | str | os.PathLike[str], *, name: str | None = None) -> tuple[np.ndarray, float]:
+    """decode_audio + to_clip: what resample and predict do per file."""
+    audio, sr = decode_audio(data, name=name)
+    return to_clip(audio, sr)

@@ -1,0 +1,211 @@
+"""The resample step as a Beam pipeline: every clip of a dataset → mono 16 kHz, 10 s records in
+sharded TFRecords per split, with undecodable clips sent to a dead-letter file instead of failing.
+
+Elements are batches of clips; each batch is read and decoded on a thread pool inside the worker,
+since libsndfile and soxr release the GIL. Shards are written by Beam's file sink, which writes to a
+temporary directory and renames into place on finalisation, so a killed run leaves no file under a
+final shard name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import numpy as np
+
+from disco import params
+from disco.beam.options import pipeline_options
+from disco.errors import DiscoError
+from disco.runinfo import write_run_info
+
+log = logging.getLogger(__name__)
+
+FAILED_TAG = "failed"
+DEFAULT_BATCH = 16
+
+
+def default_num_shards(n_records: int) -> int:
+    # ~1000 clips (about 320 MB of PCM) per shard keeps shards big enough for throughput and
+    # numerous enough for parallel readers.
+    return max(1, min(64, -(-n_records // 1000)))
+
+
+def _resample_one(ds, key: str, split: str, y_true, y_mask, data: bytes | None = None, error: str | None = None):
+    from disco.audio.decode import load_clip
+    from disco.records import ResampledRecord, encode_resampled, float_to_pcm
+
+    location = ds.audio_path(key)
+    try:
+        if error is not None:
+            raise DiscoError(error)
+        if data is None:
+            data = ds.read_audio(key)
+        clip, duration = load_clip(data, name=location)
+    except DiscoError as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        return None, {"key": key, "split": split, "path": location, "reason": reason}
+    record = ResampledRecord(
+        key=key, split=split, pcm=float_to_pcm(clip), original_duration=duration, augmentation_id=0,
+        y_true=np.asarray(y_true, np.float32), y_mask=np.asarray(y_mask, bool),
+    )
+    return encode_resampled(record), None
+
+
+def _decode_batch_fn():
+    import apache_beam as beam
+    from apache_beam.metrics import Metrics
+
+    class DecodeBatch(beam.DoFn):
+        def __init__(self, data_uri: str, threads: int):
+            self.data_uri = data_uri
+            self.threads = threads
+
+        def setup(self):
+            from disco.data.openmic import open_dataset
+            from disco.data.storage import TarSource
+
+            self.ds = open_dataset(self.data_uri)
+            self.is_tar = isinstance(self.ds.source, TarSource)
+            self.pool = ThreadPoolExecutor(self.threads)
+            self.ok = {s: Metrics.counter("resample", f"ok_{s}") for s in params.SPLITS}
+            self.failed = Metrics.counter("resample", "failed")
+
+        def process(self, batch):
+            if self.is_tar:
+                # One pass over the compressed archive per batch; decoding still runs in parallel.
+                info = {c[0]: c for c in batch}
+                jobs = [(info[b.key], b.data, b.error) for b in self.ds.iter_audio(info)]
+            else:
+                jobs = [(c, None, None) for c in batch]
+            futures = [self.pool.submit(_resample_one, self.ds, *c, data, error) for c, data, error in jobs]
+            for (clip, _, _), fut in zip(jobs, futures):
+                encoded, failure = fut.result()
+                if failure is None:
+                    self.ok[clip[1]].inc()
+                    yield clip[1], encoded
+                else:
+                    self.failed.inc()
+                    yield beam.pvalue.TaggedOutput(FAILED_TAG, failure)
+
+        def teardown(self):
+            self.pool.shutdown()
+
+    return DecodeBatch
+
+
+def run_resample(
+    data_uri: str,
+    out_dir: str,
+    *,
+    seed: int = params.DEFAULT_SEED,
+    validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
+    num_shards: int | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    threads: int | None = None,
+    beam_args: Sequence[str] = (),
+) -> dict:
+    import apache_beam as beam
+
+    from disco.data.openmic import open_dataset
+    from disco.data.storage import TarSource
+
+    start = time.perf_counter()
+    os.makedirs(out_dir, exist_ok=True)
+    ds = open_dataset(data_uri)
+    clips = ds.clips(validation_fraction=validation_fraction, seed=seed)
+    threads = threads or os.cpu_count() or 1
+    items = [(c.key, c.split, c.y_true.tolist(), c.y_mask.tolist()) for c in clips]
+    if isinstance(ds.source, TarSource):
+        batches = [items]
+    else:
+        batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    per_split = {s: sum(c.split == s for c in clips) for s in params.SPLITS}
+    shards = {s: num_shards or default_num_shards(n) for s, n in per_split.items()}
+    log.info("resampling %d clips from %s (%s) with %d threads", len(items), ds.uri,
+             ", ".join(f"{s} {n}" for s, n in per_split.items()), threads)
+
+    options = pipeline_options(beam_args)
+    failures_path = os.path.join(out_dir, params.FAILURES_FILE)
+    pipeline = beam.Pipeline(options=options)
+    results = (
+        pipeline
+        | "Batches" >> beam.Create(batches, reshuffle=False)
+        | "DecodeResample" >> beam.ParDo(_decode_batch_fn()(str(data_uri), threads)).with_outputs(FAILED_TAG, main="ok")
+    )
+    for split in params.SPLITS:
+        if per_split[split] == 0:
+            continue
+        (
+            results.ok
+            | f"Only{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
+            | f"Bytes{split}" >> beam.Values()
+            | f"Write{split}" >> beam.io.WriteToTFRecord(
+                os.path.join(out_dir, f"{params.RESAMPLED_PREFIX}-{split}"),
+                file_name_suffix=params.TFRECORD_SUFFIX,
+                num_shards=shards[split],
+                shard_name_template="-SSSSS-of-NNNNN",
+            )
+        )
+    (
+        results[FAILED_TAG]
+        | "FailureJson" >> beam.Map(lambda f: json.dumps(f, sort_keys=True))
+        | "WriteFailures" >> beam.io.WriteToText(failures_path, shard_name_template="", num_shards=1)
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    counts = {s: 0 for s in params.SPLITS}
+    try:
+        for c in result.metrics().query()["counters"]:
+            name = c.key.metric.name
+            if name.startswith("ok_"):
+                counts[name[3:]] += int(c.committed or c.attempted or 0)
+    except Exception:  # some runners do not report metrics; fall back to the plan minus failures
+        counts = None
+    failures = []
+    if os.path.exists(failures_path):
+        with open(failures_path) as fh:
+            failures = [json.loads(line) for line in fh if line.strip()]
+    else:
+        open(failures_path, "w").close()
+    if counts is None:
+        failed_by_split = {s: sum(f["split"] == s for f in failures) for s in params.SPLITS}
+        counts = {s: per_split[s] - failed_by_split[s] for s in params.SPLITS}
+    for f in failures:
+        log.warning("could not decode %s: %s", f["path"], f["reason"])
+    seconds = time.perf_counter() - start
+    summary = {
+        "step": "resample",
+        "dataset": ds.uri,
+        "clips": len(items),
+        "ok": sum(counts.values()),
+        "failed": len(failures),
+        "failures": failures,
+        "splits": counts,
+        "shards": {s: shards[s] for s in params.SPLITS if per_split[s]},
+        "sample_rate": params.SAMPLE_RATE,
+        "clip_samples": params.CLIP_SAMPLES,
+        "resampler": "soxr HQ",
+        "seconds": round(seconds, 2),
+        "clips_per_s": round(len(items) / seconds, 2) if seconds else None,
+    }
+    if summary["ok"] + summary["failed"] != len(items):
+        raise DiscoError(
+            f"resample lost clips: {len(items)} in, {summary['ok']} written + {summary['failed']} failed"
+        )
+    with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
+        json.dump(summary, fh, indent=2)
+    write_run_info(
+        out_dir, step="resample", seed=seed,
+        parameters={"data_uri": str(data_uri), "validation_fraction": validation_fraction,
+                    "num_shards": num_shards, "batch_size": batch_size, "threads": threads,
+                    "beam_args": list(beam_args)},
+    )
+    log.info("resample: %d ok, %d failed in %.1f s (%.1f clips/s)", summary["ok"], summary["failed"],
+             seconds, summary["clips_per_s"] or 0)
+    return summary
