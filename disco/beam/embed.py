@@ -1,0 +1,196 @@
+"""The embed step: resampled records → batched embedder inference (Beam RunInference) → sharded
+embedding TFRecords per split, labels and masks carried through.
+
+The model handler is our own: the stock TensorFlow handler feeds one tensor per element and knows
+nothing of our records, whereas an Embedder takes a [B, 160000] waveform batch and returns
+[B, frames, dim]. RunInference loads it once per worker process (shared across threads and
+bundles) and batches elements with BatchElements.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from disco import params
+from disco.beam.options import pipeline_options
+from disco.errors import ConfigError
+from disco.runinfo import write_run_info
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 64
+
+
+def embedder_options(embedder: str, *, vggish_handle: str | None = None, vggish_checkpoint: str | None = None,
+                     pca_params: str | None = None, precision: str | None = None) -> dict[str, Any]:
+    """The keyword options for get_embedder(): each embedder takes only its own."""
+    opts: dict[str, Any] = {"precision": precision}
+    if embedder == "vggish":
+        if vggish_checkpoint:
+            opts["checkpoint"] = vggish_checkpoint
+        else:
+            opts["handle"] = vggish_handle or params.VGGISH_DEFAULT_HANDLE
+        if pca_params:
+            opts["pca_params"] = pca_params
+    elif vggish_checkpoint or pca_params:
+        raise ConfigError(f"--vggish-checkpoint/--pca-params apply to the vggish embedder, not {embedder}")
+    return opts
+
+
+def _model_handler(embedder: str, options: dict[str, Any], batch_size: int):
+    from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+    class EmbedderModelHandler(ModelHandler):
+        def load_model(self):
+            from disco.embedders import get_embedder
+
+            return get_embedder(embedder, **options)
+
+        def run_inference(self, batch: Sequence[tuple], model, inference_args=None) -> Iterable[PredictionResult]:
+            waves = np.stack([item[0] for item in batch]).astype(np.float32) / params.PCM_SCALE
+            embeddings = model.embed(waves, batch_size=len(batch))
+            for item, emb in zip(batch, embeddings):
+                yield PredictionResult(item[1], emb)
+
+        def batch_elements_kwargs(self):
+            return {"min_batch_size": 1, "max_batch_size": batch_size}
+
+        def get_metrics_namespace(self) -> str:
+            return "disco_embed"
+
+        def share_model_across_processes(self) -> bool:
+            return False
+
+    return EmbedderModelHandler()
+
+
+def _to_input(raw: bytes):
+    from disco.records import decode_resampled
+
+    rec = decode_resampled(raw)
+    meta = (rec.key, rec.split, rec.y_true.astype(np.float32).tolist(), rec.y_mask.astype(int).tolist(),
+            int(rec.augmentation_id))
+    return rec.pcm, meta
+
+
+def _to_record(result, name: str, version: str):
+    from disco.records import EmbeddingRecord, encode_embedding
+
+    key, split, y_true, y_mask, aug = result.example
+    return split, encode_embedding(EmbeddingRecord(
+        key=key, split=split, embedding=np.asarray(result.inference, np.float32),
+        y_true=np.asarray(y_true, np.float32), y_mask=np.asarray(y_mask, np.int64),
+        embedder=name, embedder_version=version, augmentation_id=aug,
+    ))
+
+
+def _input_files(audio_dirs: Sequence[str]) -> list[str]:
+    from disco.records import list_shards
+
+    files: list[str] = []
+    for d in audio_dirs:
+        found = list_shards(d, params.RESAMPLED_PREFIX)
+        if not found:
+            raise ConfigError(f"{d}: no resampled shards ({params.RESAMPLED_PREFIX}-*{params.TFRECORD_SUFFIX})")
+        files.extend(found)
+    return files
+
+
+def _count_records(files: Sequence[str]) -> dict[str, int]:
+    import tensorflow as tf
+
+    counts: dict[str, int] = {}
+    for f in files:
+        split = os.path.basename(f).split("-")[1]
+        counts[split] = counts.get(split, 0) + sum(1 for _ in tf.data.TFRecordDataset(f))
+    return counts
+
+
+def run_embed(
+    audio_dirs: Sequence[str],
+    out_dir: str,
+    *,
+    embedder: str = "musicnn",
+    vggish_handle: str | None = None,
+    vggish_checkpoint: str | None = None,
+    pca_params: str | None = None,
+    precision: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    num_shards: int | None = None,
+    beam_args: Sequence[str] = (),
+) -> dict:
+    import apache_beam as beam
+    from apache_beam.ml.inference.base import RunInference
+
+    from disco.embedders import get_embedder
+    from disco.records import list_shards
+
+    start = time.perf_counter()
+    if isinstance(audio_dirs, str):
+        audio_dirs = [audio_dirs]
+    os.makedirs(out_dir, exist_ok=True)
+    files = _input_files(audio_dirs)
+    in_counts = _count_records(files)
+    options = embedder_options(embedder, vggish_handle=vggish_handle, vggish_checkpoint=vggish_checkpoint,
+                               pca_params=pca_params, precision=precision)
+    # Built here once for its description (and to fail fast on unreachable weights); workers load
+    # their own copy through the model handler.
+    described = get_embedder(embedder, **options).describe()
+    log.info("embedding %d records from %d shards with %s (%s)", sum(in_counts.values()), len(files),
+             embedder, described["precision"])
+
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    records = (
+        pipeline
+        | "Shards" >> beam.Create(files, reshuffle=False)
+        | "Read" >> beam.io.ReadAllFromTFRecord()
+        | "Decode" >> beam.Map(_to_input)
+        | "Embed" >> RunInference(_model_handler(embedder, options, batch_size))
+        | "Encode" >> beam.Map(_to_record, described["embedder"], described["embedder_version"])
+    )
+    for split, n in in_counts.items():
+        (
+            records
+            | f"Only{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
+            | f"Bytes{split}" >> beam.Values()
+            | f"Write{split}" >> beam.io.WriteToTFRecord(
+                os.path.join(out_dir, f"{params.EMBEDDING_PREFIX}-{split}"),
+                file_name_suffix=params.TFRECORD_SUFFIX,
+                num_shards=num_shards or max(1, min(64, -(-n // 5000))),
+                shard_name_template="-SSSSS-of-NNNNN",
+            )
+        )
+    pipeline.run().wait_until_finish()
+
+    out_files = list_shards(out_dir, params.EMBEDDING_PREFIX)
+    out_counts = _count_records(out_files)
+    seconds = time.perf_counter() - start
+    total = sum(out_counts.values())
+    summary = {
+        "step": "embed",
+        "records": total,
+        "splits": out_counts,
+        **described,
+        "inputs": list(map(str, audio_dirs)),
+        "shards": len(out_files),
+        "batch_size": batch_size,
+        "seconds": round(seconds, 2),
+        "clips_per_s": round(total / seconds, 2) if seconds else None,
+    }
+    if total != sum(in_counts.values()):
+        raise ConfigError(f"embed wrote {total} records for {sum(in_counts.values())} inputs")
+    with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
+        json.dump(summary, fh, indent=2)
+    write_run_info(out_dir, step="embed", parameters={
+        "audio_dirs": list(map(str, audio_dirs)), "embedder": embedder, "vggish_handle": vggish_handle,
+        "vggish_checkpoint": vggish_checkpoint, "pca_params": pca_params, "precision": described["precision"],
+        "batch_size": batch_size, "beam_args": list(beam_args)}, extra={"embedder": described})
+    log.info("embed: %d records (%s) in %.1f s (%.1f clips/s)", total,
+             ", ".join(f"{k} {v}" for k, v in out_counts.items()), seconds, summary["clips_per_s"] or 0)
+    return summary

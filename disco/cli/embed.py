@@ -1,0 +1,45 @@
+"""`disco embed AUDIO... --out DIR --embedder {vggish,musicnn} [beam options]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from disco import params
+    from disco.embedders import available_embedders
+
+    p = subparsers.add_parser(
+        "embed",
+        help="embed resampled records with VGGish or musicnn (Beam RunInference)",
+        description="Read resampled (and augmented) record directories, run the embedder in batches "
+        "through Beam's RunInference and write sharded embedding TFRecords per split. Unknown options "
+        "go to Beam unchanged.",
+    )
+    p.add_argument("audio", nargs="+", help="resample / augment output directories")
+    p.add_argument("--out", required=True)
+    p.add_argument("--embedder", choices=available_embedders(), default="musicnn")
+    p.add_argument("--vggish-handle", default=params.VGGISH_DEFAULT_HANDLE,
+                   help="TF Hub handle, local dir or gs:// path of the VGGish SavedModel")
+    p.add_argument("--vggish-checkpoint", default=None, help="official vggish_model.ckpt instead of a handle")
+    p.add_argument("--pca-params", default=None, help="vggish_pca_params.npz: emit PCA'd, quantised features")
+    p.add_argument("--precision", choices=("float32", "bfloat16"), default=None,
+                   help="default: bfloat16 where the hardware computes it natively, else float32")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=handle, accepts_extra=True)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from disco.beam.embed import run_embed
+
+    s = run_embed(args.audio, args.out, embedder=args.embedder, vggish_handle=args.vggish_handle,
+                  vggish_checkpoint=args.vggish_checkpoint, pca_params=args.pca_params,
+                  precision=args.precision, batch_size=args.batch_size, beam_args=args.extra)
+    if args.json:
+        print(json.dumps(s, indent=2))
+    else:
+        print(f"embedded {s['records']} clips with {s['embedder']} ({s['frames']}x{s['dim']}, "
+              f"{s['precision']}) at {s['clips_per_s']} clips/s → {args.out}")
+    return 0
