@@ -1,0 +1,107 @@
+"""Masked multi-label metrics: only observed (y_mask) entries count; positive means y_true >= 0.5.
+
+A class with no observed positive (or no observed negative) in the evaluated split has no defined
+AP; it is reported as None ("n/a") and left out of the means rather than counted as 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from disco import params
+
+
+def binarize(y_true: np.ndarray) -> np.ndarray:
+    return np.asarray(y_true) >= params.POSITIVE_THRESHOLD
+
+
+def _observed(y_true, y_score, y_mask, c):
+    m = np.asarray(y_mask[:, c]).astype(bool)
+    return binarize(y_true[m, c]), np.asarray(y_score)[m, c]
+
+
+def average_precision(y_true: np.ndarray, y_score: np.ndarray, y_mask: np.ndarray) -> list[float | None]:
+    from sklearn.metrics import average_precision_score
+
+    out: list[float | None] = []
+    for c in range(y_true.shape[1]):
+        t, s = _observed(y_true, y_score, y_mask, c)
+        out.append(float(average_precision_score(t, s)) if t.any() and not t.all() else None)
+    return out
+
+
+def mean_ap(y_true, y_score, y_mask) -> float:
+    aps = [a for a in average_precision(y_true, y_score, y_mask) if a is not None]
+    return float(np.mean(aps)) if aps else float("nan")
+
+
+def prf(y_true, y_score, y_mask, thresholds) -> dict[str, list]:
+    """Per-class precision, recall, F1 and support (observed positives) at the given thresholds."""
+    thresholds = np.broadcast_to(np.asarray(thresholds, float), (y_true.shape[1],))
+    out = {"precision": [], "recall": [], "f1": [], "support": [], "observed": []}
+    for c in range(y_true.shape[1]):
+        t, s = _observed(y_true, y_score, y_mask, c)
+        pred = s >= thresholds[c]
+        tp = int(np.sum(pred & t))
+        fp = int(np.sum(pred & ~t))
+        fn = int(np.sum(~pred & t))
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else None
+        f = (2 * p * r / (p + r) if p + r else 0.0) if r is not None else None
+        out["precision"].append(p if t.size else None)
+        out["recall"].append(r)
+        out["f1"].append(f)
+        out["support"].append(int(t.sum()))
+        out["observed"].append(int(t.size))
+    return out
+
+
+def macro(values: list[float | None]) -> float:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def tune_thresholds(y_true, y_score, y_mask, *, default: float = 0.5) -> list[float]:
+    """Per class, the threshold maximising F1 on these (validation) entries."""
+    out = []
+    for c in range(y_true.shape[1]):
+        t, s = _observed(y_true, y_score, y_mask, c)
+        if not t.any() or t.all():
+            out.append(default)
+            continue
+        best, best_f = default, -1.0
+        for th in np.unique(s):
+            pred = s >= th
+            tp = np.sum(pred & t)
+            f = 2 * tp / (pred.sum() + t.sum()) if pred.sum() + t.sum() else 0.0
+            if f > best_f:
+                best, best_f = float(th), f
+        out.append(best)
+    return out
+
+
+def classification_report(y_true, y_score, y_mask, *, thresholds=None) -> dict:
+    """Everything evaluate reports for one model on one split."""
+    aps = average_precision(y_true, y_score, y_mask)
+    at_half = prf(y_true, y_score, y_mask, params.POSITIVE_THRESHOLD)
+    tuned = prf(y_true, y_score, y_mask, thresholds) if thresholds is not None else None
+    per_class = {}
+    for c, name in enumerate(params.CLASSES):
+        row = {
+            "ap": aps[c], "precision": at_half["precision"][c], "recall": at_half["recall"][c],
+            "f1": at_half["f1"][c], "support": at_half["support"][c], "observed": at_half["observed"][c],
+        }
+        if tuned is not None:
+            row.update(threshold=float(thresholds[c]), f1_tuned=tuned["f1"][c],
+                       precision_tuned=tuned["precision"][c], recall_tuned=tuned["recall"][c])
+        per_class[name] = row
+    report = {
+        "mAP": macro(aps),
+        "f1_macro": macro(at_half["f1"]),
+        "precision_macro": macro(at_half["precision"]),
+        "recall_macro": macro(at_half["recall"]),
+        "per_class": per_class,
+    }
+    if tuned is not None:
+        report["f1_macro_tuned"] = macro(tuned["f1"])
+    return report

@@ -1,0 +1,131 @@
+"""Load training features into arrays per split, from any of the three sources train accepts:
+
+1. an embed output directory (embedding TFRecords; parsed in the TF graph),
+2. a dataset root holding the release's ``openmic-2018.npz`` (+ ``partitions/``), dequantised,
+3. a dataset root with the release's per-clip ``vggish/XXX/<key>.json`` features.
+
+For 2 and 3 the validation split is carved from train by artist (data layer), as for audio.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from disco import params
+from disco.errors import ConfigError, DatasetError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SplitData:
+    x: np.ndarray  # float32 [N, frames, dim]
+    y_true: np.ndarray  # float32 [N, 20]
+    y_mask: np.ndarray  # float32 [N, 20]
+    keys: np.ndarray  # str [N]
+    augmentation_id: np.ndarray  # int [N]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def originals(self) -> "SplitData":
+        m = self.augmentation_id == 0
+        return SplitData(self.x[m], self.y_true[m], self.y_mask[m], self.keys[m], self.augmentation_id[m])
+
+
+@dataclass
+class FeatureSet:
+    splits: dict[str, SplitData]
+    source: str
+    kind: str  # "records" | "npz" | "vggish_json"
+    embedder: str
+    frames: int
+    dim: int
+
+
+def _empty(frames: int, dim: int) -> SplitData:
+    return SplitData(np.zeros((0, frames, dim), np.float32), np.zeros((0, params.NUM_CLASSES), np.float32),
+                     np.zeros((0, params.NUM_CLASSES), np.float32), np.array([], str), np.zeros(0, int))
+
+
+def _from_records(path: str) -> FeatureSet:
+    import tensorflow as tf
+
+    from disco.records import decode_embedding, list_shards
+
+    files = list_shards(path, params.EMBEDDING_PREFIX)
+    first = decode_embedding(next(iter(tf.data.TFRecordDataset(files[:1]).as_numpy_iterator())))
+    frames, dim = first.embedding.shape
+    from disco.records import embedding_dataset
+
+    splits = {}
+    for split in params.SPLITS:
+        split_files = [f for f in files if os.path.basename(f).startswith(f"{params.EMBEDDING_PREFIX}-{split}-")]
+        if not split_files:
+            splits[split] = _empty(frames, dim)
+            continue
+        ds = embedding_dataset(split_files, frames=frames, dim=dim)
+        aug = tf.data.TFRecordDataset(split_files).map(
+            lambda raw: tf.io.parse_single_example(
+                raw, {params.FEATURE_AUGMENTATION_ID: tf.io.FixedLenFeature([], tf.int64)}
+            )[params.FEATURE_AUGMENTATION_ID]
+        )
+        parts = [list(t) for t in zip(*ds.batch(4096).as_numpy_iterator())]
+        x, yt, ym, k = (np.concatenate(p) for p in parts)
+        splits[split] = SplitData(x.astype(np.float32), yt.astype(np.float32), ym.astype(np.float32),
+                                  k.astype(str), np.concatenate(list(aug.batch(4096).as_numpy_iterator())))
+    return FeatureSet(splits, path, "records", first.embedder, int(frames), int(dim))
+
+
+def _from_release(path: str, *, seed: int, validation_fraction: float, kind: str) -> FeatureSet:
+    from disco.data.openmic import dequantize, open_dataset
+
+    ds = open_dataset(path)
+    clips = ds.clips(validation_fraction=validation_fraction, seed=seed)
+    if kind == "npz":
+        feats = ds.load_npz()
+        index = {str(k): i for i, k in enumerate(feats.sample_key)}
+        missing = [c.key for c in clips if c.key not in index]
+        if missing:
+            raise DatasetError(ds.source.location(params.NPZ_FILE), f"{len(missing)} partition keys have no features, e.g. {missing[:3]}")
+        get = lambda key: feats.X[index[key]]  # noqa: E731
+    else:
+        get = ds.vggish_json
+    splits = {}
+    for split in params.SPLITS:
+        chosen = [c for c in clips if c.split == split]
+        if not chosen:
+            splits[split] = _empty(params.RELEASE_VGGISH_FRAMES, params.VGGISH_EMBEDDING_SIZE)
+            continue
+        x = np.stack([get(c.key) for c in chosen])
+        x = dequantize(x) if x.dtype == np.uint8 else x.astype(np.float32)
+        splits[split] = SplitData(x, np.stack([c.y_true for c in chosen]).astype(np.float32),
+                                  np.stack([c.y_mask for c in chosen]).astype(np.float32),
+                                  np.array([c.key for c in chosen]), np.zeros(len(chosen), int))
+    frames, dim = next(s.x.shape[1:] for s in splits.values() if len(s))
+    return FeatureSet(splits, path, kind, "vggish-release", int(frames), int(dim))
+
+
+def load_features(path: str, *, seed: int = params.DEFAULT_SEED,
+                  validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION) -> FeatureSet:
+    from disco.records import list_shards
+
+    path = str(path)
+    if os.path.isdir(path) and list_shards(path, params.EMBEDDING_PREFIX):
+        fs = _from_records(path)
+    elif os.path.isdir(path) and os.path.isfile(os.path.join(path, params.NPZ_FILE)):
+        fs = _from_release(path, seed=seed, validation_fraction=validation_fraction, kind="npz")
+    elif os.path.isdir(os.path.join(path, params.VGGISH_DIR)):
+        fs = _from_release(path, seed=seed, validation_fraction=validation_fraction, kind="vggish_json")
+    else:
+        raise ConfigError(
+            f"{path}: no features found: expected embedding shards ({params.EMBEDDING_PREFIX}-*"
+            f"{params.TFRECORD_SUFFIX}), {params.NPZ_FILE}, or a {params.VGGISH_DIR}/ folder"
+        )
+    log.info("features from %s (%s, %s): %s; %d frames x %d dims", path, fs.kind, fs.embedder,
+             ", ".join(f"{k} {len(v)}" for k, v in fs.splits.items()), fs.frames, fs.dim)
+    return fs
