@@ -24,6 +24,7 @@ import numpy as np
 from disco import params
 from disco.data.openmic import audio_relpath
 from disco.errors import ConfigError
+from disco.runinfo import write_run_info
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,16 @@ VOICES: dict[str, Voice] = {
     "violin": Voice(40, 55, 96, "melody"),
     "voice": Voice(52, 48, 79, "melody", note="choir aahs"),
 }
+# The release's metadata header, in its order; the demo fills what it can and leaves the rest empty.
+METADATA_COLUMNS = (
+    "track_id,album_id,album_title,album_url,artist_id,artist_name,artist_url,artist_website,"
+    "license_image_file,license_image_file_large,license_parent_id,license_title,license_url,tags,"
+    "track_bit_rate,track_comments,track_composer,track_copyright_c,track_copyright_p,track_date_created,"
+    "track_date_recorded,track_disc_number,track_duration,track_explicit,track_explicit_notes,"
+    "track_favorites,track_file,track_genres,track_image_file,track_information,track_instrumental,"
+    "track_interest,track_language_code,track_listens,track_lyricist,track_number,track_publisher,"
+    "track_title,track_url,sample_key,start_time"
+).split(",")
 CYMBAL_NOTES = (49, 51, 52, 55, 57, 59)
 DRUM_NOTES = (36, 38, 41, 42, 43, 45, 46, 48)
 DRUM_CHANNEL = 9
@@ -291,12 +302,16 @@ def generate_demo_dataset(
     for fname, keys in ((params.PARTITION_TRAIN_FILE, train), (params.PARTITION_TEST_FILE, test)):
         (root / params.PARTITIONS_DIR / fname).write_text("".join(k + "\n" for k in keys))
     with open(root / params.METADATA_FILE, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["track_id", "artist_id", "artist_name", "track_title", "track_genres", "sample_key", "start_time"])
+        w = csv.DictWriter(fh, fieldnames=METADATA_COLUMNS, restval="")
+        w.writeheader()
         for spec in sorted(specs, key=lambda s: s.key):
             track, start_ms = spec.key.split("_")
-            w.writerow([int(track), spec.artist_id, f"Demo Artist {spec.artist_id}",
-                        "+".join(spec.instruments), "[]", spec.key, int(start_ms) / 1000])
+            w.writerow({
+                "track_id": int(track), "artist_id": spec.artist_id,
+                "artist_name": f"Demo Artist {spec.artist_id}", "tags": "[]", "track_genres": "[]",
+                "track_title": "+".join(spec.instruments), "track_duration": "00:10",
+                "sample_key": spec.key, "start_time": int(start_ms) / 1000,
+            })
     with open(root / "checksums-audio.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["", "md5"])
@@ -312,5 +327,8 @@ def generate_demo_dataset(
         "seconds": round(time.perf_counter() - start, 2),
     }
     (root / "demo-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (root / params.SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    write_run_info(root, step="demo-data", seed=seed,
+                   parameters={"clips": clips, "seed": seed, "corrupt": corrupt, "workers": workers})
     log.info("demo dataset: %d clips in %.1f s → %s", len(specs), summary["seconds"], root)
     return summary

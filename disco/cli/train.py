@@ -1,0 +1,41 @@
+"""`disco train FEATURES --out MODEL_DIR [hyperparameters]`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from disco import params
+    from disco.train.models import MODELS
+
+    p = subparsers.add_parser(
+        "train",
+        help="train a masked multi-label classifier on embeddings or the release's features",
+        description="FEATURES is an embed output directory, a dataset root with openmic-2018.npz "
+        "(+ partitions/), or one with the release's vggish/*.json. Sigmoid outputs, binary "
+        "cross-entropy masked by Y_mask, early stopping on validation mAP (best weights restored).",
+    )
+    p.add_argument("features")
+    p.add_argument("--out", required=True, help="model directory")
+    p.add_argument("--model", choices=MODELS, default="baseline")
+    p.add_argument("--batch-size", type=int, default=params.DEFAULT_BATCH_SIZE)
+    p.add_argument("--epochs", type=int, default=params.DEFAULT_EPOCHS)
+    p.add_argument("--learning-rate", type=float, default=params.DEFAULT_LEARNING_RATE)
+    p.add_argument("--dropout", type=float, default=params.DEFAULT_DROPOUT)
+    p.add_argument("--l2", type=float, default=params.DEFAULT_L2)
+    p.add_argument("--patience", type=int, default=params.DEFAULT_PATIENCE)
+    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
+    p.add_argument("--validation-fraction", type=float, default=params.DEFAULT_VALIDATION_FRACTION)
+    p.add_argument("--tune", action="store_true", help="Keras Tuner search before the final fit")
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from disco.train import run_train
+
+    s = run_train(args.features, args.out, model=args.model, batch_size=args.batch_size, epochs=args.epochs,
+                  learning_rate=args.learning_rate, dropout=args.dropout, l2=args.l2, patience=args.patience,
+                  seed=args.seed, validation_fraction=args.validation_fraction, tune=args.tune)
+    print(f"{s['model']}: best epoch {s['best_epoch']}/{s['epochs_run']}, validation mAP {s['val_mAP']:.4f} → {args.out}")
+    return 0

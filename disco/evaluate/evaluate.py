@@ -1,0 +1,107 @@
+"""The evaluate step: test-split metrics over observed entries for the trained model, next to the
+random-forest recipe, written as metrics.json, an HTML report and a Markdown summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+import numpy as np
+
+from disco import params
+from disco.errors import ConfigError
+from disco.runinfo import write_run_info
+
+log = logging.getLogger(__name__)
+
+MARKDOWN_FILE = "report.md"
+SCORES_FILE = "test_scores.npz"
+
+
+def load_classifier(model_dir: str):
+    import keras
+
+    import disco.train.losses  # noqa: F401  (registers custom objects)
+    import disco.train.models  # noqa: F401
+    from disco.train.train import MODEL_FILE, THRESHOLDS_FILE
+
+    path = os.path.join(model_dir, MODEL_FILE)
+    if not os.path.exists(path):
+        raise ConfigError(f"{model_dir}: no {MODEL_FILE}; is this a train step output?")
+    with open(os.path.join(model_dir, THRESHOLDS_FILE)) as fh:
+        thresholds = json.load(fh)["thresholds"]
+    return keras.models.load_model(path), thresholds
+
+
+def run_evaluate(
+    model_dir: str,
+    features: str,
+    out_dir: str,
+    *,
+    rf_baseline: bool = True,
+    seed: int = params.DEFAULT_SEED,
+    validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
+) -> dict:
+    from disco.evaluate.baseline import random_forest_scores
+    from disco.evaluate.metrics import classification_report
+    from disco.evaluate.report import write_reports
+    from disco.train.features import load_features
+
+    start = time.perf_counter()
+    os.makedirs(out_dir, exist_ok=True)
+    fs = load_features(features, seed=seed, validation_fraction=validation_fraction)
+    test = fs.splits[params.SPLIT_TEST].originals()
+    if len(test) == 0:
+        raise ConfigError(f"{features}: no test examples")
+    net, thresholds = load_classifier(model_dir)
+    scores = net.predict(test.x, verbose=0, batch_size=512)
+    metrics = classification_report(test.y_true, scores, test.y_mask, thresholds=thresholds)
+    metrics["split"] = params.SPLIT_TEST
+    metrics["examples"] = len(test)
+    metrics["observed_entries"] = int(test.y_mask.sum())
+    train_summary = {}
+    summary_path = os.path.join(model_dir, params.SUMMARY_FILE)
+    if os.path.exists(summary_path):
+        with open(summary_path) as fh:
+            train_summary = json.load(fh)
+    metrics["model"] = train_summary.get("model")
+    metrics["embedder"] = fs.embedder
+    if rf_baseline:
+        rf_scores = random_forest_scores(fs.splits[params.SPLIT_TRAIN].originals(), test, seed=seed)
+        metrics["random_forest"] = classification_report(test.y_true, rf_scores, test.y_mask)
+    else:
+        rf_scores = None
+    np.savez_compressed(os.path.join(out_dir, SCORES_FILE), keys=test.keys, scores=scores, y_true=test.y_true,
+                        y_mask=test.y_mask, **({"rf_scores": rf_scores} if rf_scores is not None else {}))
+    with open(os.path.join(out_dir, params.METRICS_FILE), "w") as fh:
+        json.dump(metrics, fh, indent=2)
+    write_reports(out_dir, metrics=metrics, y_true=test.y_true, y_mask=test.y_mask, scores=scores,
+                  rf_scores=rf_scores, run_parameters=train_summary)
+    summary = {"step": "evaluate", "mAP": metrics["mAP"], "f1_macro": metrics["f1_macro"],
+               "f1_macro_tuned": metrics.get("f1_macro_tuned"),
+               "rf_mAP": metrics.get("random_forest", {}).get("mAP"), "examples": len(test),
+               "seconds": round(time.perf_counter() - start, 2)}
+    with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
+        json.dump(summary, fh, indent=2)
+    write_run_info(out_dir, step="evaluate", seed=seed, parameters={
+        "model_dir": str(model_dir), "features": str(features), "rf_baseline": rf_baseline,
+        "validation_fraction": validation_fraction})
+    log.info("evaluate: test mAP %.4f, macro F1 %.4f (random forest mAP %s)", metrics["mAP"], metrics["f1_macro"],
+             f"{summary['rf_mAP']:.4f}" if summary["rf_mAP"] is not None else "n/a")
+    return summary
+
+
+def metrics_table(metrics: dict) -> str:
+    """Per-class table (text) for the terminal."""
+    rf = metrics.get("random_forest", {}).get("per_class", {})
+    fmt = lambda v: "  n/a" if v is None else f"{v:5.3f}"  # noqa: E731
+    lines = [f"{'class':<18} {'AP':>5} {'F1':>5} {'F1@t':>5} {'RF AP':>5} {'pos':>4} {'obs':>4}"]
+    for name, row in metrics["per_class"].items():
+        lines.append(f"{name:<18} {fmt(row['ap'])} {fmt(row['f1'])} {fmt(row.get('f1_tuned'))} "
+                     f"{fmt(rf.get(name, {}).get('ap'))} {row['support']:>4} {row['observed']:>4}")
+    rf_map = metrics.get("random_forest", {}).get("mAP")
+    lines.append(f"{'mean':<18} {fmt(metrics['mAP'])} {fmt(metrics['f1_macro'])} "
+                 f"{fmt(metrics.get('f1_macro_tuned'))} {fmt(rf_map)}")
+    return "\n".join(lines)
