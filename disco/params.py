@@ -171,3 +171,6 @@ DEFAULT_L2: float = 1e-2
 DEFAULT_PATIENCE: int = 10
 DEFAULT_EPOCHS: int = 100
 DEFAULT_SEED: int = 2018
+
+# --- Models ----------------------------------------------------------------------------------
+MODELS: tuple[str, ...] = ("baseline", "attention")  # disco.train.models.build_model names

@@ -7,7 +7,6 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from disco import params
-    from disco.train.models import MODELS
 
     p = subparsers.add_parser(
         "train",
@@ -18,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("features")
     p.add_argument("--out", required=True, help="model directory")
-    p.add_argument("--model", choices=MODELS, default="baseline")
+    p.add_argument("--model", choices=params.MODELS, default="baseline")
     p.add_argument("--batch-size", type=int, default=params.DEFAULT_BATCH_SIZE)
     p.add_argument("--epochs", type=int, default=params.DEFAULT_EPOCHS)
     p.add_argument("--learning-rate", type=float, default=params.DEFAULT_LEARNING_RATE)

@@ -15,7 +15,7 @@ from keras import layers, ops, regularizers
 from disco import params
 from disco.errors import ConfigError
 
-MODELS = ("baseline", "attention")
+MODELS = params.MODELS
 
 
 @keras.saving.register_keras_serializable(package="disco")
