@@ -129,13 +129,14 @@ def test_every_corruption_kind_is_undecodable(demo_dir: Path, demo_summary: dict
         sf.read(str(path))
 
 
-@pytest.mark.slow
 def test_same_seed_same_data_different_seed_differs(demo_dir: Path, demo_summary: dict, tmp_path: Path) -> None:
     again = tmp_path / "again"
     demo.generate_demo_dataset(again, clips=N_CLIPS, seed=7, corrupt=1, workers=1)
     assert _labels(again) == _labels(demo_dir)
     for name in (params.PARTITIONS_DIR + "/" + params.PARTITION_TEST_FILE, params.METADATA_FILE):
         assert (again / name).read_bytes() == (demo_dir / name).read_bytes()
+    # byte-identical files (the Ogg serial number is fixed per clip), so the checksums match too
+    assert (again / "checksums-audio.csv").read_bytes() == (demo_dir / "checksums-audio.csv").read_bytes()
     for key in _good_keys(demo_dir, demo_summary):
         np.testing.assert_array_equal(_pcm(again, key), _pcm(demo_dir, key))
     other = demo.plan_clips(N_CLIPS, seed=8)
@@ -192,3 +193,20 @@ def test_open_dataset_round_trip(demo_dir: Path) -> None:
     assert set(parts["train"]) | set(parts["test"]) == set(ours)
     md = ds.metadata()
     assert md is not None and "artist_id" in md.columns
+
+
+def test_fix_ogg_serial_recomputes_valid_crcs(tmp_path: Path) -> None:
+    path = tmp_path / "tone.ogg"
+    tone = 0.3 * np.sin(np.linspace(0, 2000, 44100 * 2, dtype=np.float32))[:, None].repeat(2, axis=1)
+    sf.write(str(path), tone, 44100, format="OGG", subtype="VORBIS")
+    data = path.read_bytes()
+    decoded = sf.read(str(path))[0]
+    original_serial = int.from_bytes(data[14:18], "little")
+    # With the file's own serial the rewrite must reproduce libogg's CRCs exactly.
+    assert demo.fix_ogg_serial(data, original_serial) == data
+    fixed = demo.fix_ogg_serial(data, 12345)
+    assert fixed != data and int.from_bytes(fixed[14:18], "little") == 12345
+    path.write_bytes(fixed)
+    np.testing.assert_array_equal(sf.read(str(path))[0], decoded)
+    with pytest.raises(ValueError):
+        demo.fix_ogg_serial(b"garbage" * 10, 1)

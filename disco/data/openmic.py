@@ -87,9 +87,15 @@ def dequantize(X: np.ndarray) -> np.ndarray:
 
 
 class OpenMICDataset:
-    def __init__(self, source: Source):
+    """One OpenMIC-2018 release. ``partial=True`` opens an excerpt (such as a few rows cut from
+    the release): partition keys without labels are then left out, counted in
+    ``unlabelled_partition_keys`` and warned about, instead of being an error."""
+
+    def __init__(self, source: Source, *, partial: bool = False):
         self.source = source
         self.uri = source.uri
+        self.partial = partial
+        self.unlabelled_partition_keys: dict[str, list[str]] = {}
 
     def __repr__(self) -> str:
         return f"OpenMICDataset({self.uri!r})"
@@ -176,12 +182,19 @@ class OpenMICDataset:
                     continue
                 key = _check_key(line.split(",")[0], path=path, line=lineno)
                 if key not in known:
-                    raise DatasetError(path, f"partition key {key} has no labels", line=lineno)
+                    if not self.partial:
+                        raise DatasetError(
+                            path, f"partition key {key} has no labels (open an excerpt with partial=True)", line=lineno
+                        )
+                    self.unlabelled_partition_keys.setdefault(split, []).append(key)
+                    continue
                 if key in where:
                     raise DatasetError(path, f"key {key} is also in the {where[key]} partition", line=lineno)
                 where[key] = split
                 keys.append(key)
             out[split] = keys
+        for split, missing in self.unlabelled_partition_keys.items():
+            log.warning("%s: %d %s partition keys have no labels; left out (partial dataset)", self.uri, len(missing), split)
         return out
 
     def partitions(self) -> dict[str, list[str]]:
@@ -255,7 +268,7 @@ class OpenMICDataset:
     def iter_audio(self, keys: Iterable[str] | None = None) -> Iterator[AudioBlob]:
         """Audio bytes per key. A missing or unreadable file becomes a blob with ``error`` set,
         so one bad clip is recorded by the caller rather than ending the run."""
-        keys = list(self.labels().keys if keys is None else keys)
+        keys = [str(k) for k in (self.labels().keys if keys is None else keys)]
         if isinstance(self.source, TarSource):
             rels = {audio_relpath(k): k for k in keys}
             for rel, data, error in self.source.iter_members(set(rels)):
@@ -322,7 +335,8 @@ def split_validation(
             groups.setdefault(artists.get(key) or f"key:{key}", []).append(key)
     names = sorted(groups)
     order = rng.permutation(len(names))
-    target = fraction * len(train_keys)
+    # Rounded, so a tiny train set (an excerpt) is not emptied into validation by one group.
+    target = int(round(fraction * len(train_keys)))
     chosen: set[str] = set()
     for i in order:
         if len(chosen) >= target:
@@ -331,6 +345,7 @@ def split_validation(
     return chosen
 
 
-def open_dataset(uri: str | os.PathLike[str]) -> OpenMICDataset:
-    """Open a dataset: an extracted ``openmic-2018/`` dir, the release ``.tgz``, or ``gs://...``."""
-    return OpenMICDataset(open_source(uri))
+def open_dataset(uri: str | os.PathLike[str], *, partial: bool = False) -> OpenMICDataset:
+    """Open a dataset: an extracted ``openmic-2018/`` dir, the release ``.tgz``, or ``gs://...``.
+    ``partial`` accepts an excerpt whose partition lists name clips it has no labels for."""
+    return OpenMICDataset(open_source(uri), partial=partial)
