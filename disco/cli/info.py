@@ -15,18 +15,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", help="openmic-2018/ directory, release .tgz, or gs://bucket/prefix")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--partial", action="store_true",
+        help="accept an excerpt: partition keys without labels are counted, not an error",
+    )
+    p.add_argument(
+        "--validation-fraction", type=float, default=None,
+        help="also show the artist-grouped validation split carved from train (default: params)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="seed of the validation split")
     p.set_defaults(func=handle)
 
 
-def summarise(data: str) -> dict:
+def summarise(
+    data: str, *, partial: bool = False, validation_fraction: float | None = None, seed: int | None = None
+) -> dict:
     import numpy as np
 
     from disco import params
     from disco.data.openmic import open_dataset
 
-    ds = open_dataset(data)
+    ds = open_dataset(data, partial=partial)
     labels = ds.labels()
     parts = ds.partitions()
+    clips = ds.clips(
+        validation_fraction=params.DEFAULT_VALIDATION_FRACTION if validation_fraction is None else validation_fraction,
+        seed=params.DEFAULT_SEED if seed is None else seed,
+    )
+    split_counts = {name: 0 for name in params.SPLITS}
+    for clip in clips:
+        split_counts[clip.split] += 1
     positives = (labels.y_true >= params.POSITIVE_THRESHOLD) & labels.y_mask
     audio = set(ds.audio_files())
     keys = {str(k) for k in labels.keys}
@@ -34,6 +52,9 @@ def summarise(data: str) -> dict:
         "dataset": ds.uri,
         "clips": len(labels.keys),
         "splits": {name: len(v) for name, v in parts.items()},
+        "splits_with_validation": split_counts,
+        "unpartitioned_clips": len(labels.keys) - sum(len(v) for v in parts.values()),
+        "unlabelled_partition_keys": {k: len(v) for k, v in ds.unlabelled_partition_keys.items()},
         "classes": {
             name: {"labelled": int(labels.y_mask[:, i].sum()), "positives": int(positives[:, i].sum())}
             for i, name in enumerate(params.CLASSES)
@@ -49,12 +70,17 @@ def summarise(data: str) -> dict:
 
 
 def handle(args: argparse.Namespace) -> int:
-    info = summarise(args.data)
+    info = summarise(
+        args.data, partial=args.partial, validation_fraction=args.validation_fraction, seed=args.seed
+    )
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     print(f"dataset      {info['dataset']}")
     print(f"clips        {info['clips']}  ({', '.join(f'{k} {v}' for k, v in info['splits'].items())})")
+    print(f"with validation  {', '.join(f'{k} {v}' for k, v in info['splits_with_validation'].items())}")
+    if info["unlabelled_partition_keys"]:
+        print(f"partial      partition keys without labels left out: {info['unlabelled_partition_keys']}")
     print(f"audio files  {info['audio_files']}  missing {len(info['missing_audio'])}  extra {len(info['extra_audio'])}")
     print(f"metadata     {'yes' if info['has_metadata'] else 'no'}    openmic-2018.npz {'yes' if info['has_npz'] else 'no'}")
     print()

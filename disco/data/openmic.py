@@ -184,7 +184,7 @@ class OpenMICDataset:
                 if key not in known:
                     if not self.partial:
                         raise DatasetError(
-                            path, f"partition key {key} has no labels (open an excerpt with partial=True)", line=lineno
+                            path, f"partition key {key} has no labels (an excerpt opens with --partial / partial=True)", line=lineno
                         )
                     self.unlabelled_partition_keys.setdefault(split, []).append(key)
                     continue
