@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, NamedTuple
 import numpy as np
 
 from disco import params
-from disco.data.storage import Source, TarSource, open_source, safe_relpath
+from disco.data.storage import Source, TarSource, open_source
 from disco.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,14 @@ def vggish_relpath(key: str) -> str:
 
 
 def _check_key(key: str, *, path: str, line: int) -> str:
+    """A sample key becomes part of a file path (audio/<key[:3]>/<key>.ogg), so it must be a plain
+    name: anything with a separator or a leading dot could reach outside the dataset root."""
     key = key.strip()
     if not key:
         raise DatasetError(path, "empty sample key", line=line)
-    safe_relpath(audio_relpath(key), source=f"{path}:{line}")
-    if "/" in key or "\\" in key or key.startswith("."):
+    if key.startswith(("/", "\\", ".")) or ".." in key:
+        raise DatasetError(path, f"sample key {key!r} would escape the dataset root", line=line)
+    if "/" in key or "\\" in key or ":" in key:
         raise DatasetError(path, f"sample key {key!r} is not a plain name", line=line)
     return key
 
