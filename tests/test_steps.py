@@ -1,0 +1,90 @@
+"""The library steps chained on a small generated dataset with a corrupt clip: resample (dead
+letters), augment (train only), embed (musicnn, read back through tf.data), train, evaluate."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from disco import params
+from disco.records import iter_resampled, list_shards
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    from disco.beam.augment import run_augment
+    from disco.beam.embed import run_embed
+    from disco.beam.resample import run_resample
+    from disco.data.demo import generate_demo_dataset
+
+    root = tmp_path_factory.mktemp("steps")
+    data = root / "openmic-2018"
+    demo = generate_demo_dataset(data, clips=24, seed=11, corrupt=1, workers=2)
+    out = {"data": data, "demo": demo}
+    out["resample"] = run_resample(str(data), str(root / "resampled"), seed=11, validation_fraction=0.2)
+    out["augment"] = run_augment(str(root / "resampled"), str(root / "augmented"), copies=1, seed=11)
+    out["embed"] = run_embed([str(root / "resampled"), str(root / "augmented")], str(root / "embeddings"),
+                             embedder="musicnn", batch_size=16)
+    out["root"] = root
+    return out
+
+
+def test_resample_records_and_dead_letters(chain):
+    s = chain["resample"]
+    bad = chain["demo"]["corrupt"][0]["key"]
+    assert s["failed"] == 1 and s["failures"][0]["key"] == bad and s["failures"][0]["reason"]
+    assert s["ok"] == 23 and sum(s["splits"].values()) == 23
+    lines = (chain["root"] / "resampled" / params.FAILURES_FILE).read_text().splitlines()
+    assert json.loads(lines[0])["key"] == bad
+    recs = list(iter_resampled([str(chain["root"] / "resampled")]))
+    assert len(recs) == 23 and bad not in {r.key for r in recs}
+    assert all(r.pcm.shape == (params.CLIP_SAMPLES,) and r.sample_rate == params.SAMPLE_RATE for r in recs)
+    assert all(r.original_duration == pytest.approx(10.0, abs=0.01) for r in recs)
+    assert {r.split for r in recs} == set(params.SPLITS)
+    # no temporary or partial shard is left under the output
+    assert all(f.endswith(params.TFRECORD_SUFFIX) or f.endswith((".json", ".jsonl"))
+               for f in os.listdir(chain["root"] / "resampled"))
+
+
+def test_augment_only_train(chain):
+    recs = list(iter_resampled([str(chain["root"] / "augmented")]))
+    train = chain["resample"]["splits"]["train"]
+    assert len(recs) == train and {r.split for r in recs} == {"train"}
+    assert {r.augmentation_id for r in recs} == {1}
+
+
+def test_embed_records_read_back(chain):
+    from disco.records import embedding_dataset
+
+    s = chain["embed"]
+    assert (s["embedder"], s["frames"], s["dim"]) == ("musicnn", 3, 753)
+    assert s["records"] == 23 + chain["resample"]["splits"]["train"]
+    files = list_shards(str(chain["root"] / "embeddings"), params.EMBEDDING_PREFIX)
+    ds = embedding_dataset(files, frames=3, dim=753, split="test")
+    emb, y_true, y_mask, key = next(iter(ds.batch(100)))
+    assert emb.shape[1:] == (3, 753) and np.isfinite(emb.numpy()).all()
+    assert len(key) == chain["resample"]["splits"]["test"]
+    assert y_mask.numpy().sum(1).min() >= 2
+
+
+def test_train_and_evaluate(chain, tmp_path):
+    from disco.evaluate import run_evaluate
+    from disco.train import run_train
+
+    emb = str(chain["root"] / "embeddings")
+    t = run_train(emb, str(tmp_path / "model"), model="attention", epochs=3, patience=2, seed=1)
+    assert t["epochs_run"] <= 3 and 0.0 <= t["val_mAP"] <= 1.0
+    assert t["augmented_train_examples"] == chain["resample"]["splits"]["train"]
+    e = run_evaluate(str(tmp_path / "model"), emb, str(tmp_path / "eval"), seed=1)
+    metrics = json.loads((tmp_path / "eval" / params.METRICS_FILE).read_text())
+    assert {"mAP", "f1_macro", "per_class", "random_forest"} <= set(metrics)
+    assert set(metrics["per_class"]) == set(params.CLASSES)
+    assert e["mAP"] == pytest.approx(metrics["mAP"], nan_ok=True)
+    assert (tmp_path / "eval" / params.REPORT_FILE).stat().st_size > 10_000
+    for step in ("model", "eval"):
+        assert json.loads((tmp_path / step / params.RUN_INFO_FILE).read_text())["seed"] == 1
