@@ -22,7 +22,6 @@ def _tgz(src: Path, out: Path) -> Path:
     return out
 
 
-@pytest.mark.slow
 def test_gcs_prefix_and_tarball_match_local(gcs_emulator, openmic_sample: Path, tmp_path: Path) -> None:  # noqa: F811
     bucket = gcs_emulator.make_bucket("disco-data")
     n = upload_dir(openmic_sample, "gs://disco-data/openmic-2018", client=gcs_emulator.client)
