@@ -73,7 +73,9 @@ def fit_model(fs, *, model: str, batch_size: int, epochs: int, learning_rate: fl
     if len(val) == 0:
         raise ConfigError(f"{fs.source}: no validation examples; lower nothing, add data or a validation fraction")
     seed_everything(seed)
-    net = build_model(model, frames=fs.frames, dim=fs.dim, dropout=dropout, l2=l2)
+    flat = train.x.reshape(-1, fs.dim)
+    net = build_model(model, frames=fs.frames, dim=fs.dim, dropout=dropout, l2=l2,
+                      mean=flat.mean(0), variance=flat.var(0) + 1e-6)
     net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=MaskedBinaryCrossentropy())
     best, tensorboard = _callbacks(val, patience, out_dir)
     history = net.fit(
