@@ -62,7 +62,8 @@ demo-data: ## Generate the offline demo dataset (OpenMIC format, SoundFont-rende
 
 .PHONY: demo
 demo: demo-data ## The main job: run the whole pipeline locally (kfp.local) on the demo dataset
-	$(DISCO) run --data $(DEMO_DATA) --output-dir runs/demo-$(RUN_ID) --embedder musicnn --seed $(SEED)
+	$(DISCO) run --data $(DEMO_DATA) --output-dir runs/demo-$(RUN_ID) --embedder musicnn --seed $(SEED) \
+	  --model attention --learning-rate 1e-3 --l2 1e-4 --dropout 0.3
 
 .PHONY: compile
 compile: ## Compile the KFP pipeline to $(PIPELINE_YAML)

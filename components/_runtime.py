@@ -51,6 +51,8 @@ def describe(artifact: Any, summary: Mapping[str, Any], *, keys: Iterable[str]) 
     without opening the files."""
     for key in keys:
         value = summary.get(key)
+        if isinstance(value, float) and value != value:
+            continue  # NaN cannot be stored in KFP metadata (JSON)
         if isinstance(value, (int, float, str, bool)):
             artifact.metadata[key] = value
         elif isinstance(value, Mapping):
@@ -60,6 +62,10 @@ def describe(artifact: Any, summary: Mapping[str, Any], *, keys: Iterable[str]) 
 def log_metrics(metrics: Any, values: Mapping[str, Any]) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if value != value or value in (float("inf"), float("-inf")):
+            # KFP metadata is JSON (protobuf Struct): an undefined metric (e.g. the AP of a class
+            # with no observed positive) is left out rather than failing the step.
             continue
         metrics.log_metric(name, float(value))
     persist(metrics)

@@ -62,20 +62,21 @@ def _from_records(path: str) -> FeatureSet:
     frames, dim = first.embedding.shape
     from disco.records import embedding_dataset
 
+    # Filter on the records' own split field: producers may shard by split or mix splits.
     splits = {}
     for split in params.SPLITS:
-        split_files = [f for f in files if os.path.basename(f).startswith(f"{params.EMBEDDING_PREFIX}-{split}-")]
-        if not split_files:
+        ds = embedding_dataset(files, frames=frames, dim=dim, split=split)
+        aug = tf.data.TFRecordDataset(files).map(
+            lambda raw: tf.io.parse_single_example(raw, {
+                params.FEATURE_SPLIT: tf.io.FixedLenFeature([], tf.string),
+                params.FEATURE_AUGMENTATION_ID: tf.io.FixedLenFeature([], tf.int64)})
+        ).filter(lambda ex, s=split: tf.equal(ex[params.FEATURE_SPLIT], s)).map(
+            lambda ex: ex[params.FEATURE_AUGMENTATION_ID])
+        batches = list(ds.batch(4096).as_numpy_iterator())
+        if not batches:
             splits[split] = _empty(frames, dim)
             continue
-        ds = embedding_dataset(split_files, frames=frames, dim=dim)
-        aug = tf.data.TFRecordDataset(split_files).map(
-            lambda raw: tf.io.parse_single_example(
-                raw, {params.FEATURE_AUGMENTATION_ID: tf.io.FixedLenFeature([], tf.int64)}
-            )[params.FEATURE_AUGMENTATION_ID]
-        )
-        parts = [list(t) for t in zip(*ds.batch(4096).as_numpy_iterator())]
-        x, yt, ym, k = (np.concatenate(p) for p in parts)
+        x, yt, ym, k = (np.concatenate(p) for p in zip(*batches))
         splits[split] = SplitData(x.astype(np.float32), yt.astype(np.float32), ym.astype(np.float32),
                                   k.astype(str), np.concatenate(list(aug.batch(4096).as_numpy_iterator())))
     return FeatureSet(splits, path, "records", first.embedder, int(frames), int(dim))
