@@ -88,3 +88,28 @@ def test_train_and_evaluate(chain, tmp_path):
     assert (tmp_path / "eval" / params.REPORT_FILE).stat().st_size > 10_000
     for step in ("model", "eval"):
         assert json.loads((tmp_path / step / params.RUN_INFO_FILE).read_text())["seed"] == 1
+
+
+def test_export_matches_embedder_plus_classifier_and_predict(chain, tmp_path, capsys):
+    import json as _json
+
+    from disco.cli import main
+    from disco.embedders import get_embedder
+    from disco.evaluate.evaluate import load_classifier
+    from disco.train import run_train
+    from disco.train.export import load_exported, run_export
+
+    emb_dir = str(chain["root"] / "embeddings")
+    run_train(emb_dir, str(tmp_path / "model"), model="baseline", epochs=1, seed=2)
+    run_export(str(tmp_path / "model"), str(tmp_path / "export"))
+    serve, thresholds = load_exported(str(tmp_path / "export"))
+    assert len(thresholds) == params.NUM_CLASSES
+    wave = next(iter_resampled([str(chain["root"] / "resampled")])).waveform()[None]
+    classifier, _ = load_classifier(str(tmp_path / "model"))
+    expected = classifier.predict(get_embedder("musicnn", precision="float32").embed(wave), verbose=0)
+    np.testing.assert_allclose(np.asarray(serve(wave)), expected, atol=1e-4)
+    clip = next((chain["data"] / "audio").rglob("*.ogg"))
+    assert main(["predict", str(tmp_path / "export"), str(clip), "--all", "--json"]) == 0
+    out = _json.loads(capsys.readouterr().out)
+    assert len(out[0]["instruments"]) == params.NUM_CLASSES
+    assert all(0.0 <= r["probability"] <= 1.0 for r in out[0]["instruments"])
