@@ -113,3 +113,12 @@ def test_export_matches_embedder_plus_classifier_and_predict(chain, tmp_path, ca
     out = _json.loads(capsys.readouterr().out)
     assert len(out[0]["instruments"]) == params.NUM_CLASSES
     assert all(0.0 <= r["probability"] <= 1.0 for r in out[0]["instruments"])
+
+
+def test_tune_mode_records_the_search(chain, tmp_path):
+    from disco.train import run_train
+
+    s = run_train(str(chain["root"] / "embeddings"), str(tmp_path / "tuned"), model="baseline", epochs=2,
+                  patience=1, seed=3, tune=True, tune_trials=2)
+    assert 1e-5 <= s["l2"] <= 1e-2 and 1e-4 <= s["learning_rate"] <= 3e-3
+    assert (tmp_path / "tuned" / "tuning").is_dir()
