@@ -259,7 +259,19 @@ def run_local(
     env_before = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     hits = _CacheHitCollector()
-    logging.getLogger().addHandler(hits)
+    root = logging.getLogger()
+    root.addHandler(hits)
+    # kfp.local logs its cache hits at INFO on the root logger; with the root at WARNING (Python's
+    # default, and pytest's) they would be dropped before any handler saw them. The other root
+    # handlers keep their own levels, so lowering the logger's level adds no output there.
+    root_level = root.level
+    quietened = []
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)
+        for handler in root.handlers:
+            if handler is not hits and handler.level == logging.NOTSET:
+                handler.setLevel(root_level or logging.WARNING)
+                quietened.append(handler)
     try:
         with open(log_path, "a", encoding="utf-8") as log_file:
             tee = _ProgressTee(log_file, term, stream_all=stream_all)
@@ -274,7 +286,10 @@ def run_local(
                 finally:
                     tee.flush()
     finally:
-        logging.getLogger().removeHandler(hits)
+        root.removeHandler(hits)
+        root.setLevel(root_level)
+        for handler in quietened:
+            handler.setLevel(logging.NOTSET)
         if env_before is None:
             os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
     seconds = time.monotonic() - started
