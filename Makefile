@@ -26,6 +26,8 @@ KIND_CLUSTER ?= disco
 KFP_ENDPOINT ?= http://localhost:8080
 KFP_EXPERIMENT ?= disco
 PIPELINE_YAML ?= pipelines/disco-openmic.yaml
+# The dataset as the cluster sees it (gs://… on GKE / Vertex; any URI the pods can read on kind).
+DATA_URI ?=
 VERTEX_PROJECT ?=
 VERTEX_REGION ?= us-central1
 VERTEX_PIPELINE_ROOT ?=
@@ -110,13 +112,17 @@ ui: ## Port-forward the KFP UI to http://localhost:8080
 	kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80
 
 .PHONY: submit
-submit: compile ## Submit the compiled pipeline to KFP_ENDPOINT (kfp run create semantics)
-	$(DISCO) submit --endpoint $(KFP_ENDPOINT) --experiment $(KFP_EXPERIMENT) --package $(PIPELINE_YAML)
+submit: compile ## Submit the compiled pipeline to KFP_ENDPOINT (kfp run create semantics); needs DATA_URI
+	@test -n "$(DATA_URI)" || { echo "set DATA_URI=<dataset URI the cluster can read, e.g. gs://bucket/openmic-2018-v1.0.0.tgz>" >&2; exit 2; }
+	$(DISCO) submit --endpoint $(KFP_ENDPOINT) --experiment $(KFP_EXPERIMENT) --package $(PIPELINE_YAML) \
+	  --data $(DATA_URI)
 
 .PHONY: vertex-submit
-vertex-submit: compile ## Submit the compiled pipeline to Vertex AI Pipelines
+vertex-submit: compile ## Submit the compiled pipeline to Vertex AI Pipelines; needs DATA_URI
+	@test -n "$(DATA_URI)" || { echo "set DATA_URI=<dataset URI the cluster can read, e.g. gs://bucket/openmic-2018-v1.0.0.tgz>" >&2; exit 2; }
 	$(DISCO) vertex-submit --project $(VERTEX_PROJECT) --region $(VERTEX_REGION) \
-	  --pipeline-root $(VERTEX_PIPELINE_ROOT) --package $(PIPELINE_YAML)
+	  --pipeline-root $(VERTEX_PIPELINE_ROOT) --package $(PIPELINE_YAML) \
+	  --data $(DATA_URI)
 
 .PHONY: clean
 clean: ## Remove run outputs and caches (keeps .venv and data/)
