@@ -174,3 +174,7 @@ DEFAULT_SEED: int = 2018
 
 # --- Models ----------------------------------------------------------------------------------
 MODELS: tuple[str, ...] = ("baseline", "attention")  # disco.train.models.build_model names
+
+# --- The release's precomputed features ---------------------------------------------------------
+RELEASE_EMBEDDER = "vggish-release"  # embedder name on records made from openmic-2018.npz / vggish/*.json
+RELEASE_RECORDS_PER_SHARD = 2000

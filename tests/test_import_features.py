@@ -22,7 +22,8 @@ def release_like(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_npz_becomes_embedding_records_with_splits_and_labels(release_like, tmp_path):
-    from components.import_features import RELEASE_EMBEDDER, write_release_features
+    from disco.params import RELEASE_EMBEDDER
+    from disco.train.features import write_release_records as write_release_features
     from disco.data.openmic import dequantize, open_dataset
 
     summary = write_release_features(str(release_like), str(tmp_path), seed=E2E_SEED, validation_fraction=0.2)
@@ -48,7 +49,7 @@ def test_npz_becomes_embedding_records_with_splits_and_labels(release_like, tmp_
 def test_keys_missing_from_the_npz_are_a_dataset_error(release_like, tmp_path):
     import shutil
 
-    from components.import_features import write_release_features
+    from disco.train.features import write_release_records as write_release_features
     from disco.errors import DatasetError
 
     copy = tmp_path / "openmic-2018"

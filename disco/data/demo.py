@@ -144,7 +144,6 @@ def render_clip(spec: ClipSpec, sample_rate: int = params.RELEASE_SAMPLE_RATE) -
 
     rng = np.random.default_rng(spec.seed)
     synth = tinysoundfont.Synth(samplerate=sample_rate, gain=-3.0)
-    sfid = _SYNTH_CACHE.get("sfid")
     # The SoundFont is loaded per synth; the bytes are read once per process.
     sf_bytes = _SYNTH_CACHE.get("bytes")
     if sf_bytes is None:

@@ -16,7 +16,6 @@ from disco.runinfo import write_run_info
 
 log = logging.getLogger(__name__)
 
-MARKDOWN_FILE = "report.md"
 SCORES_FILE = "test_scores.npz"
 
 

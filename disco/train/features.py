@@ -108,7 +108,7 @@ def _from_release(path: str, *, seed: int, validation_fraction: float, kind: str
                                   np.stack([c.y_mask for c in chosen]).astype(np.float32),
                                   np.array([c.key for c in chosen]), np.zeros(len(chosen), int))
     frames, dim = next(s.x.shape[1:] for s in splits.values() if len(s))
-    return FeatureSet(splits, path, kind, "vggish-release", int(frames), int(dim))
+    return FeatureSet(splits, path, kind, params.RELEASE_EMBEDDER, int(frames), int(dim))
 
 
 def load_features(path: str, *, seed: int = params.DEFAULT_SEED,
@@ -130,3 +130,43 @@ def load_features(path: str, *, seed: int = params.DEFAULT_SEED,
     log.info("features from %s (%s, %s): %s; %d frames x %d dims", path, fs.kind, fs.embedder,
              ", ".join(f"{k} {len(v)}" for k, v in fs.splits.items()), fs.frames, fs.dim)
     return fs
+
+
+def write_release_records(data_uri: str, out_dir: str, *, seed: int, validation_fraction: float) -> dict:
+    """The release's precomputed VGGish features (``openmic-2018.npz``, else ``vggish/*.json``) as
+    embedding records for every clip of the official split, with labels, mask and the artist-grouped
+    validation split, so the pipeline can skip resample, augment and embed. A clip of the split
+    without features is a DatasetError, never a silently smaller set."""
+    import json
+    import math
+
+    from disco import records
+    from disco.data.openmic import open_dataset
+    from disco.runinfo import write_run_info
+
+    ds = open_dataset(data_uri)
+    kind = "npz" if ds.has_npz() else "vggish_json"
+    fs = _from_release(data_uri, seed=seed, validation_fraction=validation_fraction, kind=kind)
+    source = params.NPZ_FILE if kind == "npz" else params.VGGISH_DIR
+    version = f"{params.RELEASE_TARBALL_NAME}:{source}"
+    rows = [(split, i) for split, data in fs.splits.items() for i in range(len(data))]
+    os.makedirs(out_dir, exist_ok=True)
+    total = max(1, math.ceil(len(rows) / params.RELEASE_RECORDS_PER_SHARD))
+    for shard in range(total):
+        path = os.path.join(out_dir, records.shard_name(params.EMBEDDING_PREFIX, shard, total))
+        with records.AtomicShardWriter(path) as writer:
+            for split, i in rows[shard * params.RELEASE_RECORDS_PER_SHARD : (shard + 1) * params.RELEASE_RECORDS_PER_SHARD]:
+                d = fs.splits[split]
+                writer.write(records.encode_embedding(records.EmbeddingRecord(
+                    key=str(d.keys[i]), split=split, embedding=d.x[i], y_true=d.y_true[i],
+                    y_mask=d.y_mask[i].astype(np.int64), embedder=params.RELEASE_EMBEDDER, embedder_version=version)))
+        log.info("release features: shard %d/%d written", shard + 1, total)
+    splits = {s: len(d) for s, d in fs.splits.items() if len(d)}
+    summary = {"records": len(rows), "splits": splits, "shards": total, "embedder": params.RELEASE_EMBEDDER,
+               "frames": fs.frames, "dim": fs.dim, "source": source, "precision": "uint8-dequantized"}
+    write_run_info(out_dir, step="import_features", seed=seed,
+                   parameters={"data_uri": str(data_uri), "validation_fraction": validation_fraction})
+    with open(os.path.join(out_dir, params.SUMMARY_FILE), "w", encoding="utf-8") as fh:
+        json.dump(summary, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    return summary
