@@ -99,9 +99,15 @@ def encode_resampled(rec: ResampledRecord) -> bytes:
 
 
 def _parse_example(data: bytes):
+    from google.protobuf.message import DecodeError
+
     tf = _tf()
     ex = tf.train.Example()
-    ex.ParseFromString(data)
+    try:
+        ex.ParseFromString(data)
+    except DecodeError as exc:
+        # Callers (the embed step's dead letter among them) handle SchemaError, not protobuf's types.
+        raise SchemaError(f"record is not a tf.train.Example ({len(data)} bytes): {exc}") from exc
     return ex.features.feature
 
 
@@ -109,6 +115,9 @@ def _single(feats, name: str, kind: str):
     if name not in feats:
         raise SchemaError(f"record has no feature {name!r}")
     values = getattr(feats[name], kind).value
+    if not values:
+        # A wrong-typed feature (e.g. int64 where bytes are expected) reads as empty here.
+        raise SchemaError(f"record feature {name!r} has no {kind} values")
     return values
 
 

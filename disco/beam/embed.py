@@ -19,12 +19,13 @@ import numpy as np
 
 from disco import params
 from disco.beam.options import pipeline_options
-from disco.errors import ConfigError
+from disco.errors import ConfigError, DiscoError, SchemaError
 from disco.runinfo import write_run_info
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 64
+FAILED_TAG = "failed"  # the Decode step's dead-letter output
 
 
 def embedder_options(embedder: str, *, vggish_handle: str | None = None, vggish_checkpoint: str | None = None,
@@ -70,13 +71,59 @@ def _model_handler(embedder: str, options: dict[str, Any], batch_size: int):
     return EmbedderModelHandler()
 
 
+def _readable_key(raw: bytes) -> str | None:
+    """The record's key where the bytes still parse far enough to give one, else None: a
+    dead-letter entry with the key lets the clip be found and re-made."""
+    import tensorflow as tf
+
+    try:
+        value = tf.train.Example.FromString(raw).features.feature[params.FEATURE_KEY].bytes_list.value
+        return value[0].decode() if value else None
+    except Exception:  # whatever does not parse simply has no key
+        return None
+
+
 def _to_input(raw: bytes):
+    """Resampled record bytes -> (pcm, metadata) for the model handler. Raises SchemaError for any
+    record the embedder cannot take, so the Decode step can dead-letter it."""
     from disco.records import decode_resampled
 
     rec = decode_resampled(raw)
+    if rec.split not in params.SPLITS:
+        raise SchemaError(f"record {rec.key!r}: unknown split {rec.split!r}")
+    # RunInference stacks a batch into one array: a clip of another length would fail the whole batch.
+    if rec.pcm.shape != (params.CLIP_SAMPLES,):
+        raise SchemaError(f"record {rec.key!r}: pcm has {rec.pcm.shape[0]} samples, expected {params.CLIP_SAMPLES}")
+    if rec.sample_rate != params.SAMPLE_RATE:
+        raise SchemaError(f"record {rec.key!r}: sample_rate {rec.sample_rate}, expected {params.SAMPLE_RATE}")
+    if rec.y_true.shape != (params.NUM_CLASSES,) or rec.y_mask.shape != (params.NUM_CLASSES,):
+        raise SchemaError(f"record {rec.key!r}: y_true/y_mask have shapes {rec.y_true.shape} and "
+                          f"{rec.y_mask.shape}, expected ({params.NUM_CLASSES},)")
     meta = (rec.key, rec.split, rec.y_true.astype(np.float32).tolist(), rec.y_mask.astype(int).tolist(),
             int(rec.augmentation_id))
     return rec.pcm, meta
+
+
+def _decode_fn():
+    import apache_beam as beam
+    from apache_beam.metrics import Metrics
+
+    class DecodeOrDeadLetter(beam.DoFn):
+        """(shard file, record bytes) -> model input, or a failure dict on the FAILED_TAG output."""
+
+        def setup(self):
+            self.failed = Metrics.counter("disco_embed", "failed")
+
+        def process(self, element):
+            shard, raw = element
+            try:
+                yield _to_input(raw)
+            except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM bytes
+                self.failed.inc()
+                yield beam.pvalue.TaggedOutput(FAILED_TAG, {
+                    "shard": str(shard), "key": _readable_key(raw), "reason": str(exc)})
+
+    return DecodeOrDeadLetter
 
 
 def _to_record(result, name: str, version: str):
@@ -145,12 +192,21 @@ def run_embed(
     log.info("embedding %d records from %d shards with %s (%s)", sum(in_counts.values()), len(files),
              embedder, described["precision"])
 
+    failures_path = os.path.join(out_dir, params.FAILURES_FILE)
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-    records = (
+    decoded = (
         pipeline
         | "Shards" >> beam.Create(files, reshuffle=False)
-        | "Read" >> beam.io.ReadAllFromTFRecord()
-        | "Decode" >> beam.Map(_to_input)
+        | "Read" >> beam.io.ReadAllFromTFRecord(with_filename=True)
+        | "Decode" >> beam.ParDo(_decode_fn()()).with_outputs(FAILED_TAG, main="ok")
+    )
+    (
+        decoded[FAILED_TAG]
+        | "FailureJson" >> beam.Map(lambda f: json.dumps(f, sort_keys=True))
+        | "WriteFailures" >> beam.io.WriteToText(failures_path, shard_name_template="", num_shards=1)
+    )
+    records = (
+        decoded.ok
         | "Embed" >> RunInference(_model_handler(embedder, options, batch_size))
         | "Encode" >> beam.Map(_to_record, described["embedder"], described["embedder_version"])
     )
@@ -168,6 +224,15 @@ def run_embed(
         )
     pipeline.run().wait_until_finish()
 
+    failures = []
+    if os.path.exists(failures_path):
+        with open(failures_path) as fh:
+            failures = [json.loads(line) for line in fh if line.strip()]
+    else:  # Beam writes no file for an empty PCollection; an empty dead letter still says "none failed"
+        open(failures_path, "w").close()
+    for f in failures:
+        log.warning("could not decode a record (key %s) in %s: %s", f["key"], f["shard"], f["reason"])
+
     out_files = list_shards(out_dir, params.EMBEDDING_PREFIX)
     out_counts = _count_records(out_files)
     seconds = time.perf_counter() - start
@@ -176,6 +241,8 @@ def run_embed(
         "step": "embed",
         "records": total,
         "splits": out_counts,
+        "failed": len(failures),
+        "failures": failures,
         **described,
         "inputs": list(map(str, audio_dirs)),
         "shards": len(out_files),
@@ -183,8 +250,9 @@ def run_embed(
         "seconds": round(seconds, 2),
         "clips_per_s": round(total / seconds, 2) if seconds else None,
     }
-    if total != sum(in_counts.values()):
-        raise ConfigError(f"embed wrote {total} records for {sum(in_counts.values())} inputs")
+    if total + len(failures) != sum(in_counts.values()):
+        raise DiscoError(f"embed lost records: {sum(in_counts.values())} in, {total} written + "
+                         f"{len(failures)} failed")
     with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
         json.dump(summary, fh, indent=2)
     write_run_info(out_dir, step="embed", parameters={
