@@ -224,12 +224,16 @@ def run_embed(
         )
     pipeline.run().wait_until_finish()
 
+    import tensorflow as tf
+
+    # gfile, not open(): on Dataflow the workers wrote it, possibly to gs://.
     failures = []
-    if os.path.exists(failures_path):
-        with open(failures_path) as fh:
+    if tf.io.gfile.exists(failures_path):
+        with tf.io.gfile.GFile(failures_path) as fh:
             failures = [json.loads(line) for line in fh if line.strip()]
     else:  # Beam writes no file for an empty PCollection; an empty dead letter still says "none failed"
-        open(failures_path, "w").close()
+        with tf.io.gfile.GFile(failures_path, "w"):
+            pass
     for f in failures:
         log.warning("could not decode a record (key %s) in %s: %s", f["key"], f["shard"], f["reason"])
 
