@@ -153,18 +153,18 @@ def describe_run(run_dir: Path, root: Path) -> dict | None:
     return row
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, column: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) >= 0.01 or value == 0 else f"{value:.0e}"
+        return f"{value:g}" if column in HYPERPARAMETERS else f"{value:.4f}"
     return str(value)
 
 
 def summary_table(df, *, markdown: bool = False) -> str:
     """The summary columns as a Markdown table or aligned text."""
     cols = [c for c in SUMMARY_COLUMNS if c in df.columns]
-    cells = [[_fmt(v) for v in row] for row in df[cols].itertuples(index=False)]
+    cells = [[_fmt(v, c) for v, c in zip(row, cols)] for row in df[cols].itertuples(index=False)]
     if markdown:
         lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in cells]
@@ -197,7 +197,7 @@ def plot_map(df, path: Path) -> None:
     ax.set_xlim(0, 1.08)
     ax.set_xlabel("test mAP (observed entries)")
     ax.set_title("mAP per run")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
