@@ -1,0 +1,89 @@
+"""Training repeats: the same seed gives the same model, another seed another one; and training on
+the release's precomputed features (``openmic-2018.npz``) learns what the features carry.
+
+tests/test_import_features.py covers the npz turned into embedding records and the pipeline's
+release branch running; here `run_train` reads the npz directly and must learn a planted signal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from disco import params
+from train_fixtures import chance_map, make_release_features
+
+pytestmark = pytest.mark.slow
+
+HP = dict(model="attention", epochs=3, batch_size=16, learning_rate=1e-3, dropout=0.3, l2=1e-4)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, openmic_sample) -> dict:
+    from disco.train import run_train
+
+    base = tmp_path_factory.mktemp("repro")
+    data = make_release_features(base / "openmic-2018", openmic_sample, shift=0.6, seed=11)
+    out = {"data": data, "base": base}
+    for name, seed in (("a", 5), ("a_again", 5), ("b", 6)):
+        out[name] = base / name
+        out[f"{name}_summary"] = run_train(str(data), str(out[name]), seed=seed, **HP)
+    return out
+
+
+def _model(path: Path):
+    from disco.evaluate.evaluate import load_classifier
+
+    return load_classifier(str(path))[0]
+
+
+def _test_split(data: Path):
+    from disco.train.features import load_features
+
+    return load_features(str(data)).splits[params.SPLIT_TEST]
+
+
+def test_same_seed_same_model_and_metrics(trained):
+    from disco.evaluate.metrics import mean_ap
+
+    a, again = _model(trained["a"]), _model(trained["a_again"])
+    test = _test_split(trained["data"])
+    pa, pb = a.predict(test.x, verbose=0), again.predict(test.x, verbose=0)
+    np.testing.assert_allclose(pa, pb, rtol=0, atol=1e-6)
+    assert mean_ap(test.y_true, pa, test.y_mask) == pytest.approx(mean_ap(test.y_true, pb, test.y_mask), abs=1e-6)
+    assert trained["a_summary"]["val_mAP"] == pytest.approx(trained["a_again_summary"]["val_mAP"], abs=1e-6)
+    for wa, wb in zip(a.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-6)
+    # The per-epoch record and the tuned thresholds repeat too.
+    assert (trained["a"] / "history.csv").read_text() == (trained["a_again"] / "history.csv").read_text()
+    assert json.loads((trained["a"] / "thresholds.json").read_text()) == json.loads(
+        (trained["a_again"] / "thresholds.json").read_text())
+
+
+def test_another_seed_another_model(trained):
+    a, b = _model(trained["a"]), _model(trained["b"])
+    gaps = [float(np.abs(wa - wb).max()) for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True)
+            if wa.dtype.kind == "f" and wa.size > params.NUM_CLASSES * 2]
+    assert gaps and min(gaps) > 1e-3, gaps
+    test = _test_split(trained["data"])
+    assert np.abs(a.predict(test.x, verbose=0) - b.predict(test.x, verbose=0)).max() > 1e-3
+
+
+def test_training_on_the_release_npz_learns_the_planted_signal(trained, tmp_path):
+    from disco.evaluate import run_evaluate
+
+    summary = trained["a_summary"]
+    assert summary["feature_kind"] == "npz" and summary["embedder"] == params.RELEASE_EMBEDDER
+    assert (summary["frames"], summary["dim"]) == (params.RELEASE_VGGISH_FRAMES, params.VGGISH_EMBEDDING_SIZE)
+    # Every clip of split01 is used: train + validation + test = the partition files' keys.
+    partitions = trained["data"] / params.PARTITIONS_DIR
+    official = sum(len(p.read_text().split()) for p in partitions.glob("*.csv"))
+    assert sum(summary["examples"].values()) == official
+
+    result = run_evaluate(str(trained["a"]), str(trained["data"]), str(tmp_path / "eval"), rf_baseline=False)
+    test = _test_split(trained["data"])
+    chance = chance_map(test.y_true, test.y_mask)
+    assert result["examples"] == len(test)
+    assert result["mAP"] > chance + 0.25, (result["mAP"], chance)
