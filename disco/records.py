@@ -18,6 +18,7 @@ import numpy as np
 
 from disco import params
 from disco.errors import SchemaError
+from disco.tfexample import BYTES, FLOAT, INT64, decode_example, encode_example
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -73,7 +74,6 @@ def _check_labels(key: str, y_true: np.ndarray, y_mask: np.ndarray) -> None:
 
 
 def encode_resampled(rec: ResampledRecord) -> bytes:
-    tf = _tf()
     pcm = np.asarray(rec.pcm)
     if pcm.dtype != np.int16 or pcm.ndim != 1:
         raise SchemaError(f"record {rec.key!r}: pcm must be 1-D int16, got {pcm.dtype} {pcm.shape}")
@@ -82,41 +82,31 @@ def encode_resampled(rec: ResampledRecord) -> bytes:
     y_true = np.asarray(rec.y_true, np.float32)
     y_mask = np.asarray(rec.y_mask, np.int64)
     _check_labels(rec.key, y_true, y_mask)
-    f = tf.train.Feature
-    feature = {
-        params.FEATURE_KEY: f(bytes_list=tf.train.BytesList(value=[rec.key.encode()])),
-        params.FEATURE_SPLIT: f(bytes_list=tf.train.BytesList(value=[rec.split.encode()])),
-        params.FEATURE_PCM: f(bytes_list=tf.train.BytesList(value=[pcm.astype(params.PCM_DTYPE).tobytes()])),
-        params.FEATURE_SAMPLE_RATE: f(int64_list=tf.train.Int64List(value=[int(rec.sample_rate)])),
-        params.FEATURE_NUM_SAMPLES: f(int64_list=tf.train.Int64List(value=[int(pcm.shape[0])])),
-        params.FEATURE_ORIGINAL_DURATION: f(float_list=tf.train.FloatList(value=[float(rec.original_duration)])),
-        params.FEATURE_AUGMENTATION_ID: f(int64_list=tf.train.Int64List(value=[int(rec.augmentation_id)])),
-        params.FEATURE_Y_TRUE: f(float_list=tf.train.FloatList(value=y_true.tolist())),
-        params.FEATURE_Y_MASK: f(int64_list=tf.train.Int64List(value=y_mask.tolist())),
-        params.FEATURE_SCHEMA_VERSION: f(int64_list=tf.train.Int64List(value=[params.RESAMPLED_SCHEMA_VERSION])),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return encode_example({
+        params.FEATURE_KEY: (BYTES, [rec.key.encode()]),
+        params.FEATURE_SPLIT: (BYTES, [rec.split.encode()]),
+        params.FEATURE_PCM: (BYTES, [pcm.astype(params.PCM_DTYPE).tobytes()]),
+        params.FEATURE_SAMPLE_RATE: (INT64, [int(rec.sample_rate)]),
+        params.FEATURE_NUM_SAMPLES: (INT64, [int(pcm.shape[0])]),
+        params.FEATURE_ORIGINAL_DURATION: (FLOAT, [float(rec.original_duration)]),
+        params.FEATURE_AUGMENTATION_ID: (INT64, [int(rec.augmentation_id)]),
+        params.FEATURE_Y_TRUE: (FLOAT, y_true),
+        params.FEATURE_Y_MASK: (INT64, y_mask.tolist()),
+        params.FEATURE_SCHEMA_VERSION: (INT64, [params.RESAMPLED_SCHEMA_VERSION]),
+    })
 
 
-def _parse_example(data: bytes):
-    from google.protobuf.message import DecodeError
-
-    tf = _tf()
-    ex = tf.train.Example()
-    try:
-        ex.ParseFromString(data)
-    except DecodeError as exc:
-        # Callers (the embed step's dead letter among them) handle SchemaError, not protobuf's types.
-        raise SchemaError(f"record is not a tf.train.Example ({len(data)} bytes): {exc}") from exc
-    return ex.features.feature
+def _parse_example(data: bytes) -> dict:
+    # Our own wire-format reader (disco.tfexample): no TensorFlow import, and malformed input
+    # surfaces as SchemaError, which callers (the embed step's dead letter among them) handle.
+    return decode_example(data)
 
 
 def _single(feats, name: str, kind: str):
     if name not in feats:
         raise SchemaError(f"record has no feature {name!r}")
-    values = getattr(feats[name], kind).value
-    if not values:
-        # A wrong-typed feature (e.g. int64 where bytes are expected) reads as empty here.
+    got_kind, values = feats[name]
+    if got_kind != kind or len(values) == 0:
         raise SchemaError(f"record feature {name!r} has no {kind} values")
     return values
 
@@ -144,7 +134,6 @@ def decode_resampled(data: bytes) -> ResampledRecord:
 
 
 def encode_embedding(rec: EmbeddingRecord) -> bytes:
-    tf = _tf()
     emb = np.asarray(rec.embedding, dtype=np.float32)
     if emb.ndim != 2:
         raise SchemaError(f"record {rec.key!r}: embedding must be [frames, dim], got shape {emb.shape}")
@@ -153,20 +142,18 @@ def encode_embedding(rec: EmbeddingRecord) -> bytes:
     y_true = np.asarray(rec.y_true, np.float32)
     y_mask = np.asarray(rec.y_mask, np.int64)
     _check_labels(rec.key, y_true, y_mask)
-    f = tf.train.Feature
-    feature = {
-        params.FEATURE_KEY: f(bytes_list=tf.train.BytesList(value=[rec.key.encode()])),
-        params.FEATURE_SPLIT: f(bytes_list=tf.train.BytesList(value=[rec.split.encode()])),
-        params.FEATURE_EMBEDDING: f(bytes_list=tf.train.BytesList(value=[emb.astype("<f4").tobytes()])),
-        params.FEATURE_EMBEDDING_SHAPE: f(int64_list=tf.train.Int64List(value=list(emb.shape))),
-        params.FEATURE_Y_TRUE: f(float_list=tf.train.FloatList(value=y_true.tolist())),
-        params.FEATURE_Y_MASK: f(int64_list=tf.train.Int64List(value=y_mask.tolist())),
-        params.FEATURE_EMBEDDER: f(bytes_list=tf.train.BytesList(value=[rec.embedder.encode()])),
-        params.FEATURE_EMBEDDER_VERSION: f(bytes_list=tf.train.BytesList(value=[rec.embedder_version.encode()])),
-        params.FEATURE_AUGMENTATION_ID: f(int64_list=tf.train.Int64List(value=[int(rec.augmentation_id)])),
-        params.FEATURE_SCHEMA_VERSION: f(int64_list=tf.train.Int64List(value=[params.EMBEDDING_SCHEMA_VERSION])),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return encode_example({
+        params.FEATURE_KEY: (BYTES, [rec.key.encode()]),
+        params.FEATURE_SPLIT: (BYTES, [rec.split.encode()]),
+        params.FEATURE_EMBEDDING: (BYTES, [emb.astype("<f4").tobytes()]),
+        params.FEATURE_EMBEDDING_SHAPE: (INT64, list(emb.shape)),
+        params.FEATURE_Y_TRUE: (FLOAT, y_true),
+        params.FEATURE_Y_MASK: (INT64, y_mask.tolist()),
+        params.FEATURE_EMBEDDER: (BYTES, [rec.embedder.encode()]),
+        params.FEATURE_EMBEDDER_VERSION: (BYTES, [rec.embedder_version.encode()]),
+        params.FEATURE_AUGMENTATION_ID: (INT64, [int(rec.augmentation_id)]),
+        params.FEATURE_SCHEMA_VERSION: (INT64, [params.EMBEDDING_SCHEMA_VERSION]),
+    })
 
 
 def decode_embedding(data: bytes) -> EmbeddingRecord:
