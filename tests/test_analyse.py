@@ -1,5 +1,5 @@
-"""`disco analyse`: real train + evaluate runs on a small release-features dataset, laid out as
-`disco evaluate --out` and as `disco run` (kfp.local) leave them, aggregated into one table."""
+"""`disco analyse`: real runs on a small release-features dataset, made by `disco train` +
+`disco evaluate --out` and by `disco run` (kfp.local), aggregated into one table."""
 
 from __future__ import annotations
 
@@ -35,8 +35,7 @@ def _metrics(path: Path) -> dict:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, openmic_sample) -> dict:
     from disco.evaluate import run_evaluate
-    from disco.runinfo import write_run_info
-    from disco.runner import RUN_SUMMARY_FILE
+    from disco.runner import run_local
     from disco.train import run_train
 
     base = tmp_path_factory.mktemp("analyse")
@@ -50,20 +49,13 @@ def runs(tmp_path_factory, openmic_sample) -> dict:
         run_evaluate(str(model_dir), data, str(runs_dir / name), seed=SEED, rf_baseline=rf)
         metrics[name] = _metrics(runs_dir / name)
 
-    # The layout run_local leaves: step outputs under pipeline_root/<pipeline run>/<task>/<output>,
-    # the evaluate output's metrics.json copied to the top with run_summary.json and run_info.json.
-    # It is built elsewhere and moved in, so every path the steps recorded is stale, as for runs
-    # fetched from another machine or a bucket.
+    # A real `disco run` (kfp.local, the release-features branch): step outputs under
+    # pipeline_root/<pipeline run>/<task>/<output>, metrics.json copied to the top beside
+    # run_summary.json. It runs elsewhere and is moved in, so every path the steps recorded is
+    # stale, as for runs fetched from another machine or a bucket.
     staged = base / "staging" / KFP_RUN
-    pipeline_run = staged / "pipeline_root" / "disco-openmic-20261124093000"
-    model_dir, evaluation = pipeline_run / "train-classifier" / "model", pipeline_run / "evaluate-classifier" / "evaluation"
-    run_train(data, str(model_dir), model=KFP_MODEL, learning_rate=KFP_LR, **hp)
-    run_evaluate(str(model_dir), data, str(evaluation), seed=SEED)
-    shutil.copyfile(evaluation / params.METRICS_FILE, staged / params.METRICS_FILE)
-    arguments = {"model": KFP_MODEL, "learning_rate": KFP_LR, "embedder": "musicnn", **hp}
-    (staged / RUN_SUMMARY_FILE).write_text(json.dumps(
-        {"parameters": arguments, "evaluation_dir": str(evaluation), "mAP": _metrics(staged)["mAP"]}))
-    write_run_info(staged, step="run", parameters=arguments, seed=SEED)
+    run_local(data, staged, use_release_features=True, model=KFP_MODEL, learning_rate=KFP_LR, cache=False, **hp)
+    shutil.rmtree(base / "staging" / ".kfp-cache", ignore_errors=True)
     shutil.move(str(staged), str(runs_dir / KFP_RUN))
     metrics[KFP_RUN] = _metrics(runs_dir / KFP_RUN)
     # A directory with train outputs only is not a run.
@@ -118,10 +110,10 @@ def test_hyperparameters_come_from_the_train_step(runs, analysed):
         assert rows.loc[name, "learning_rate"] == lr
     kfp = rows.loc[KFP_RUN]
     assert kfp["model"] == KFP_MODEL and kfp["learning_rate"] == KFP_LR
-    # What the steps saw (release VGGish features), not what the run asked for ("musicnn"), and the
-    # train summary read from the moved pipeline_root, not from the stale recorded path.
+    # What the steps saw (release VGGish features), not the run's embedder parameter ("musicnn", unused
+    # in this branch), and the train summary read from the moved pipeline_root, not the stale path.
     assert kfp["embedder"] == params.RELEASE_EMBEDDER
-    moved = runs["dir"] / KFP_RUN / "pipeline_root" / "disco-openmic-20261124093000" / "train-classifier" / "model"
+    (moved,) = (runs["dir"] / KFP_RUN / "pipeline_root").glob("*/train-classifier/model")
     assert kfp["val_mAP"] == json.loads((moved / params.SUMMARY_FILE).read_text())["val_mAP"]
     assert rows["epochs"].tolist() == [3, 3, 3] and rows["dropout"].tolist() == [0.3, 0.3, 0.3]
     assert rows["seed"].tolist() == [SEED] * 3

@@ -23,6 +23,8 @@ AP_PLOT = "ap_per_class.png"
 # The train step's hyperparameters, in the order the table shows them.
 HYPERPARAMETERS = ("learning_rate", "dropout", "l2", "batch_size", "epochs", "patience")
 AP_PREFIX = "AP_"
+COLUMN_ORDER = ("run", "model", "embedder", *HYPERPARAMETERS, "seed", "tuned", "mAP", "f1_macro", "f1_macro_tuned",
+                "rf_mAP", "rf_f1_macro", "test_examples", "epochs_run", "best_epoch", "val_mAP")
 # Shown in results.md and on stdout; results.csv has every column.
 SUMMARY_COLUMNS = ("run", "model", "embedder", *HYPERPARAMETERS[:3], "seed", "mAP", "f1_macro", "rf_mAP")
 
@@ -243,8 +245,9 @@ def analyse_runs(runs_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
     if not rows:
         raise ConfigError(f"{runs_dir}: no runs found (no evaluate output, i.e. no {params.METRICS_FILE}, under it)")
     df = pd.DataFrame(rows)
+    leading = [c for c in COLUMN_ORDER if c in df.columns]
     ap_cols = [f"{AP_PREFIX}{c}" for c in params.CLASSES]
-    df = df[[c for c in df.columns if c not in ap_cols and c != "path"] + ap_cols + ["path"]]
+    df = df[leading + [c for c in df.columns if c not in (*leading, *ap_cols, "path")] + ap_cols + ["path"]]
     df = df.sort_values(["mAP", "run"], ascending=[False, True], na_position="last", kind="mergesort")
     df = df.reset_index(drop=True)
 
