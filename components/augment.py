@@ -1,4 +1,4 @@
-"""Augment component: K seeded augmented copies of every training clip (same record schema)."""
+"""Augment component: K seeded augmented copies and M mixtures of every training clip (same record schema)."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
@@ -6,23 +6,26 @@ from kfp.dsl import Dataset, Input, Metrics, Output
 
 def augment_audio(
     copies: int,
+    mixup: int,
+    masks: bool,
     seed: int,
     beam_options: str,
     resampled: Input[Dataset],
     augmented: Output[Dataset],
     stats: Output[Metrics],
 ):
-    """Write `copies` augmented versions of each train clip; 0 copies writes an empty, valid step output."""
+    """Write `copies` augmented versions and `mixup` mixtures of each train clip (with SpecAugment-style
+    masks when `masks`); none of either writes an empty, valid step output."""
     from components import _runtime
 
     _runtime.setup_logging()
-    if copies <= 0:
+    if copies <= 0 and mixup <= 0:
         # A pipeline parameter cannot remove a task from the DAG on every backend without
         # conditional artifact plumbing, so "no augmentation" is an empty output, not a missing one.
         summary = _runtime.empty_step(
             augmented.path,
             step="augment",
-            parameters={"copies": copies, "seed": seed},
+            parameters={"copies": copies, "mixup": mixup, "masks": masks, "seed": seed},
             seed=seed,
             summary={"records": 0, "copies": 0, "skipped": True},
         )
@@ -32,12 +35,14 @@ def augment_audio(
         summary = run_augment(
             resampled.path,
             augmented.path,
-            copies=copies,
+            copies=max(copies, 0),
+            mixup=max(mixup, 0),
+            masks=masks,
             seed=seed,
             beam_args=_runtime.split_args(beam_options),
         )
-    _runtime.describe(augmented, summary, keys=("records", "ok", "failed", "copies", "shards"))
-    _runtime.log_metrics(stats, {"copies": copies, "records": summary.get("records", summary.get("ok", 0))})
+    _runtime.describe(augmented, summary, keys=("records", "ok", "failed", "copies", "mixup", "shards"))
+    _runtime.log_metrics(stats, {"copies": copies, "mixup": mixup, "records": summary.get("records", summary.get("ok", 0))})
 
 
 def make_component(image: str):

@@ -187,6 +187,29 @@ def list_shards(directory: str | os.PathLike[str], prefix: str) -> list[str]:
     return sorted(glob.glob(pattern))
 
 
+def count_records(path: str) -> int:
+    """Records in one TFRecord file, read by its length headers alone: steps check their counts
+    after writing, and reading a 6 GB audio shard through TensorFlow to count it took minutes."""
+    if path.startswith("gs://"):
+        tf = _tf()
+        return sum(1 for _ in tf.data.TFRecordDataset([path]))
+    n = 0
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        pos = 0
+        while pos < size:
+            header = fh.read(12)  # uint64 length + masked crc32c of the length
+            if len(header) < 12:
+                raise SchemaError(f"{path}: truncated TFRecord header at byte {pos}")
+            length = int.from_bytes(header[:8], "little")
+            pos += 12 + length + 4
+            if pos > size:
+                raise SchemaError(f"{path}: truncated TFRecord of {length} bytes")
+            fh.seek(pos)
+            n += 1
+    return n
+
+
 def iter_tfrecord_bytes(files: Sequence[str]) -> Iterator[bytes]:
     tf = _tf()
     for path in files:

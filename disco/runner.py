@@ -177,6 +177,8 @@ def run_local(
     embedder: str = "musicnn",
     vggish_handle: str = params.VGGISH_DEFAULT_HANDLE,
     augment_copies: int = 1,
+    augment_mixup: int = 0,
+    augment_masks: bool = False,
     model: str = "baseline",
     epochs: int = params.DEFAULT_EPOCHS,
     batch_size: int = params.DEFAULT_BATCH_SIZE,
@@ -200,8 +202,8 @@ def run_local(
 
     from pipelines.factory import make_pipeline
 
-    if augment_copies < 0:
-        raise ConfigError(f"augment copies must be >= 0, got {augment_copies}")
+    if augment_copies < 0 or augment_mixup < 0:
+        raise ConfigError(f"augment copies and mixup must be >= 0, got {augment_copies} and {augment_mixup}")
     if epochs < 1:
         raise ConfigError(f"epochs must be >= 1, got {epochs}")
     data = _resolve_data(data_uri)
@@ -223,6 +225,8 @@ def run_local(
         embedder=embedder,
         vggish_handle=vggish_handle,
         augment_copies=augment_copies,
+        augment_mixup=augment_mixup,
+        augment_masks=augment_masks,
         model=model,
         epochs=epochs,
         batch_size=batch_size,

@@ -181,6 +181,8 @@ def make_pipeline(
         embedder: str = DEFAULT_EMBEDDER,
         vggish_handle: str = params.VGGISH_DEFAULT_HANDLE,
         augment_copies: int = DEFAULT_AUGMENT_COPIES,
+        augment_mixup: int = 0,
+        augment_masks: bool = False,
         model: str = DEFAULT_MODEL,
         epochs: int = params.DEFAULT_EPOCHS,
         batch_size: int = params.DEFAULT_BATCH_SIZE,
@@ -225,6 +227,8 @@ def make_pipeline(
                 comps["augment"](
                     resampled=resampled.outputs["resampled"],
                     copies=augment_copies,
+                    mixup=augment_mixup,
+                    masks=augment_masks,
                     seed=seed,
                     beam_options=beam_options,
                 ),

@@ -1,5 +1,10 @@
 """Training-set augmentation with audiomentations: pitch shift, time stretch (length restored),
-gain and additive noise at a random SNR. Each copy is a pure function of (seed, key, copy).
+gain and additive noise at a random SNR; optionally SpecAugment-style masks; and mixup of two
+training clips. Each copy is a pure function of (seed, key, copy).
+
+The masks act on the waveform because the embedding step computes its own spectrogram: a
+zeroed time span (TimeMask) and a band-stop filter (BandStopFilter) become exactly the time and
+frequency masks SpecAugment applies to that spectrogram.
 
 audiomentations draws its random parameters from NumPy's and Python's global generators, so a
 call seeds both from the (seed, key, copy) triple under a lock: results do not depend on thread
@@ -17,21 +22,33 @@ import numpy as np
 from disco import params
 
 _LOCK = threading.Lock()
-_CHAIN = None
+_CHAINS: dict[bool, object] = {}
+
+CHAIN_DESCRIPTION = ["PitchShift ±2 st", "TimeStretch 0.85-1.15 (length kept)", "Gain ±6 dB",
+                     "Gaussian noise 15-40 dB SNR"]
+MASKS_DESCRIPTION = ["TimeMask 2-10 % of the clip", "BandStopFilter 200-4000 Hz centre"]
+# Mixup weights stay away from 0 and 1: labels of a mixture are the union of both clips'
+# instruments, which is only true when both are audible in it.
+MIXUP_WEIGHT_RANGE = (0.3, 0.7)
 
 
-def chain():
-    global _CHAIN
-    if _CHAIN is None:
+def chain(*, masks: bool = False):
+    if masks not in _CHAINS:
         import audiomentations as A
 
-        _CHAIN = A.Compose([
+        steps = [
             A.PitchShift(min_semitones=-2.0, max_semitones=2.0, p=0.5),
             A.TimeStretch(min_rate=0.85, max_rate=1.15, leave_length_unchanged=True, p=0.5),
             A.Gain(min_gain_db=-6.0, max_gain_db=6.0, p=0.5),
             A.AddGaussianSNR(min_snr_db=15.0, max_snr_db=40.0, p=0.5),
-        ])
-    return _CHAIN
+        ]
+        if masks:
+            steps += [
+                A.TimeMask(min_band_part=0.02, max_band_part=0.1, fade_duration=0.005, p=0.5),
+                A.BandStopFilter(min_center_freq=200.0, max_center_freq=4000.0, p=0.5),
+            ]
+        _CHAINS[masks] = A.Compose(steps)
+    return _CHAINS[masks]
 
 
 def copy_seed(seed: int, key: str, copy: int) -> int:
@@ -39,14 +56,50 @@ def copy_seed(seed: int, key: str, copy: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def augment_clip(waveform: np.ndarray, *, seed: int, key: str, copy: int) -> np.ndarray:
+def _to_pcm_range(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, -1.0, 1.0 - 1.0 / params.PCM_SCALE).astype(np.float32)
+
+
+def augment_clip(waveform: np.ndarray, *, seed: int, key: str, copy: int, masks: bool = False) -> np.ndarray:
     """One augmented copy of a float32 [CLIP_SAMPLES] clip, same length, clipped to [-1, 1)."""
     s = copy_seed(seed, key, copy)
     with _LOCK:
         np.random.seed(s)
         random.seed(s)
-        out = chain()(samples=np.asarray(waveform, np.float32), sample_rate=params.SAMPLE_RATE)
+        out = chain(masks=masks)(samples=np.asarray(waveform, np.float32), sample_rate=params.SAMPLE_RATE)
     out = np.asarray(out, np.float32)
     if len(out) != len(waveform):
         out = np.pad(out, (0, max(0, len(waveform) - len(out))))[: len(waveform)]
-    return np.clip(out, -1.0, 1.0 - 1.0 / params.PCM_SCALE)
+    return _to_pcm_range(out)
+
+
+def mixup_weight(*, seed: int, key: str, copy: int) -> float:
+    lo, hi = MIXUP_WEIGHT_RANGE
+    return float(np.random.default_rng(copy_seed(seed, key, copy)).uniform(lo, hi))
+
+
+def mix_waveforms(a: np.ndarray, b: np.ndarray, *, weight: float) -> np.ndarray:
+    """weight·a + (1-weight)·b, scaled down only if the sum would clip."""
+    mixed = weight * np.asarray(a, np.float32) + (1.0 - weight) * np.asarray(b, np.float32)
+    peak = float(np.max(np.abs(mixed))) if mixed.size else 0.0
+    if peak >= 1.0:
+        mixed = mixed / (peak * (1.0 + 1.0 / params.PCM_SCALE))
+    return _to_pcm_range(mixed)
+
+
+def mix_labels(y_a: np.ndarray, mask_a: np.ndarray, y_b: np.ndarray, mask_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of a mixture of two clips under partial annotation.
+
+    An instrument observed present in either clip is present in the mixture; one observed absent
+    in both is absent; anything else (absent in one, unknown in the other) is unknown, so its mask
+    is off and it contributes nothing to the loss.
+    """
+    y_a, y_b = np.asarray(y_a, np.float32), np.asarray(y_b, np.float32)
+    m_a, m_b = np.asarray(mask_a, bool), np.asarray(mask_b, bool)
+    pos_a = m_a & (y_a >= params.POSITIVE_THRESHOLD)
+    pos_b = m_b & (y_b >= params.POSITIVE_THRESHOLD)
+    neg_both = m_a & m_b & ~pos_a & ~pos_b
+    present = pos_a | pos_b
+    y = np.where(present, np.maximum(np.where(pos_a, y_a, 0.0), np.where(pos_b, y_b, 0.0)),
+                 np.where(neg_both, np.maximum(y_a, y_b), 0.0)).astype(np.float32)
+    return y, (present | neg_both).astype(np.int64)

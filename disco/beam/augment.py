@@ -17,7 +17,7 @@ from disco.runinfo import write_run_info
 log = logging.getLogger(__name__)
 
 
-def _augment(raw: bytes, copies: int, seed: int):
+def _augment(raw: bytes, copies: int, seed: int, masks: bool):
     from dataclasses import replace
 
     from disco.audio.augment import augment_clip
@@ -26,18 +26,62 @@ def _augment(raw: bytes, copies: int, seed: int):
     rec = decode_resampled(raw)
     wave = rec.waveform()
     for copy in range(1, copies + 1):
-        out = augment_clip(wave, seed=seed, key=rec.key, copy=copy)
+        out = augment_clip(wave, seed=seed, key=rec.key, copy=copy, masks=masks)
         yield encode_resampled(replace(rec, pcm=float_to_pcm(out), augmentation_id=copy))
 
 
+def mixup_group(key: str, *, seed: int, groups: int) -> int:
+    from disco.audio.augment import copy_seed
+
+    return copy_seed(seed, key, -1) % groups
+
+
+def _mix_group(group, mixup: int, first_id: int, seed: int):
+    """Within one group (sorted by key, so the pairing is the same on every runner), clip i is
+    mixed with the clip m places after it for m = 1..mixup, skipping itself."""
+    from dataclasses import replace
+
+    from disco.audio.augment import mix_labels, mix_waveforms, mixup_weight
+    from disco.records import decode_resampled, encode_resampled, float_to_pcm
+
+    _, raws = group
+    recs = sorted((decode_resampled(r) for r in raws), key=lambda r: r.key)
+    n = len(recs)
+    if n < 2:
+        return
+    for i, rec in enumerate(recs):
+        for m in range(1, mixup + 1):
+            other = recs[(i + 1 + (m - 1) % (n - 1)) % n]
+            copy = first_id + m - 1
+            wave = mix_waveforms(rec.waveform(), other.waveform(),
+                                 weight=mixup_weight(seed=seed, key=rec.key, copy=copy))
+            y_true, y_mask = mix_labels(rec.y_true, rec.y_mask, other.y_true, other.y_mask)
+            yield encode_resampled(replace(rec, pcm=float_to_pcm(wave), y_true=y_true, y_mask=y_mask,
+                                           augmentation_id=copy))
+
+
+def _train_count(resampled_dir: str, files: Sequence[str]) -> int:
+    from disco.records import count_records
+
+    try:
+        with open(os.path.join(resampled_dir, params.SUMMARY_FILE)) as fh:
+            return int(json.load(fh)["splits"][params.SPLIT_TRAIN])
+    except (OSError, KeyError, ValueError, TypeError):
+        return sum(count_records(f) for f in files)
+
+
 def run_augment(resampled_dir: str, out_dir: str, *, copies: int, seed: int = params.DEFAULT_SEED,
-                num_shards: int | None = None, beam_args: Sequence[str] = ()) -> dict:
+                mixup: int = 0, masks: bool = False, num_shards: int | None = None,
+                beam_args: Sequence[str] = ()) -> dict:
+    """``copies`` audiomentations copies (ids 1..copies) and ``mixup`` mixtures with other train clips
+    (ids copies+1..copies+mixup) of every train clip."""
     import apache_beam as beam
 
-    from disco.records import list_shards
+    from disco.audio.augment import CHAIN_DESCRIPTION, MASKS_DESCRIPTION, MIXUP_WEIGHT_RANGE
+    from disco.records import count_records, list_shards
 
-    if copies < 1:
-        raise ConfigError(f"--copies must be >= 1 (got {copies})")
+    if copies < 0 or mixup < 0 or copies + mixup < 1:
+        raise ConfigError(f"need --copies >= 0 and --mixup >= 0, at least one of them > 0 (got {copies}, {mixup})")
     start = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)
     files = [f for f in list_shards(resampled_dir, params.RESAMPLED_PREFIX)
@@ -45,28 +89,52 @@ def run_augment(resampled_dir: str, out_dir: str, *, copies: int, seed: int = pa
     if not files:
         raise ConfigError(f"{resampled_dir}: no train-split resampled shards")
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-    (
+    train = (
         pipeline
         | "Shards" >> beam.Create(files, reshuffle=False)
         | "Read" >> beam.io.ReadAllFromTFRecord()
-        | "Augment" >> beam.FlatMap(_augment, copies, seed)
-        | "Write" >> beam.io.WriteToTFRecord(
-            os.path.join(out_dir, f"{params.RESAMPLED_PREFIX}-{params.SPLIT_TRAIN}"),
-            file_name_suffix=params.TFRECORD_SUFFIX, num_shards=num_shards or len(files),
-            shard_name_template="-SSSSS-of-NNNNN")
     )
+    outputs = []
+    if copies:
+        outputs.append(train | "Augment" >> beam.FlatMap(_augment, copies, seed, masks))
+    if mixup:
+        # Mixing needs two clips in one place: groups of ~MIXUP_GROUP clips, keyed by a hash of
+        # (seed, key), so partners are random across the train split and the same on every run.
+        groups = max(1, _train_count(resampled_dir, files) // MIXUP_GROUP)
+        outputs.append(
+            train
+            | "MixupGroup" >> beam.Map(lambda raw: (mixup_group(_key_of(raw), seed=seed, groups=groups), raw))
+            | "GroupClips" >> beam.GroupByKey()
+            | "Mixup" >> beam.FlatMap(_mix_group, mixup, copies + 1, seed)
+        )
+    merged = outputs[0] if len(outputs) == 1 else tuple(outputs) | "Merge" >> beam.Flatten()
+    merged | "Write" >> beam.io.WriteToTFRecord(
+        os.path.join(out_dir, f"{params.RESAMPLED_PREFIX}-{params.SPLIT_TRAIN}"),
+        file_name_suffix=params.TFRECORD_SUFFIX, num_shards=num_shards or len(files),
+        shard_name_template="-SSSSS-of-NNNNN")
     pipeline.run().wait_until_finish()
-    import tensorflow as tf
 
-    records = sum(1 for f in list_shards(out_dir, params.RESAMPLED_PREFIX) for _ in tf.data.TFRecordDataset(f))
+    records = sum(count_records(f) for f in list_shards(out_dir, params.RESAMPLED_PREFIX))
     seconds = time.perf_counter() - start
-    summary = {"step": "augment", "records": records, "copies": copies, "seed": seed,
-               "chain": ["PitchShift ±2 st", "TimeStretch 0.85-1.15 (length kept)", "Gain ±6 dB",
-                         "Gaussian noise 15-40 dB SNR"],
+    chain = CHAIN_DESCRIPTION + (MASKS_DESCRIPTION if masks else [])
+    summary = {"step": "augment", "records": records, "copies": copies, "mixup": mixup, "masks": masks,
+               "seed": seed, "chain": chain if copies else [],
+               "mixup_weights": list(MIXUP_WEIGHT_RANGE) if mixup else None,
                "seconds": round(seconds, 2)}
     with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
         json.dump(summary, fh, indent=2)
     write_run_info(out_dir, step="augment", seed=seed, parameters={
-        "resampled_dir": str(resampled_dir), "copies": copies, "beam_args": list(beam_args)})
-    log.info("augment: %d copies of train clips → %d records in %.1f s", copies, records, seconds)
+        "resampled_dir": str(resampled_dir), "copies": copies, "mixup": mixup, "masks": masks,
+        "beam_args": list(beam_args)})
+    log.info("augment: %d copies + %d mixtures of train clips → %d records in %.1f s", copies, mixup, records,
+             seconds)
     return summary
+
+
+MIXUP_GROUP = 16
+
+
+def _key_of(raw: bytes) -> str:
+    from disco.records import decode_resampled
+
+    return decode_resampled(raw).key

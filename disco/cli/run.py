@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--embedder", default="musicnn", choices=("musicnn", "vggish"), help="embedding model")
     p.add_argument("--vggish-handle", default=params.VGGISH_DEFAULT_HANDLE, help="VGGish TF Hub handle or path")
     p.add_argument("--copies", type=int, default=1, help="augmented copies per training clip (0: none)")
+    p.add_argument("--mixup", type=int, default=0, help="mixtures with other training clips per training clip")
+    p.add_argument("--masks", action="store_true", help="add SpecAugment-style time and frequency masks to the copies")
     p.add_argument("--model", default="baseline", choices=("baseline", "attention"), help="classifier")
     p.add_argument("--epochs", type=int, default=params.DEFAULT_EPOCHS)
     p.add_argument("--batch-size", type=int, default=params.DEFAULT_BATCH_SIZE)
@@ -54,6 +56,8 @@ def handle(args: argparse.Namespace) -> int:
         embedder=args.embedder,
         vggish_handle=args.vggish_handle,
         augment_copies=args.copies,
+        augment_mixup=args.mixup,
+        augment_masks=args.masks,
         model=args.model,
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -1,0 +1,129 @@
+"""The augment step: audiomentations copies, SpecAugment-style masks and mixup, as functions and as
+the Beam pipeline (train split only, deterministic in the seed, labels of mixtures)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from disco import params
+from disco.audio.augment import augment_clip, mix_labels, mix_waveforms, mixup_weight
+from disco.records import ResampledRecord, encode_resampled, float_to_pcm, iter_resampled, shard_name
+
+# Entries: (y, mask) for clip a and clip b → expected (y, mask) of their mixture.
+P, N, U = (1.0, 1), (0.0, 1), (0.0, 0)  # observed present, observed absent, unobserved
+
+
+@pytest.mark.parametrize(
+    "a, b, want",
+    [
+        (P, P, P), (P, N, P), (P, U, P), (N, P, P), (U, P, P),  # present in either → present
+        (N, N, N),  # absent in both → absent
+        (N, U, U), (U, N, U), (U, U, U),  # anything else is unknown: no loss
+    ],
+)
+def test_mix_labels_truth_table(a, b, want):
+    y, m = mix_labels(np.array([a[0]]), np.array([a[1]]), np.array([b[0]]), np.array([b[1]]))
+    assert (float(y[0]), int(m[0])) == want
+
+
+def test_mix_labels_keeps_soft_scores_and_threshold():
+    # 0.4 is observed but below the positive threshold: absent; 0.7 is present and stays 0.7.
+    y, m = mix_labels(np.array([0.4, 0.7]), np.array([1, 1]), np.array([0.2, 0.0]), np.array([1, 1]))
+    np.testing.assert_allclose(y, [0.4, 0.7])
+    np.testing.assert_array_equal(m, [1, 1])
+
+
+def test_mix_waveforms_weighted_and_never_clips(rng):
+    a = rng.uniform(-0.5, 0.5, 1000).astype(np.float32)
+    b = rng.uniform(-0.5, 0.5, 1000).astype(np.float32)
+    np.testing.assert_allclose(mix_waveforms(a, b, weight=0.3), 0.3 * a + 0.7 * b, atol=1e-6)
+    loud = mix_waveforms(np.ones(10, np.float32), np.ones(10, np.float32), weight=0.5)
+    assert np.all(np.abs(loud) < 1.0)
+    w = mixup_weight(seed=1, key="k", copy=3)
+    assert 0.3 <= w <= 0.7 and w == mixup_weight(seed=1, key="k", copy=3) != mixup_weight(seed=1, key="k", copy=4)
+
+
+def test_masks_change_the_copy_deterministically(rng):
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(params.CLIP_SAMPLES) / params.SAMPLE_RATE)).astype(np.float32)
+    differs = 0
+    for copy in range(1, 9):
+        plain = augment_clip(x, seed=5, key="k", copy=copy)
+        masked = augment_clip(x, seed=5, key="k", copy=copy, masks=True)
+        np.testing.assert_array_equal(masked, augment_clip(x, seed=5, key="k", copy=copy, masks=True))
+        assert masked.shape == x.shape and np.all(np.abs(masked) < 1.0)
+        differs += not np.array_equal(plain, masked)
+    assert differs >= 4  # each mask fires with p=0.5: over 8 copies at least half differ
+
+
+def _write_resampled(path, recs):
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(str(path)) as w:
+        for r in recs:
+            w.write(encode_resampled(r))
+
+
+@pytest.fixture(scope="module")
+def resampled(tmp_path_factory):
+    rng = np.random.default_rng(7)
+    root = tmp_path_factory.mktemp("resampled")
+    t = np.arange(params.CLIP_SAMPLES) / params.SAMPLE_RATE
+    recs = []
+    for i in range(10):
+        split = "train" if i < 7 else ("validation" if i < 9 else "test")
+        y = rng.random(params.NUM_CLASSES).astype(np.float32)
+        mask = rng.random(params.NUM_CLASSES) < 0.3
+        wave = 0.2 * np.sin(2 * np.pi * (200 + 50 * i) * t)
+        recs.append(ResampledRecord(key=f"{i:06d}_0", split=split, pcm=float_to_pcm(wave),
+                                    original_duration=10.0, y_true=y, y_mask=mask))
+    for split in params.SPLITS:
+        _write_resampled(root / shard_name(f"{params.RESAMPLED_PREFIX}-{split}", 0, 1),
+                         [r for r in recs if r.split == split])
+    return root, {r.key: r for r in recs}
+
+
+def _augment(src, out, **kw):
+    from disco.beam.augment import run_augment
+
+    summary = run_augment(str(src), str(out), seed=3, **kw)
+    return summary, sorted(iter_resampled([str(out)]), key=lambda r: (r.key, r.augmentation_id))
+
+
+@pytest.mark.slow
+def test_beam_mixup_copies_and_labels(resampled, tmp_path):
+    src, originals = resampled
+    train = {k: r for k, r in originals.items() if r.split == "train"}
+    summary, recs = _augment(src, tmp_path / "a", copies=1, mixup=2, masks=True)
+    assert summary["records"] == len(recs) == 3 * len(train)
+    assert {r.key for r in recs} == set(train) and {r.split for r in recs} == {"train"}
+    assert sorted(r.augmentation_id for r in recs) == sorted([1, 2, 3] * len(train))
+    assert summary["masks"] and summary["mixup"] == 2 and summary["chain"]
+
+    partners: dict[str, set[str]] = {}
+    for r in (r for r in recs if r.augmentation_id > 1):
+        a = train[r.key]
+        w = mixup_weight(seed=3, key=r.key, copy=r.augmentation_id)
+        # The partner is the other train clip that reproduces this mixture.
+        errors = {k: np.max(np.abs(r.waveform() - mix_waveforms(a.waveform(), b.waveform(), weight=w)))
+                  for k, b in train.items() if k != r.key}
+        partner = min(errors, key=errors.get)
+        assert errors[partner] <= 2.0 / params.PCM_SCALE
+        partners.setdefault(r.key, set()).add(partner)
+        want_y, want_mask = mix_labels(a.y_true, a.y_mask, train[partner].y_true, train[partner].y_mask)
+        np.testing.assert_allclose(r.y_true, want_y)
+        np.testing.assert_array_equal(r.y_mask, want_mask)
+
+    assert all(len(p) == 2 for p in partners.values())  # two mixtures of a clip: two partners
+    again_summary, again = _augment(src, tmp_path / "b", copies=1, mixup=2, masks=True)
+    assert [r.pcm.tobytes() for r in again] == [r.pcm.tobytes() for r in recs]
+    _, other_seed = _augment(src, tmp_path / "c", copies=0, mixup=1)
+    assert len(other_seed) == len(train) and {r.augmentation_id for r in other_seed} == {1}
+
+
+def test_augment_needs_something_to_do(resampled, tmp_path):
+    from disco.beam.augment import run_augment
+    from disco.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="at least one"):
+        run_augment(str(resampled[0]), str(tmp_path), copies=0, mixup=0)
