@@ -44,14 +44,27 @@ def embedder_options(embedder: str, *, vggish_handle: str | None = None, vggish_
     return opts
 
 
+# The embedder the launcher built, reused by a worker in the same process (the local runner): a
+# second VGGish would cost another weight load and ~300 MB. Remote workers start empty and load.
+_LOADED: dict[str, Any] = {}
+
+
+def _load_embedder(embedder: str, options: dict[str, Any]):
+    from disco.embedders import get_embedder
+
+    key = json.dumps([embedder, options], sort_keys=True, default=str)
+    if key not in _LOADED:
+        _LOADED.clear()
+        _LOADED[key] = get_embedder(embedder, **options)
+    return _LOADED[key]
+
+
 def _model_handler(embedder: str, options: dict[str, Any], batch_size: int):
     from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
     class EmbedderModelHandler(ModelHandler):
         def load_model(self):
-            from disco.embedders import get_embedder
-
-            return get_embedder(embedder, **options)
+            return _load_embedder(embedder, options)
 
         def run_inference(self, batch: Sequence[tuple], model, inference_args=None) -> Iterable[PredictionResult]:
             waves = np.stack([item[0] for item in batch]).astype(np.float32) / params.PCM_SCALE
@@ -60,7 +73,9 @@ def _model_handler(embedder: str, options: dict[str, Any], batch_size: int):
                 yield PredictionResult(item[1], emb)
 
         def batch_elements_kwargs(self):
-            return {"min_batch_size": 1, "max_batch_size": batch_size}
+            # A fixed size: BatchElements otherwise starts at 1 and grows, and a CNN on a CPU runs
+            # small batches at a fraction of its throughput. The last batch of a bundle may be smaller.
+            return {"min_batch_size": batch_size, "max_batch_size": batch_size}
 
         def get_metrics_namespace(self) -> str:
             return "disco_embed"
@@ -74,11 +89,11 @@ def _model_handler(embedder: str, options: dict[str, Any], batch_size: int):
 def _readable_key(raw: bytes) -> str | None:
     """The record's key where the bytes still parse far enough to give one, else None: a
     dead-letter entry with the key lets the clip be found and re-made."""
-    import tensorflow as tf
+    from disco.tfexample import BYTES, decode_example
 
     try:
-        value = tf.train.Example.FromString(raw).features.feature[params.FEATURE_KEY].bytes_list.value
-        return value[0].decode() if value else None
+        kind, value = decode_example(raw).get(params.FEATURE_KEY, (None, []))
+        return value[0].decode() if kind == BYTES and value else None
     except Exception:  # whatever does not parse simply has no key
         return None
 
@@ -150,12 +165,12 @@ def _input_files(audio_dirs: Sequence[str]) -> list[str]:
 
 
 def _count_records(files: Sequence[str]) -> dict[str, int]:
-    import tensorflow as tf
+    from disco.records import count_records
 
     counts: dict[str, int] = {}
     for f in files:
         split = os.path.basename(f).split("-")[1]
-        counts[split] = counts.get(split, 0) + sum(1 for _ in tf.data.TFRecordDataset(f))
+        counts[split] = counts.get(split, 0) + count_records(f)
     return counts
 
 
@@ -175,7 +190,6 @@ def run_embed(
     import apache_beam as beam
     from apache_beam.ml.inference.base import RunInference
 
-    from disco.embedders import get_embedder
     from disco.records import list_shards
 
     start = time.perf_counter()
@@ -186,9 +200,9 @@ def run_embed(
     in_counts = _count_records(files)
     options = embedder_options(embedder, vggish_handle=vggish_handle, vggish_checkpoint=vggish_checkpoint,
                                pca_params=pca_params, precision=precision)
-    # Built here once for its description (and to fail fast on unreachable weights); workers load
-    # their own copy through the model handler.
-    described = get_embedder(embedder, **options).describe()
+    # Built here for its description and to fail fast on unreachable weights; a local worker
+    # reuses it, remote workers load their own through the model handler.
+    described = _load_embedder(embedder, options).describe()
     log.info("embedding %d records from %d shards with %s (%s)", sum(in_counts.values()), len(files),
              embedder, described["precision"])
 
