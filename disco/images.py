@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from disco import params
 from disco.errors import ConfigError, DiscoError
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = "docker/Dockerfile"
-DEFAULT_REGISTRY = "localhost/disco"  # TODO(lead): move to params (Makefile's REGISTRY mirrors it)
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
 VARIANTS = ("cpu", "gpu")
 RUNTIME_TARGET = "runtime"
@@ -178,7 +178,7 @@ def _run_or_print(cmd: Sequence[str], *, dry_run: bool) -> None:
 def build(
     *,
     tag: str,
-    registry: str = DEFAULT_REGISTRY,
+    registry: str = params.DEFAULT_REGISTRY,
     base_image: str = DEFAULT_BASE_IMAGE,
     gpu: bool = False,
     steps: bool = True,
@@ -278,7 +278,7 @@ def _parser() -> argparse.ArgumentParser:
     for action in ("build", "push", "kind-load"):
         p = sub.add_parser(action)
         p.add_argument("--tag", default=None, help="image tag (default <version>-<git sha>; never 'latest')")
-        p.add_argument("--registry", default=DEFAULT_REGISTRY, help="image name prefix (default %(default)s)")
+        p.add_argument("--registry", default=params.DEFAULT_REGISTRY, help="image name prefix (default %(default)s)")
         p.add_argument("--gpu", action="store_true", help="also the GPU variant (tensorflow[and-cuda])")
         p.add_argument("--no-steps", dest="steps", action="store_false", help="only the all-steps runtime image")
         p.add_argument("--backend", choices=BACKENDS, default="auto")

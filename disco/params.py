@@ -101,6 +101,10 @@ PARTITION_TEST_FILE = f"{OFFICIAL_PARTITION}_test.csv"
 AUDIO_DIR = "audio"
 AUDIO_EXTENSION = ".ogg"
 VGGISH_DIR = "vggish"
+# The authors' md5 lists; `disco verify` looks for them in the dataset root when given none, and
+# the demo dataset writes the audio one so it verifies like the release.
+AUDIO_MD5_FILE = "checksums-audio.csv"
+VGGISH_MD5_FILE = "checksums-vggish.csv"
 # Clips live in audio/<key[:3]>/<key>.ogg (and vggish/<key[:3]>/<key>.json).
 KEY_PREFIX_LENGTH = 3
 
@@ -178,3 +182,40 @@ MODELS: tuple[str, ...] = ("baseline", "attention")  # disco.train.models.build_
 # --- The release's precomputed features ---------------------------------------------------------
 RELEASE_EMBEDDER = "vggish-release"  # embedder name on records made from openmic-2018.npz / vggish/*.json
 RELEASE_RECORDS_PER_SHARD = 2000
+
+# --- musicnn (MTT_musicnn, as the `musicnn` package's graph builds it) ------------------------
+
+MUSICNN_MODEL = "MTT_musicnn"  # the checkpoint directory inside the `musicnn` wheel
+MUSICNN_FFT_SIZE: int = 512
+MUSICNN_HOP: int = 256
+MUSICNN_NUM_MELS: int = 96
+MUSICNN_PATCH_SECONDS: float = 3.0  # the network's input: one patch of 187 frames
+MUSICNN_LOG_SCALE: float = 10000.0  # log10(1 + 10000 * mel), the original's compression
+MUSICNN_NUM_TAGS: int = 50  # the MagnaTagATune tags the model was trained on
+MUSICNN_BN_EPSILON: float = 1e-3  # tf.compat.v1.layers.batch_normalization's default
+# max_pool: general spectro-temporal detectors, before the dense layers that specialise on the
+# tags (see disco.embedders.musicnn).
+MUSICNN_DEFAULT_LAYER = "max_pool"
+
+# --- Demo dataset ------------------------------------------------------------------------------
+
+DEMO_CLIPS: int = 200  # what `make demo` generates (the Makefile's DEMO_CLIPS mirrors it; a test keeps them equal)
+
+# --- Pipeline, images and clusters --------------------------------------------------------------
+
+# The KFP pipeline's name (pipelineInfo.name in the compiled YAML, which is named after it, and the
+# default display name of a Vertex run). The golden-YAML test pins it: clusters know the pipeline by it.
+PIPELINE_NAME = "disco-openmic"
+# Relative to the repository root; the Makefile's PIPELINE_YAML mirrors it (a test keeps them equal).
+PIPELINE_YAML = f"pipelines/{PIPELINE_NAME}.yaml"
+PIPELINE_LOG_FILE = "pipeline.log"  # `disco run`'s full log, beside metrics.json and report.html
+# Image name prefix for `make build-images`, the compiled pipeline's default images and kind's smoke
+# test; kind loads local images by name, so no registry has to exist. The Makefile's REGISTRY mirrors it.
+DEFAULT_REGISTRY = "localhost/disco"
+# One name serves both places a GPU is asked for: Dataflow's worker_accelerator type and GKE's
+# cloud.google.com/gke-accelerator label value (k8s/gke/create-gpu-pool.sh's default pool, which a
+# test keeps equal), so a Dataflow embed and a GKE pipeline run on the same kind of GPU by default.
+DEFAULT_GPU_TYPE = "nvidia-tesla-t4"
+# Kubernetes version the shipped manifests are validated against (kubernetes-validate's schemas):
+# kind's default node image when the manifests were written.
+K8S_VERSION = "1.32.0"

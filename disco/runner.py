@@ -38,7 +38,6 @@ from disco.errors import ConfigError, DatasetError, DiscoError
 
 log = logging.getLogger(__name__)
 
-LOG_FILE = "pipeline.log"  # TODO(lead): move to params
 PIPELINE_ROOT_DIR = "pipeline_root"
 CACHE_DIR_NAME = ".kfp-cache"
 RUN_SUMMARY_FILE = "run_summary.json"
@@ -218,7 +217,7 @@ def run_local(
     out.mkdir(parents=True, exist_ok=True)
     cache_root = Path(cache_dir).expanduser().resolve() if cache_dir else default_cache
     pipeline_root = out / PIPELINE_ROOT_DIR
-    log_path = out / LOG_FILE
+    log_path = out / params.PIPELINE_LOG_FILE
 
     arguments = dict(
         data_uri=data,
@@ -344,7 +343,7 @@ def run_local(
         _upload_tree(out, remote_out)
         result.metrics_path = f"{remote_out.rstrip('/')}/{params.METRICS_FILE}"
         result.report_path = f"{remote_out.rstrip('/')}/{params.REPORT_FILE}" if report_path else None
-        result.log_path = f"{remote_out.rstrip('/')}/{LOG_FILE}"
+        result.log_path = f"{remote_out.rstrip('/')}/{params.PIPELINE_LOG_FILE}"
     return result
 
 

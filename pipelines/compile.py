@@ -6,15 +6,14 @@ import logging
 import os
 from pathlib import Path
 
-from disco import __version__
+from disco import __version__, params
 
 log = logging.getLogger(__name__)
 
 PIPELINES_DIR = Path(__file__).resolve().parent
-DEFAULT_REGISTRY = "localhost/disco"  # TODO(lead): share with disco.images (the images helper's default)
 
 
-def default_image(*, registry: str = DEFAULT_REGISTRY, variant: str = "cpu", tag: str | None = None) -> str:
+def default_image(*, registry: str = params.DEFAULT_REGISTRY, variant: str = "cpu", tag: str | None = None) -> str:
     """The image the compiled components name: ``<registry>/disco-<variant>:<tag>``; the tag defaults to
     the package version (``make build-images`` tags version-commit; pass ``--image`` to pin one)."""
     return f"{registry}/disco-{variant}:{tag or __version__}"
@@ -33,7 +32,7 @@ def compile_pipeline(
     gpu_accelerator: str | None = None,
     pipeline_name: str | None = None,
     retries: int = 3,
-    registry: str = DEFAULT_REGISTRY,
+    registry: str = params.DEFAULT_REGISTRY,
     tag: str | None = None,
 ) -> Path:
     """Compile to ``output`` (default ``pipelines/<pipeline name>.yaml``) and return the path."""
@@ -41,7 +40,7 @@ def compile_pipeline(
 
     from pipelines import factory
 
-    name = pipeline_name or factory.PIPELINE_NAME
+    name = pipeline_name or params.PIPELINE_NAME
     gpu_arg: bool | factory.GpuConfig = gpu
     if gpu and gpu_accelerator:
         gpu_arg = factory.GpuConfig(node_label_value=gpu_accelerator)

@@ -21,7 +21,6 @@ from typing import Callable
 from disco import params
 from disco.errors import ConfigError
 
-PIPELINE_NAME = "disco-openmic"  # TODO(lead): move to params (Makefile's PIPELINE_YAML follows it)
 PIPELINE_DESCRIPTION = (
     "OpenMIC-2018 instrument recognition: resample -> augment -> embed (Beam) -> train (Keras) -> evaluate; "
     "or the release's precomputed VGGish features -> train -> evaluate."
@@ -33,7 +32,6 @@ DEFAULT_MODEL = "baseline"
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
-DEFAULT_GKE_ACCELERATOR = "nvidia-tesla-t4"
 GPU_STEPS = ("embed", "train")
 # Steps that read remote storage (gs:// dataset, TF Hub handle) retry transient failures.
 REMOTE_READ_STEPS = ("import_features", "resample", "embed")
@@ -46,7 +44,7 @@ class GpuConfig:
     accelerator_type: str = GPU_RESOURCE
     count: int = 1
     node_label_key: str = GKE_ACCELERATOR_LABEL
-    node_label_value: str = DEFAULT_GKE_ACCELERATOR
+    node_label_value: str = params.DEFAULT_GPU_TYPE
     toleration_key: str = GPU_RESOURCE
     steps: tuple[str, ...] = GPU_STEPS
 
@@ -95,7 +93,7 @@ def make_pipeline(
     gpu_image: str | None = None,
     step_images: dict[str, str] | None = None,
     gpu: bool | GpuConfig = False,
-    pipeline_name: str = PIPELINE_NAME,
+    pipeline_name: str = params.PIPELINE_NAME,
     retries: int = 3,
     retry_backoff: str = "30s",
     caching: bool = True,

@@ -20,7 +20,6 @@ import images_fixtures as fx
 
 log = logging.getLogger(__name__)
 
-PIPELINE_YAML = Path("pipelines/disco-openmic.yaml")  # TODO(lead): params / pipelines.factory name
 # Which per-step image target runs which component function.
 FUNCTION_TARGET = {
     "import_release_features": "import-features",
@@ -119,7 +118,7 @@ def test_backend_choice_follows_what_is_reachable(monkeypatch):
 def test_harness_covers_every_compiled_component(repo_root, tmp_path):
     """Every executor of the compiled pipeline gets all its parameters and upstream artifacts from
     the image test's harness (so a renamed parameter fails here, fast, not after a 5-minute build)."""
-    executors = fx.load_executors(repo_root / PIPELINE_YAML)
+    executors = fx.load_executors(repo_root / params.PIPELINE_YAML)
     assert set(executors) == set(FUNCTION_TARGET)
     produced: dict[str, str] = {}
     parameters = dict(STEP_PARAMETERS, data_uri="/data")
@@ -223,7 +222,7 @@ def test_every_component_body_imports_in_its_image(built_images, repo_root):
     import inside its per-step image: a step whose image lacks its library fails here by name."""
     import ast
 
-    executors = fx.load_executors(repo_root / PIPELINE_YAML)
+    executors = fx.load_executors(repo_root / params.PIPELINE_YAML)
     failures = []
     for function, ex in sorted(executors.items()):
         source = ex.command[3]  # sh -ec <launcher script> <component source>
@@ -281,7 +280,7 @@ def _run_step(built_images, ex: fx.Executor, *, parameters, produced: dict[str, 
 @pytest.mark.slow
 @pytest.mark.timeout(3000)
 def test_pipeline_components_run_in_their_images(built_images, repo_root, tmp_path):
-    executors = fx.load_executors(repo_root / PIPELINE_YAML)
+    executors = fx.load_executors(repo_root / params.PIPELINE_YAML)
     assert set(executors) == set(FUNCTION_TARGET), "the compiled pipeline's components changed; update FUNCTION_TARGET"
     for ex in executors.values():
         # The compiled image is one of ours (any tag): the pipeline and the build agree on names.

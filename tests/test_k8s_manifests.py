@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-K8S_VERSION = "1.32.0"  # TODO(lead): move to params (kind's default node image at the time of writing)
+from disco import params
+
 # Directories that render with no network (the KFP bases fetch GitHub at apply time).
 OFFLINE = ("k8s/disco", "k8s/gke")
 REMOTE = ("k8s/kfp", "k8s/kfp/cluster-scoped")
@@ -57,7 +58,7 @@ def test_manifests_validate_against_kubernetes_schemas(rendered, rel):
 
     for doc in rendered[rel]:
         # strict: unknown fields (a typo in securityContext, say) fail, not pass silently.
-        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        kubernetes_validate.validate(doc, params.K8S_VERSION, strict=True)
 
 
 def test_schema_validation_catches_a_typo(rendered):
@@ -66,7 +67,7 @@ def test_schema_validation_catches_a_typo(rendered):
     job = yaml.safe_load(yaml.safe_dump(next(d for d in rendered["k8s/disco"] if d["kind"] == "Job")))
     job["spec"]["template"]["spec"]["containers"][0]["resource"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(job, K8S_VERSION, strict=True)
+        kubernetes_validate.validate(job, params.K8S_VERSION, strict=True)
 
 
 @pytest.mark.parametrize("rel", OFFLINE)
@@ -131,6 +132,10 @@ def test_kind_up_installs_the_pinned_base(repo_root):
     kust = yaml.safe_load((repo_root / "k8s/kfp/kustomization.yaml").read_text())
     (remote,) = [r for r in kust["resources"] if r.startswith("https://")]
     assert f'KFP_BASE="{remote}"' in (repo_root / "k8s/kind-up.sh").read_text()
+
+
+def test_kind_up_smoke_image_uses_the_default_registry(repo_root):
+    assert f'DISCO_IMAGE="${{DISCO_IMAGE:-{params.DEFAULT_REGISTRY}/disco-cpu:' in (repo_root / "k8s/kind-up.sh").read_text()
 
 
 def test_kind_config_and_scripts(repo_root):

@@ -32,7 +32,7 @@ END_TO_END_TOLERANCE = 0.05
 # librosa float32 mel -> log10 in float64 vs the port's TF float32 frontend.
 LOG_MEL_TOLERANCE = 1e-4
 # float16's largest finite value / 10000: above this mel power the original's input is inf.
-FLOAT16_MEL_LIMIT = 65504.0 / musicnn.MUSICNN_LOG_SCALE
+FLOAT16_MEL_LIMIT = 65504.0 / params.MUSICNN_LOG_SCALE
 # bfloat16 vs float32 embeddings of a real clip, per frame (measured: 0.9999).
 BF16_MIN_COSINE = 0.999
 SAFE_MEL = 2.0  # scale golden inputs so the original's largest mel power stays well below it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -20,6 +21,37 @@ def test_class_order_matches_release_class_map(official_lists, openmic_sample):
 def test_clip_constants_are_consistent():
     assert params.CLIP_SAMPLES == params.SAMPLE_RATE * params.CLIP_SECONDS == 160_000
     assert params.NUM_CLASSES == 20
+
+
+# `VAR ?= value` at the start of a line: the Makefile's overridable defaults.
+_MAKE_DEFAULT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*\?=\s*(.*?)\s*$", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def makefile_defaults(repo_root) -> dict[str, str]:
+    return dict(_MAKE_DEFAULT.findall((repo_root / "Makefile").read_text()))
+
+
+# The Makefile cannot import params, so each value it repeats is checked here instead of drifting.
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [
+        ("REGISTRY", params.DEFAULT_REGISTRY),
+        ("DEMO_CLIPS", str(params.DEMO_CLIPS)),
+        ("PIPELINE_YAML", params.PIPELINE_YAML),
+        ("SEED", str(params.DEFAULT_SEED)),
+    ],
+)
+def test_makefile_defaults_mirror_params(makefile_defaults, variable, expected):
+    assert variable in makefile_defaults, f"Makefile has no `{variable} ?= ...` default"
+    assert makefile_defaults[variable] == expected
+
+
+def test_pipeline_yaml_is_where_compile_writes_by_default(repo_root):
+    from pipelines.compile import default_output
+
+    assert default_output(params.PIPELINE_NAME) == repo_root / params.PIPELINE_YAML
+    assert (repo_root / params.PIPELINE_YAML).is_file()
 
 
 def test_resampled_record_round_trip(rng):

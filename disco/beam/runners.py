@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from disco import params
 from disco.errors import ConfigError
 
 # Dataflow's GPU service option, exactly as Dataflow documents it ("type:...;count:N;install-nvidia-driver").
-DEFAULT_GPU_TYPE = "nvidia-tesla-t4"  # TODO(lead): move to params (same default as the GKE node pool)
 DEFAULT_DATAFLOW_MACHINE = "n1-standard-4"
 # T4s attach only to N1 machines on Dataflow (and GKE); L4 needs G2.
 _GPU_MACHINE_FAMILIES = {"nvidia-tesla-t4": "n1-", "nvidia-tesla-v100": "n1-", "nvidia-tesla-p100": "n1-",
@@ -26,7 +26,7 @@ _REGION = re.compile(r"^[a-z]+-[a-z]+\d+$")
 
 @dataclass(frozen=True)
 class DataflowGpu:
-    gpu_type: str = DEFAULT_GPU_TYPE
+    gpu_type: str = params.DEFAULT_GPU_TYPE
     count: int = 1
     install_driver: bool = True
 
@@ -34,7 +34,9 @@ class DataflowGpu:
         if self.count < 1:
             raise ConfigError(f"GPU count must be >= 1, got {self.count}")
         if not re.fullmatch(r"nvidia-[a-z0-9-]+", self.gpu_type):
-            raise ConfigError(f"GPU type {self.gpu_type!r} is not a Dataflow accelerator name (e.g. {DEFAULT_GPU_TYPE})")
+            raise ConfigError(
+                f"GPU type {self.gpu_type!r} is not a Dataflow accelerator name (e.g. {params.DEFAULT_GPU_TYPE})"
+            )
         parts = [f"type:{self.gpu_type}", f"count:{self.count}"]
         if self.install_driver:
             parts.append("install-nvidia-driver")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from disco import params
+
 log = logging.getLogger(__name__)
 
 
@@ -17,17 +19,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "requests one nvidia.com/gpu for embed and train on a GKE GPU node pool.",
     )
     p.add_argument("--output", "-o", default=None, help="YAML path (default pipelines/<pipeline name>.yaml)")
-    p.add_argument("--image", default=None, help="image for every step (default localhost/disco/disco-cpu:<version>)")
-    p.add_argument("--registry", default="localhost/disco", help="registry of the default image names")
+    p.add_argument(
+        "--image", default=None, help=f"image for every step (default {params.DEFAULT_REGISTRY}/disco-cpu:<version>)"
+    )
+    p.add_argument("--registry", default=params.DEFAULT_REGISTRY, help="registry of the default image names")
     p.add_argument("--tag", default=None, help="tag of the default image names (make build-images: <version>-<git sha>)")
     p.add_argument("--gpu-image", default=None, help="image for the GPU steps when --gpu (default the -gpu variant)")
     p.add_argument("--gpu", action="store_true", help="request a GPU for embed and train")
     p.add_argument(
         "--gpu-accelerator",
         default=None,
-        help="GKE accelerator label value for the node selector (default nvidia-tesla-t4)",
+        help=f"GKE accelerator label value for the node selector (default {params.DEFAULT_GPU_TYPE})",
     )
-    p.add_argument("--pipeline-name", default=None, help="pipeline name (default disco-openmic)")
+    p.add_argument("--pipeline-name", default=None, help=f"pipeline name (default {params.PIPELINE_NAME})")
     p.add_argument("--retries", type=int, default=3, help="retries of steps that read remote storage")
     p.set_defaults(func=handle)
 

@@ -8,6 +8,7 @@ import logging
 import os
 from typing import Any
 
+from disco import params
 from disco.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def parse_parameters(pairs: list[str], types: dict[str, str], *, package: str) -
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--package", default="pipelines/disco-openmic.yaml", help="compiled pipeline YAML")
+    p.add_argument("--package", default=params.PIPELINE_YAML, help="compiled pipeline YAML")
     p.add_argument("--data", default=None, help="dataset URI as the cluster sees it (gs://... ; sets data_uri)")
     p.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter (repeatable)"
@@ -146,7 +147,7 @@ def handle_vertex(args: argparse.Namespace) -> int:
 
     aiplatform.init(project=args.project, location=args.region)
     job = aiplatform.PipelineJob(
-        display_name=args.run_name or "disco-openmic",
+        display_name=args.run_name or params.PIPELINE_NAME,
         template_path=args.package,
         pipeline_root=args.pipeline_root,
         parameter_values=values,

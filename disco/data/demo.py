@@ -29,7 +29,6 @@ from disco.runinfo import write_run_info
 
 log = logging.getLogger(__name__)
 
-DEMO_CLIPS = 200  # what `make demo` generates; TODO(lead): params
 DEMO_TEST_FRACTION = 0.25
 
 
@@ -280,7 +279,7 @@ CORRUPTION_KINDS = ("truncated", "garbage", "empty")
 def generate_demo_dataset(
     out_dir: str | os.PathLike[str],
     *,
-    clips: int = DEMO_CLIPS,
+    clips: int = params.DEMO_CLIPS,
     seed: int = params.DEFAULT_SEED,
     corrupt: int = 0,
     workers: int | None = None,
@@ -348,7 +347,7 @@ def generate_demo_dataset(
                 "track_title": "+".join(spec.instruments), "track_duration": "00:10",
                 "sample_key": spec.key, "start_time": int(start_ms) / 1000,
             })
-    with open(root / "checksums-audio.csv", "w", newline="") as fh:
+    with open(root / params.AUDIO_MD5_FILE, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["", "md5"])
         for key in sorted(md5):

@@ -21,11 +21,6 @@ from disco.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
-# Default list names looked for in the dataset root when the user passes none.
-# TODO(lead): move to params
-AUDIO_MD5_FILE = "checksums-audio.csv"
-VGGISH_MD5_FILE = "checksums-vggish.csv"
-
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _PROGRESS_EVERY = 1000
 
@@ -151,7 +146,8 @@ def verify_dataset(
     """Verify against the given lists; a list not given is looked for in the dataset root
     (``checksums-audio.csv`` / ``checksums-vggish.csv``). No list at all is a DatasetError."""
     lists: dict[str, tuple[str, dict[str, str]]] = {}
-    for kind, given, default in (("audio", audio_md5, AUDIO_MD5_FILE), ("vggish", vggish_md5, VGGISH_MD5_FILE)):
+    defaults = (("audio", audio_md5, params.AUDIO_MD5_FILE), ("vggish", vggish_md5, params.VGGISH_MD5_FILE))
+    for kind, given, default in defaults:
         if given is not None:
             lists[kind] = (str(given), read_md5_list(given))
         elif ds.source.exists(default):
@@ -160,8 +156,8 @@ def verify_dataset(
     if not lists:
         raise DatasetError(
             ds.uri,
-            f"no md5 list: pass --audio-md5/--vggish-md5 (the official lists are {AUDIO_MD5_FILE} and "
-            f"{VGGISH_MD5_FILE} from the dataset authors) or put them in the dataset root",
+            f"no md5 list: pass --audio-md5/--vggish-md5 (the official lists are {params.AUDIO_MD5_FILE} and "
+            f"{params.VGGISH_MD5_FILE} from the dataset authors) or put them in the dataset root",
         )
     return {
         kind: verify_kind(ds, kind, md5s, list_path=path, present_only=present_only)

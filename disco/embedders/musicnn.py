@@ -66,17 +66,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# TODO(lead): move to params (MUSICNN_*)
-MUSICNN_MODEL = "MTT_musicnn"
-MUSICNN_FFT_SIZE = 512
-MUSICNN_HOP = 256
-MUSICNN_NUM_MELS = 96
-MUSICNN_PATCH_SECONDS = 3.0
-MUSICNN_LOG_SCALE = 10000.0
-MUSICNN_NUM_TAGS = 50
-MUSICNN_BN_EPSILON = 1e-3  # tf.compat.v1.layers.batch_normalization's default
-MUSICNN_DEFAULT_LAYER = "max_pool"
-
 MTT_TAGS: tuple[str, ...] = (
     "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast",
     "piano", "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male",
@@ -100,7 +89,7 @@ LAYER_DIMS: dict[str, int] = {
     "max_pool": POOL_DIM,
     "mean_pool": POOL_DIM,
     "penultimate": BACKEND_UNITS,
-    "taggram": MUSICNN_NUM_TAGS,
+    "taggram": params.MUSICNN_NUM_TAGS,
 }
 
 # Keras layer -> TF1 scope in the checkpoint. tf.layers named variables by creation order; this
@@ -132,7 +121,7 @@ BN_VARIABLES: dict[str, str] = {
 }
 
 
-def patch_frames(seconds: float = MUSICNN_PATCH_SECONDS) -> int:
+def patch_frames(seconds: float = params.MUSICNN_PATCH_SECONDS) -> int:
     """Spectrogram frames in a patch of ``seconds``, as the original converts it (librosa's
     ``time_to_frames(seconds, n_fft=512, hop=256) + 1``): 187 for 3 s."""
     return hop_frames(seconds) + 1
@@ -142,7 +131,7 @@ def hop_frames(seconds: float) -> int:
     """Frames for a patch hop of ``seconds`` (librosa ``time_to_frames`` with n_fft: the window
     centre offset n_fft // 2 is subtracted): 61 for 1 s, 186 for 3 s."""
     samples = int(seconds * params.SAMPLE_RATE)
-    return int(math.floor((samples - MUSICNN_FFT_SIZE // 2) / MUSICNN_HOP))
+    return int(math.floor((samples - params.MUSICNN_FFT_SIZE // 2) / params.MUSICNN_HOP))
 
 
 PATCH_FRAMES = patch_frames()  # 187
@@ -150,7 +139,7 @@ PATCH_FRAMES = patch_frames()  # 187
 
 def num_stft_frames(num_samples: int) -> int:
     """Centred STFT frames: ``1 + num_samples // 256`` (626 for a 10 s clip)."""
-    return 1 + num_samples // MUSICNN_HOP
+    return 1 + num_samples // params.MUSICNN_HOP
 
 
 def num_patches(num_samples: int, *, hop: int = PATCH_FRAMES) -> int:
@@ -187,8 +176,8 @@ def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
 def slaney_mel_matrix(
     *,
     sample_rate: int = params.SAMPLE_RATE,
-    n_fft: int = MUSICNN_FFT_SIZE,
-    n_mels: int = MUSICNN_NUM_MELS,
+    n_fft: int = params.MUSICNN_FFT_SIZE,
+    n_mels: int = params.MUSICNN_NUM_MELS,
     fmin: float = 0.0,
     fmax: float | None = None,
 ) -> np.ndarray:
@@ -216,20 +205,20 @@ def log_mel_spectrogram(waveforms: tf.Tensor, mel_weights: np.ndarray) -> tf.Ten
     float32 (no float16 overflow)."""
     import tensorflow as tf
 
-    half = MUSICNN_FFT_SIZE // 2
+    half = params.MUSICNN_FFT_SIZE // 2
     padded = tf.pad(waveforms, [[0, 0], [half, half]])  # centre the frames, zeros as librosa 0.11
     stft = tf.signal.stft(
         padded,
-        frame_length=MUSICNN_FFT_SIZE,
-        frame_step=MUSICNN_HOP,
-        fft_length=MUSICNN_FFT_SIZE,
+        frame_length=params.MUSICNN_FFT_SIZE,
+        frame_step=params.MUSICNN_HOP,
+        fft_length=params.MUSICNN_FFT_SIZE,
         window_fn=lambda n, dtype: tf.signal.hann_window(n, periodic=True, dtype=dtype),
         pad_end=False,
     )
     power = tf.math.square(tf.math.real(stft)) + tf.math.square(tf.math.imag(stft))
     mel = tf.tensordot(power, tf.constant(mel_weights), axes=1)
     # log1p keeps precision for tiny mel values; log10(1 + x) == log1p(x) / ln(10).
-    return tf.math.log1p(MUSICNN_LOG_SCALE * mel) / math.log(10.0)
+    return tf.math.log1p(params.MUSICNN_LOG_SCALE * mel) / math.log(10.0)
 
 
 @keras.saving.register_keras_serializable(package="disco")
@@ -258,7 +247,7 @@ class MusicnnFrontend(keras.layers.Layer):
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         samples = input_shape[-1]
         patches = None if samples is None else num_patches(samples, hop=self.hop)
-        return (*input_shape[:-1], patches, PATCH_FRAMES, MUSICNN_NUM_MELS)
+        return (*input_shape[:-1], patches, PATCH_FRAMES, params.MUSICNN_NUM_MELS)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -268,7 +257,7 @@ class MusicnnFrontend(keras.layers.Layer):
 
 
 def _bn(name: str) -> keras.layers.BatchNormalization:
-    return keras.layers.BatchNormalization(epsilon=MUSICNN_BN_EPSILON, name=name)
+    return keras.layers.BatchNormalization(epsilon=params.MUSICNN_BN_EPSILON, name=name)
 
 
 def build_musicnn_network(*, precision: str = precision_mod.FLOAT32) -> keras.Model:
@@ -277,8 +266,8 @@ def build_musicnn_network(*, precision: str = precision_mod.FLOAT32) -> keras.Mo
     float32), random-initialised; load weights with :func:`assign_checkpoint_weights`."""
     ops = keras.ops
     with precision_mod.keras_precision(precision):
-        patches = keras.Input((PATCH_FRAMES, MUSICNN_NUM_MELS), dtype="float32", name="log_mel")
-        x = keras.layers.Reshape((PATCH_FRAMES, MUSICNN_NUM_MELS, 1), name="expand")(patches)
+        patches = keras.Input((PATCH_FRAMES, params.MUSICNN_NUM_MELS), dtype="float32", name="log_mel")
+        x = keras.layers.Reshape((PATCH_FRAMES, params.MUSICNN_NUM_MELS, 1), name="expand")(patches)
         x = _bn("bn_input")(x)
         maps = []
         # Time is padded by hand (3 + 3) and frequency left 'valid', as the original: the maps
@@ -319,7 +308,7 @@ def build_musicnn_network(*, precision: str = precision_mod.FLOAT32) -> keras.Mo
         pooled = _bn("bn_pool")(pooled)
         dense = keras.layers.Dense(BACKEND_UNITS, activation="relu", name="dense")(pooled)
         penultimate = _bn("bn_dense")(dense)
-        logits = keras.layers.Dense(MUSICNN_NUM_TAGS, name="logits")(penultimate)
+        logits = keras.layers.Dense(params.MUSICNN_NUM_TAGS, name="logits")(penultimate)
         taggram = ops.sigmoid(logits)
         outputs = {
             name: precision_mod.float32_output(tensor, name=name)
@@ -333,7 +322,7 @@ def build_musicnn_network(*, precision: str = precision_mod.FLOAT32) -> keras.Mo
     return keras.Model(patches, outputs, name="musicnn_network")
 
 
-def checkpoint_prefix(model: str = MUSICNN_MODEL) -> str:
+def checkpoint_prefix(model: str = params.MUSICNN_MODEL) -> str:
     """Where the ``musicnn`` wheel keeps ``model``'s checkpoint (prefix ``.../MTT_musicnn/``: the
     files are ``.index`` and ``.data-00000-of-00001`` in that directory). Found without
     importing the package (its ``__init__`` is harmless, but its modules need TF1 mode)."""
@@ -409,7 +398,7 @@ def assign_checkpoint_weights(
 def build_musicnn_model(
     network: keras.Model,
     *,
-    layer: str = MUSICNN_DEFAULT_LAYER,
+    layer: str = params.MUSICNN_DEFAULT_LAYER,
     input_samples: int = params.CLIP_SAMPLES,
     hop: int = PATCH_FRAMES,
 ) -> keras.Model:
@@ -421,7 +410,7 @@ def build_musicnn_model(
     waveform = keras.Input((input_samples,), dtype="float32", name="waveform")
     x = MusicnnFrontend(hop=hop, name="log_mel")(waveform)  # [B, P, 187, 96]
     # Every patch goes through the network on its own: fold patches into the batch.
-    x = keras.ops.reshape(x, (-1, PATCH_FRAMES, MUSICNN_NUM_MELS))
+    x = keras.ops.reshape(x, (-1, PATCH_FRAMES, params.MUSICNN_NUM_MELS))
     x = network(x)[layer]
     x = keras.ops.reshape(x, (-1, patches, LAYER_DIMS[layer]))
     return keras.Model(waveform, x, name=f"musicnn_{layer}")
@@ -436,7 +425,7 @@ class MusicnnEmbedder(Embedder):
     def __init__(
         self,
         *,
-        layer: str = MUSICNN_DEFAULT_LAYER,
+        layer: str = params.MUSICNN_DEFAULT_LAYER,
         hop_seconds: float | None = None,
         precision: str | None = None,
         checkpoint: str | None = None,
@@ -464,7 +453,7 @@ class MusicnnEmbedder(Embedder):
         weights = read_checkpoint(self.source)
         self.network = build_musicnn_network(precision=self.precision)
         assign_checkpoint_weights(self.network, weights, source=self.source)
-        self.version = f"{MUSICNN_MODEL}@musicnn-{_musicnn_version()}/{layer}" + (
+        self.version = f"{params.MUSICNN_MODEL}@musicnn-{_musicnn_version()}/{layer}" + (
             "" if hop == PATCH_FRAMES else f"/hop{hop}"
         )
         self._model = build_musicnn_model(
