@@ -59,7 +59,7 @@ def main() -> int:
     print(f"\n{len(files)} clips, 10 s 44.1 kHz stereo Ogg Vorbis, {os.cpu_count()} cores\n")
     print(f"{'method':<58} {'clips/s':>8}")
     print(f"{'serial librosa.load(sr=16000, mono=True) loop':<58} {serial:8.1f}")
-    print(f"{'disco resample (Beam DirectRunner, threads, soxr HQ, write)':<58} {disco_rate:8.1f}")
+    print(f"{'disco resample (Beam in-memory, threads, soxr HQ, write)':<58} {disco_rate:8.1f}")
     print(f"ratio {disco_rate / serial:.2f} (target >= 1.6)")
 
     from disco.audio.augment import augment_clip

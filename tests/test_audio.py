@@ -81,10 +81,44 @@ def test_real_recordings(real_clips, openmic_sample):
 
 
 @pytest.mark.parametrize("data, reason", [(b"", "empty file"), (b"\x00" * 1000, "cannot decode"),
-                                          (b"OggS" + b"\x01" * 200, "cannot decode")])
+                                          (b"OggS" + b"\x01" * 200, "Ogg page expected at byte 29")])
 def test_bad_input_is_typed(data, reason):
     with pytest.raises(AudioDecodeError, match=f"bad.ogg: {reason}"):
         load_clip(data, name="bad.ogg")
+
+
+def _encoded(fmt: str, seconds: float = 10.0) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, np.stack([tone(440, 44100, seconds), tone(660, 44100, seconds)], axis=1), 44100, format=fmt)
+    return buf.getvalue()
+
+
+def _ogg_page_starts(data: bytes) -> list[int]:
+    starts, pos = [], 0
+    while pos < len(data):
+        starts.append(pos)
+        segments = data[pos + 26]
+        pos += 27 + segments + sum(data[pos + 27 : pos + 27 + segments])
+    return starts
+
+
+@pytest.mark.parametrize("fmt, cut, reason", [
+    ("OGG", "half", "truncated: last Ogg page needs"),
+    ("OGG", "page", "ends without its end-of-stream page"),
+    ("OGG", "header", "Ogg page header cut off"),
+    ("WAV", "half", "WAV data chunk declares"),
+])
+def test_truncated_files_are_errors_not_shorter_clips(fmt, cut, reason):
+    """libsndfile itself decodes these as shorter clips without complaint."""
+    data = _encoded(fmt)
+    assert load_clip(data, name="whole")[1] == pytest.approx(10.0, abs=1e-3)
+    if cut == "half":
+        bad = data[: len(data) // 2]
+    else:
+        start = _ogg_page_starts(data)[-1]  # cut at the last page boundary, or inside its header
+        bad = data[:start] if cut == "page" else data[: start + 20]
+    with pytest.raises(AudioDecodeError, match=f"cut.{fmt.lower()}: .*{reason}"):
+        load_clip(bad, name=f"cut.{fmt.lower()}")
 
 
 def test_augment_deterministic_and_length(rng):

@@ -138,3 +138,20 @@ def test_spark_and_portable_job_server():
 def test_portable_rejects_bad_options(call, message):
     with pytest.raises(ConfigError, match=message):
         call()
+
+
+def test_local_default_is_the_in_memory_runner_never_prism():
+    """Beam's DirectRunner tries Prism first (a Go binary fetched from GitHub at run time); with no
+    runner named, the steps use the in-memory FnApiRunner directly, and a named runner is kept."""
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    from disco.beam.options import LOCAL_RUNNER, is_local, pipeline_options
+
+    opts = pipeline_options([])
+    assert opts.view_as(StandardOptions).runner == LOCAL_RUNNER
+    assert opts.view_as(DirectOptions).direct_running_mode == "in_memory"
+    assert opts.view_as(DirectOptions).direct_num_workers == 1
+    named = pipeline_options(["--runner", "DirectRunner", "--direct_num_workers=2"])
+    assert named.view_as(StandardOptions).runner == "DirectRunner"
+    assert named.view_as(DirectOptions).direct_num_workers == 2
+    assert is_local([]) and is_local(["--runner=DirectRunner"]) and not is_local(["--runner=DataflowRunner"])

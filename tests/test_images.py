@@ -37,6 +37,8 @@ STEP_PARAMETERS = {
     "validation_fraction": 0.2,
     "beam_options": "",
     "copies": 1,
+    "mixup": 1,
+    "masks": True,
     "embedder": "musicnn",
     "vggish_handle": params.VGGISH_DEFAULT_HANDLE,  # unused by musicnn; the component still takes it
     "model_type": "baseline",

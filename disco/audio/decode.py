@@ -29,19 +29,19 @@ def decode_audio(data: bytes | str | os.PathLike[str], *, name: str | None = Non
     import soundfile as sf
 
     label = name or (str(data) if not isinstance(data, bytes) else "<bytes>")
-    if isinstance(data, bytes) and len(data) == 0:
-        raise AudioDecodeError(label, "empty file (0 bytes)")
     if not isinstance(data, bytes):
         try:
-            if os.path.getsize(data) == 0:
-                raise AudioDecodeError(label, "empty file (0 bytes)")
+            with open(data, "rb") as fh:
+                data = fh.read()
         except OSError as exc:
             raise AudioDecodeError(label, f"cannot read: {exc.strerror or exc}") from exc
+    if len(data) == 0:
+        raise AudioDecodeError(label, "empty file (0 bytes)")
+    problem = truncation(data)
+    if problem:
+        raise AudioDecodeError(label, problem)
     try:
-        if isinstance(data, bytes):
-            audio, sr = _read_bytes(data)
-        else:
-            audio, sr = sf.read(str(data), dtype="float32", always_2d=True)
+        audio, sr = _read_bytes(data)
     except (sf.LibsndfileError, RuntimeError, TypeError) as sf_exc:
         audio, sr = _decode_fallback(data, label, sf_exc)
     if audio.size == 0 or audio.shape[0] == 0:
@@ -49,6 +49,51 @@ def decode_audio(data: bytes | str | os.PathLike[str], *, name: str | None = Non
     if not np.all(np.isfinite(audio)):
         raise AudioDecodeError(label, "decoded audio holds NaN or infinite samples")
     return audio, int(sr)
+
+
+def truncation(data: bytes) -> str | None:
+    """Why an Ogg or WAV file is cut short, or None. libsndfile decodes a truncated Ogg Vorbis or
+    WAV file as a shorter clip without any error, so a half-downloaded clip would become a padded
+    record of silence; formats whose decoders notice (FLAC: lost sync) need no check here."""
+    if data[:4] == b"OggS":
+        return _ogg_truncation(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return _wav_truncation(data)
+    return None
+
+
+def _ogg_truncation(data: bytes) -> str | None:
+    # Walk the pages: each is a 27-byte header, a lacing table and the segments it sizes.
+    pos, last_flags, n = 0, 0, len(data)
+    while pos < n:
+        if data[pos : pos + 4] != b"OggS":
+            return f"Ogg page expected at byte {pos} of {n}: file is damaged or truncated"
+        if pos + 27 > n:
+            return f"truncated: Ogg page header cut off at byte {n}"
+        segments = data[pos + 26]
+        if pos + 27 + segments > n:
+            return f"truncated: Ogg page header cut off at byte {n}"
+        size = 27 + segments + sum(data[pos + 27 : pos + 27 + segments])
+        if pos + size > n:
+            return f"truncated: last Ogg page needs {pos + size} bytes, file has {n}"
+        last_flags = data[pos + 5]
+        pos += size
+    if not last_flags & 0x04:
+        return "truncated: Ogg stream ends without its end-of-stream page"
+    return None
+
+
+def _wav_truncation(data: bytes) -> str | None:
+    pos, n = 12, len(data)
+    while pos + 8 <= n:
+        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if chunk == b"data":
+            # 0 and 0xFFFFFFFF mark a stream written before its length was known.
+            if size not in (0, 0xFFFFFFFF) and pos + 8 + size > n:
+                return f"truncated: WAV data chunk declares {size} bytes, file holds {n - pos - 8}"
+            return None
+        pos += 8 + size + (size & 1)
+    return None
 
 
 def _read_bytes(data: bytes) -> tuple[np.ndarray, int]:

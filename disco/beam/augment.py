@@ -10,7 +10,7 @@ import time
 from typing import Sequence
 
 from disco import params
-from disco.beam.options import pipeline_options
+from disco.beam.options import pipeline_options, remove_stale_temp
 from disco.errors import ConfigError
 from disco.runinfo import write_run_info
 
@@ -84,6 +84,7 @@ def run_augment(resampled_dir: str, out_dir: str, *, copies: int, seed: int = pa
         raise ConfigError(f"need --copies >= 0 and --mixup >= 0, at least one of them > 0 (got {copies}, {mixup})")
     start = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)
+    remove_stale_temp(out_dir)
     files = [f for f in list_shards(resampled_dir, params.RESAMPLED_PREFIX)
              if os.path.basename(f).startswith(f"{params.RESAMPLED_PREFIX}-{params.SPLIT_TRAIN}-")]
     if not files:

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from disco import params
-from disco.beam.options import pipeline_options
+from disco.beam.options import pipeline_options, remove_stale_temp
 from disco.errors import ConfigError, DiscoError, SchemaError
 from disco.runinfo import write_run_info
 
@@ -196,6 +196,7 @@ def run_embed(
     if isinstance(audio_dirs, str):
         audio_dirs = [audio_dirs]
     os.makedirs(out_dir, exist_ok=True)
+    remove_stale_temp(out_dir)
     files = _input_files(audio_dirs)
     in_counts = _count_records(files)
     options = embedder_options(embedder, vggish_handle=vggish_handle, vggish_checkpoint=vggish_checkpoint,

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from disco import params
-from disco.beam.options import pipeline_options
+from disco.beam.options import pipeline_options, remove_stale_temp
 from disco.errors import DiscoError
 from disco.runinfo import write_run_info
 
@@ -116,6 +116,7 @@ def run_resample(
 
     start = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)
+    remove_stale_temp(out_dir)
     ds = open_dataset(data_uri)
     clips = ds.clips(validation_fraction=validation_fraction, seed=seed)
     threads = threads or os.cpu_count() or 1
