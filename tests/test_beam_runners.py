@@ -155,3 +155,15 @@ def test_local_default_is_the_in_memory_runner_never_prism():
     assert named.view_as(StandardOptions).runner == "DirectRunner"
     assert named.view_as(DirectOptions).direct_num_workers == 2
     assert is_local([]) and is_local(["--runner=DirectRunner"]) and not is_local(["--runner=DataflowRunner"])
+
+
+def test_more_local_workers_mean_threads():
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    from disco.beam.options import pipeline_options
+
+    for args in (["--direct_num_workers", "2"], ["--direct_num_workers=2"]):
+        opts = pipeline_options(args).view_as(DirectOptions)
+        assert (opts.direct_num_workers, opts.direct_running_mode) == (2, "multi_threading")
+    opts = pipeline_options(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    assert opts.view_as(DirectOptions).direct_running_mode == "multi_processing"

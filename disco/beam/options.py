@@ -32,10 +32,13 @@ def pipeline_options(beam_args: Sequence[str] = (), *, default_workers: int | No
     args = list(beam_args)
     if not has_option(args, "runner"):
         args.append(f"--runner={LOCAL_RUNNER}")
-        if not has_option(args, "direct_running_mode"):
-            args.append("--direct_running_mode=in_memory")
         if not has_option(args, "direct_num_workers"):
             args.append(f"--direct_num_workers={default_workers or 1}")
+        if not has_option(args, "direct_running_mode"):
+            # in_memory runs exactly one worker; more workers asked for means threads.
+            one = any(a in ("--direct_num_workers=1",) for a in args) or (
+                "--direct_num_workers" in args and args[args.index("--direct_num_workers") + 1:][:1] == ["1"])
+            args.append(f"--direct_running_mode={'in_memory' if one else 'multi_threading'}")
     return PipelineOptions(args)
 
 
