@@ -35,6 +35,9 @@ def evaluate_classifier(
     if "mAP" in rf:
         headline["rf_mAP"] = rf["mAP"]
         headline["rf_f1_macro"] = rf.get("f1_macro")
+    lr = result.get("logistic_regression") or {}
+    if "mAP" in lr:
+        headline["lr_mAP"] = lr["mAP"]
     _runtime.log_metrics(metrics, headline)
     matrix = _runtime.confusion_counts(result)
     if matrix is not None:

@@ -24,9 +24,9 @@ AP_PLOT = "ap_per_class.png"
 HYPERPARAMETERS = ("learning_rate", "dropout", "l2", "batch_size", "epochs", "patience")
 AP_PREFIX = "AP_"
 COLUMN_ORDER = ("run", "model", "embedder", *HYPERPARAMETERS, "seed", "tuned", "mAP", "f1_macro", "f1_macro_tuned",
-                "rf_mAP", "rf_f1_macro", "test_examples", "epochs_run", "best_epoch", "val_mAP")
+                "rf_mAP", "rf_f1_macro", "lr_mAP", "test_examples", "epochs_run", "best_epoch", "val_mAP")
 # Shown in results.md and on stdout; results.csv has every column.
-SUMMARY_COLUMNS = ("run", "model", "embedder", *HYPERPARAMETERS[:3], "seed", "mAP", "f1_macro", "rf_mAP")
+SUMMARY_COLUMNS = ("run", "model", "embedder", *HYPERPARAMETERS[:3], "seed", "mAP", "f1_macro", "rf_mAP", "lr_mAP")
 
 
 def _read_json(path: Path) -> dict | None:
@@ -147,7 +147,9 @@ def describe_run(run_dir: Path, root: Path) -> dict | None:
     rf = metrics.get("random_forest") or {}
     row.update(mAP=_num(metrics.get("mAP")), f1_macro=_num(metrics.get("f1_macro")),
                f1_macro_tuned=_num(metrics.get("f1_macro_tuned")), rf_mAP=_num(rf.get("mAP")),
-               rf_f1_macro=_num(rf.get("f1_macro")), test_examples=metrics.get("examples"))
+               rf_f1_macro=_num(rf.get("f1_macro")),
+               lr_mAP=_num((metrics.get("logistic_regression") or {}).get("mAP")),
+               test_examples=metrics.get("examples"))
     per_class = metrics.get("per_class") or {}
     for cls in params.CLASSES:
         row[f"{AP_PREFIX}{cls}"] = _num((per_class.get(cls) or {}).get("ap"))

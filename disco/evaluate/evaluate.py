@@ -43,7 +43,7 @@ def run_evaluate(
     seed: int = params.DEFAULT_SEED,
     validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
 ) -> dict:
-    from disco.evaluate.baseline import random_forest_scores
+    from disco.evaluate.baseline import logistic_regression_scores, random_forest_scores
     from disco.evaluate.metrics import classification_report
     from disco.evaluate.report import write_reports
     from disco.train.features import load_features
@@ -68,8 +68,11 @@ def run_evaluate(
     metrics["model"] = train_summary.get("model")
     metrics["embedder"] = fs.embedder
     if rf_baseline:
-        rf_scores = random_forest_scores(fs.splits[params.SPLIT_TRAIN].originals(), test, seed=seed)
+        train = fs.splits[params.SPLIT_TRAIN].originals()
+        rf_scores = random_forest_scores(train, test, seed=seed)
         metrics["random_forest"] = classification_report(test.y_true, rf_scores, test.y_mask)
+        lr_scores = logistic_regression_scores(train, test, seed=seed)
+        metrics["logistic_regression"] = classification_report(test.y_true, lr_scores, test.y_mask)
     else:
         rf_scores = None
     np.savez_compressed(os.path.join(out_dir, SCORES_FILE), keys=test.keys, scores=scores, y_true=test.y_true,
@@ -80,7 +83,8 @@ def run_evaluate(
                   rf_scores=rf_scores, run_parameters=train_summary)
     summary = {"step": "evaluate", "mAP": metrics["mAP"], "f1_macro": metrics["f1_macro"],
                "f1_macro_tuned": metrics.get("f1_macro_tuned"),
-               "rf_mAP": metrics.get("random_forest", {}).get("mAP"), "examples": len(test),
+               "rf_mAP": metrics.get("random_forest", {}).get("mAP"),
+               "lr_mAP": metrics.get("logistic_regression", {}).get("mAP"), "examples": len(test),
                "seconds": round(time.perf_counter() - start, 2)}
     with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
         json.dump(summary, fh, indent=2)
@@ -103,4 +107,8 @@ def metrics_table(metrics: dict) -> str:
     rf_map = metrics.get("random_forest", {}).get("mAP")
     lines.append(f"{'mean':<18} {fmt(metrics['mAP'])} {fmt(metrics['f1_macro'])} "
                  f"{fmt(metrics.get('f1_macro_tuned'))} {fmt(rf_map)}")
+    if "logistic_regression" in metrics:
+        lr = metrics["logistic_regression"]
+        lines.append(f"\nlogistic regression per class (mean features): mAP {fmt(lr['mAP'])}, "
+                     f"macro F1 {fmt(lr['f1_macro'])}")
     return "\n".join(lines)

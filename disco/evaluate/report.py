@@ -96,6 +96,7 @@ count; positive means relevance &ge; 0.5.</p>
 <table><tr><th></th><th>mAP</th><th>macro F1 @0.5</th><th>macro F1 @tuned</th></tr>
 <tr><td>model</td><td>{_fmt(metrics['mAP'])}</td><td>{_fmt(metrics['f1_macro'])}</td><td>{_fmt(metrics.get('f1_macro_tuned'))}</td></tr>
 {f"<tr><td>random forest (100 trees, depth 8)</td><td>{_fmt(metrics['random_forest']['mAP'])}</td><td>{_fmt(metrics['random_forest']['f1_macro'])}</td><td></td></tr>" if 'random_forest' in metrics else ''}
+{f"<tr><td>logistic regression per class</td><td>{_fmt(metrics['logistic_regression']['mAP'])}</td><td>{_fmt(metrics['logistic_regression']['f1_macro'])}</td><td></td></tr>" if 'logistic_regression' in metrics else ''}
 </table>
 <h2>Average precision per class</h2><img alt="AP per class" src="data:image/png;base64,{_ap_bars(metrics)}">
 <h2>Per class (thresholds tuned on validation)</h2>
