@@ -167,3 +167,19 @@ def test_more_local_workers_mean_threads():
         assert (opts.direct_num_workers, opts.direct_running_mode) == (2, "multi_threading")
     opts = pipeline_options(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
     assert opts.view_as(DirectOptions).direct_running_mode == "multi_processing"
+
+
+def test_progress_lines_count_rate_and_time_left(caplog):
+    import logging
+
+    from disco.beam.progress import Progress
+
+    p = Progress("embed", total=100, every_s=3600.0)
+    with caplog.at_level(logging.INFO, logger="disco.beam.progress"):
+        assert p.add(10) is None  # not due yet: at most one line per interval
+        p._last -= 7200.0
+        line = p.add(15)
+        assert line.startswith("embed: 25/100 clips (25 %)") and "/s, about" in line and "left" in line
+        assert p.add(75).startswith("embed: 100/100 clips (100 %)")  # the last one always shows
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2 and messages[0] == line and messages[1].startswith("embed: 100/100")

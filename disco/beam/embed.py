@@ -19,6 +19,7 @@ import numpy as np
 
 from disco import params
 from disco.beam.options import pipeline_options, remove_stale_temp
+from disco.beam.progress import Progress
 from disco.errors import ConfigError, DiscoError, SchemaError
 from disco.runinfo import write_run_info
 
@@ -59,7 +60,7 @@ def _load_embedder(embedder: str, options: dict[str, Any]):
     return _LOADED[key]
 
 
-def _model_handler(embedder: str, options: dict[str, Any], batch_size: int):
+def _model_handler(embedder: str, options: dict[str, Any], batch_size: int, total: int | None = None):
     from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
     class EmbedderModelHandler(ModelHandler):
@@ -69,6 +70,9 @@ def _model_handler(embedder: str, options: dict[str, Any], batch_size: int):
         def run_inference(self, batch: Sequence[tuple], model, inference_args=None) -> Iterable[PredictionResult]:
             waves = np.stack([item[0] for item in batch]).astype(np.float32) / params.PCM_SCALE
             embeddings = model.embed(waves, batch_size=len(batch))
+            if getattr(self, "_progress", None) is None:  # made on the worker, after unpickling
+                self._progress = Progress("embed", total=total)
+            self._progress.add(len(batch))
             for item, emb in zip(batch, embeddings):
                 yield PredictionResult(item[1], emb)
 
@@ -222,7 +226,7 @@ def run_embed(
     )
     records = (
         decoded.ok
-        | "Embed" >> RunInference(_model_handler(embedder, options, batch_size))
+        | "Embed" >> RunInference(_model_handler(embedder, options, batch_size, sum(in_counts.values())))
         | "Encode" >> beam.Map(_to_record, described["embedder"], described["embedder_version"])
     )
     for split, n in in_counts.items():

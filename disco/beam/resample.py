@@ -20,6 +20,7 @@ import numpy as np
 
 from disco import params
 from disco.beam.options import pipeline_options, remove_stale_temp
+from disco.beam.progress import Progress
 from disco.errors import DiscoError
 from disco.runinfo import write_run_info
 
@@ -61,9 +62,10 @@ def _decode_batch_fn():
     from apache_beam.metrics import Metrics
 
     class DecodeBatch(beam.DoFn):
-        def __init__(self, data_uri: str, threads: int):
+        def __init__(self, data_uri: str, threads: int, total: int):
             self.data_uri = data_uri
             self.threads = threads
+            self.total = total
 
         def setup(self):
             from disco.data.openmic import open_dataset
@@ -74,6 +76,7 @@ def _decode_batch_fn():
             self.pool = ThreadPoolExecutor(self.threads)
             self.ok = {s: Metrics.counter("resample", f"ok_{s}") for s in params.SPLITS}
             self.failed = Metrics.counter("resample", "failed")
+            self.progress = Progress("resample", total=self.total)
 
         def process(self, batch):
             if self.is_tar:
@@ -85,6 +88,7 @@ def _decode_batch_fn():
             futures = [self.pool.submit(_resample_one, self.ds, *c, data, error) for c, data, error in jobs]
             for (clip, _, _), fut in zip(jobs, futures):
                 encoded, failure = fut.result()
+                self.progress.add()
                 if failure is None:
                     self.ok[clip[1]].inc()
                     yield clip[1], encoded
@@ -136,7 +140,7 @@ def run_resample(
     results = (
         pipeline
         | "Batches" >> beam.Create(batches, reshuffle=False)
-        | "DecodeResample" >> beam.ParDo(_decode_batch_fn()(str(data_uri), threads)).with_outputs(FAILED_TAG, main="ok")
+        | "DecodeResample" >> beam.ParDo(_decode_batch_fn()(str(data_uri), threads, len(items))).with_outputs(FAILED_TAG, main="ok")
     )
     for split in params.SPLITS:
         if per_split[split] == 0:
