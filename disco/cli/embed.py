@@ -42,4 +42,6 @@ def handle(args: argparse.Namespace) -> int:
     else:
         print(f"embedded {s['records']} clips with {s['embedder']} ({s['frames']}x{s['dim']}, "
               f"{s['precision']}) at {s['clips_per_s']} clips/s → {args.out}")
+        for f in s.get("failures", []):
+            print(f"  not embedded: {f.get('key') or '<unreadable record>'} in {f['shard']}: {f['reason']}")
     return 0
