@@ -203,8 +203,13 @@ def run_embed(
     remove_stale_temp(out_dir)
     files = _input_files(audio_dirs)
     in_counts = _count_records(files)
+    from disco.embedders.precision import resolve_precision
+
+    # Resolved once, here, and sent to the workers: what summary.json records is then what every
+    # worker computed in, even where workers run on other hardware than the launcher (pass
+    # --precision bfloat16 for GPU workers launched from a CPU without native bfloat16).
     options = embedder_options(embedder, vggish_handle=vggish_handle, vggish_checkpoint=vggish_checkpoint,
-                               pca_params=pca_params, precision=precision)
+                               pca_params=pca_params, precision=resolve_precision(precision))
     # Built here for its description and to fail fast on unreachable weights; a local worker
     # reuses it, remote workers load their own through the model handler.
     described = _load_embedder(embedder, options).describe()
