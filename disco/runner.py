@@ -395,6 +395,9 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     rf = metrics.get("random_forest")
     if isinstance(rf, dict) and "mAP" in rf:
         rows.append(f"{'random forest':<18} {_fmt(rf.get('mAP'))} {_fmt(rf.get('f1_macro'))}  (baseline)")
+    lr = metrics.get("logistic_regression")
+    if isinstance(lr, dict) and "mAP" in lr:
+        rows.append(f"{'logistic regr.':<18} {_fmt(lr.get('mAP'))} {_fmt(lr.get('f1_macro'))}  (baseline)")
     return "\n".join(rows)
 
 

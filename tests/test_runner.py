@@ -62,6 +62,7 @@ def test_metrics_table_lists_every_class_and_the_summary():
             "per_class": {"piano": {"ap": 0.9, "f1": 0.8, "precision": 0.7, "recall": 0.95, "support": 12},
                           "voice": {"ap": 0.5, "f1": None, "support": 3}},
             "random_forest": {"mAP": 0.6, "f1_macro": 0.5},
+            "logistic_regression": {"mAP": 0.65, "f1_macro": 0.55},
         }
     )
     lines = table.splitlines()
@@ -69,6 +70,7 @@ def test_metrics_table_lists_every_class_and_the_summary():
     assert lines[2].split()[0] == "voice" and "3" in lines[2]
     assert any(line.startswith("mAP") and "0.812" in line for line in lines)
     assert any("random forest" in line and "0.600" in line for line in lines)
+    assert any("logistic" in line and "0.650" in line and "0.550" in line for line in lines)
 
 
 def test_missing_dataset_and_bad_parameters_fail_before_running(tmp_path):
