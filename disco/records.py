@@ -9,7 +9,6 @@ killed run leaves no partial shard). Readers that need Python objects use
 
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
@@ -180,22 +179,19 @@ def shard_pattern(directory: str | os.PathLike[str], prefix: str) -> str:
 def list_shards(directory: str | os.PathLike[str], prefix: str) -> list[str]:
     """Finished shards under directory (local or gs://), sorted. Beam's temporary files are
     written under a separate temp directory, so they never match this pattern."""
-    pattern = shard_pattern(directory, prefix)
-    if pattern.startswith("gs://"):
-        tf = _tf()
-        return sorted(tf.io.gfile.glob(pattern))
-    return sorted(glob.glob(pattern))
+    from disco import fileio
+
+    return fileio.glob(shard_pattern(directory, prefix))
 
 
 def count_records(path: str) -> int:
     """Records in one TFRecord file, read by its length headers alone: steps check their counts
     after writing, and reading a 6 GB audio shard through TensorFlow to count it took minutes."""
-    if path.startswith("gs://"):
-        tf = _tf()
-        return sum(1 for _ in tf.data.TFRecordDataset([path]))
+    from disco import fileio
+
     n = 0
-    size = os.path.getsize(path)
-    with open(path, "rb") as fh:
+    size = fileio.size(path)
+    with fileio.open_binary(path) as fh:
         pos = 0
         while pos < size:
             header = fh.read(12)  # uint64 length + masked crc32c of the length

@@ -86,10 +86,11 @@ def write_run_info(
     parameters: Mapping[str, Any],
     seed: int | None = None,
     extra: Mapping[str, Any] | None = None,
-) -> Path:
+) -> Path | str:
     """Write ``run_info.json`` (step, parameters, seed, versions, commit, time) into out_dir."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from disco import fileio
+
+    fileio.makedirs(out_dir)
     info = {
         "step": step,
         "parameters": dict(parameters),
@@ -104,7 +105,7 @@ def write_run_info(
     }
     if extra:
         info.update(extra)
-    path = out / params.RUN_INFO_FILE
-    path.write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+    path = fileio.join(out_dir, params.RUN_INFO_FILE)
+    fileio.write_text(path, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
     log.debug("wrote %s", path)
-    return path
+    return path if fileio.is_remote(path) else Path(path)

@@ -9,7 +9,7 @@ import os
 import time
 from typing import Sequence
 
-from disco import params
+from disco import fileio, params
 from disco.beam.options import pipeline_options, remove_stale_temp
 from disco.errors import ConfigError
 from disco.runinfo import write_run_info
@@ -64,8 +64,8 @@ def _train_count(resampled_dir: str, files: Sequence[str]) -> int:
     from disco.records import count_records
 
     try:
-        with open(os.path.join(resampled_dir, params.SUMMARY_FILE)) as fh:
-            return int(json.load(fh)["splits"][params.SPLIT_TRAIN])
+        return int(json.loads(fileio.read_text(fileio.join(resampled_dir, params.SUMMARY_FILE)))
+                   ["splits"][params.SPLIT_TRAIN])
     except (OSError, KeyError, ValueError, TypeError):
         return sum(count_records(f) for f in files)
 
@@ -83,7 +83,7 @@ def run_augment(resampled_dir: str, out_dir: str, *, copies: int, seed: int = pa
     if copies < 0 or mixup < 0 or copies + mixup < 1:
         raise ConfigError(f"need --copies >= 0 and --mixup >= 0, at least one of them > 0 (got {copies}, {mixup})")
     start = time.perf_counter()
-    os.makedirs(out_dir, exist_ok=True)
+    fileio.makedirs(out_dir)
     remove_stale_temp(out_dir)
     files = [f for f in list_shards(resampled_dir, params.RESAMPLED_PREFIX)
              if os.path.basename(f).startswith(f"{params.RESAMPLED_PREFIX}-{params.SPLIT_TRAIN}-")]
@@ -122,8 +122,7 @@ def run_augment(resampled_dir: str, out_dir: str, *, copies: int, seed: int = pa
                "seed": seed, "chain": chain if copies else [],
                "mixup_weights": list(MIXUP_WEIGHT_RANGE) if mixup else None,
                "seconds": round(seconds, 2)}
-    with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
-        json.dump(summary, fh, indent=2)
+    fileio.write_text(fileio.join(out_dir, params.SUMMARY_FILE), json.dumps(summary, indent=2))
     write_run_info(out_dir, step="augment", seed=seed, parameters={
         "resampled_dir": str(resampled_dir), "copies": copies, "mixup": mixup, "masks": masks,
         "beam_args": list(beam_args)})

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from disco import params
+from disco import fileio, params
 from disco.beam.options import pipeline_options, remove_stale_temp
 from disco.beam.progress import Progress
 from disco.errors import ConfigError, DiscoError, SchemaError
@@ -199,7 +199,7 @@ def run_embed(
     start = time.perf_counter()
     if isinstance(audio_dirs, str):
         audio_dirs = [audio_dirs]
-    os.makedirs(out_dir, exist_ok=True)
+    fileio.makedirs(out_dir)
     remove_stale_temp(out_dir)
     files = _input_files(audio_dirs)
     in_counts = _count_records(files)
@@ -216,7 +216,7 @@ def run_embed(
     log.info("embedding %d records from %d shards with %s (%s)", sum(in_counts.values()), len(files),
              embedder, described["precision"])
 
-    failures_path = os.path.join(out_dir, params.FAILURES_FILE)
+    failures_path = fileio.join(out_dir, params.FAILURES_FILE)
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
     decoded = (
         pipeline
@@ -248,16 +248,12 @@ def run_embed(
         )
     pipeline.run().wait_until_finish()
 
-    import tensorflow as tf
-
-    # gfile, not open(): on Dataflow the workers wrote it, possibly to gs://.
+    # Through fileio, not open(): on Dataflow the workers wrote it, possibly to gs://.
     failures = []
-    if tf.io.gfile.exists(failures_path):
-        with tf.io.gfile.GFile(failures_path) as fh:
-            failures = [json.loads(line) for line in fh if line.strip()]
+    if fileio.exists(failures_path):
+        failures = [json.loads(line) for line in fileio.read_text(failures_path).splitlines() if line.strip()]
     else:  # Beam writes no file for an empty PCollection; an empty dead letter still says "none failed"
-        with tf.io.gfile.GFile(failures_path, "w"):
-            pass
+        fileio.write_text(failures_path, "")
     for f in failures:
         log.warning("could not decode a record (key %s) in %s: %s", f["key"], f["shard"], f["reason"])
 
@@ -281,8 +277,7 @@ def run_embed(
     if total + len(failures) != sum(in_counts.values()):
         raise DiscoError(f"embed lost records: {sum(in_counts.values())} in, {total} written + "
                          f"{len(failures)} failed")
-    with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
-        json.dump(summary, fh, indent=2)
+    fileio.write_text(fileio.join(out_dir, params.SUMMARY_FILE), json.dumps(summary, indent=2))
     write_run_info(out_dir, step="embed", parameters={
         "audio_dirs": list(map(str, audio_dirs)), "embedder": embedder, "vggish_handle": vggish_handle,
         "vggish_checkpoint": vggish_checkpoint, "pca_params": pca_params, "precision": described["precision"],

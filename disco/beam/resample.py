@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from disco import params
+from disco import fileio, params
 from disco.beam.options import pipeline_options, remove_stale_temp
 from disco.beam.progress import Progress
 from disco.errors import DiscoError
@@ -119,7 +119,7 @@ def run_resample(
     from disco.data.storage import TarSource
 
     start = time.perf_counter()
-    os.makedirs(out_dir, exist_ok=True)
+    fileio.makedirs(out_dir)
     remove_stale_temp(out_dir)
     ds = open_dataset(data_uri)
     clips = ds.clips(validation_fraction=validation_fraction, seed=seed)
@@ -135,7 +135,7 @@ def run_resample(
              ", ".join(f"{s} {n}" for s, n in per_split.items()), threads)
 
     options = pipeline_options(beam_args)
-    failures_path = os.path.join(out_dir, params.FAILURES_FILE)
+    failures_path = fileio.join(out_dir, params.FAILURES_FILE)
     pipeline = beam.Pipeline(options=options)
     results = (
         pipeline
@@ -173,11 +173,10 @@ def run_resample(
     except Exception:  # some runners do not report metrics; fall back to the plan minus failures
         counts = None
     failures = []
-    if os.path.exists(failures_path):
-        with open(failures_path) as fh:
-            failures = [json.loads(line) for line in fh if line.strip()]
-    else:
-        open(failures_path, "w").close()
+    if fileio.exists(failures_path):
+        failures = [json.loads(line) for line in fileio.read_text(failures_path).splitlines() if line.strip()]
+    else:  # Beam writes no file for an empty PCollection; an empty dead letter still says "none failed"
+        fileio.write_text(failures_path, "")
     if counts is None:
         failed_by_split = {s: sum(f["split"] == s for f in failures) for s in params.SPLITS}
         counts = {s: per_split[s] - failed_by_split[s] for s in params.SPLITS}
@@ -203,8 +202,7 @@ def run_resample(
         raise DiscoError(
             f"resample lost clips: {len(items)} in, {summary['ok']} written + {summary['failed']} failed"
         )
-    with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
-        json.dump(summary, fh, indent=2)
+    fileio.write_text(fileio.join(out_dir, params.SUMMARY_FILE), json.dumps(summary, indent=2))
     write_run_info(
         out_dir, step="resample", seed=seed,
         parameters={"data_uri": str(data_uri), "validation_fraction": validation_fraction,
