@@ -60,25 +60,32 @@ def _from_records(path: str) -> FeatureSet:
     files = list_shards(path, params.EMBEDDING_PREFIX)
     first = decode_embedding(next(iter(tf.data.TFRecordDataset(files[:1]).as_numpy_iterator())))
     frames, dim = first.embedding.shape
-    from disco.records import embedding_dataset
+    from disco.records import embedding_feature_spec
 
-    # Filter on the records' own split field: producers may shard by split or mix splits.
+    # One pass over the shards, parsed in the graph; splits are taken from the records' own split
+    # field afterwards (producers may shard by split or mix splits).
+    spec = embedding_feature_spec()
+
+    def parse(raw):
+        ex = tf.io.parse_single_example(raw, spec)
+        emb = tf.reshape(tf.io.decode_raw(ex[params.FEATURE_EMBEDDING], tf.float32, little_endian=True),
+                         [frames, dim])
+        return (emb, ex[params.FEATURE_Y_TRUE], tf.cast(ex[params.FEATURE_Y_MASK], tf.float32),
+                ex[params.FEATURE_KEY], ex[params.FEATURE_SPLIT], ex[params.FEATURE_AUGMENTATION_ID])
+
+    ds = tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    batches = list(ds.batch(4096).as_numpy_iterator())
+    if batches:
+        x, yt, ym, k, sp, aug = (np.concatenate(p) for p in zip(*batches))
+        sp = sp.astype(str)
     splits = {}
     for split in params.SPLITS:
-        ds = embedding_dataset(files, frames=frames, dim=dim, split=split)
-        aug = tf.data.TFRecordDataset(files).map(
-            lambda raw: tf.io.parse_single_example(raw, {
-                params.FEATURE_SPLIT: tf.io.FixedLenFeature([], tf.string),
-                params.FEATURE_AUGMENTATION_ID: tf.io.FixedLenFeature([], tf.int64)})
-        ).filter(lambda ex, s=split: tf.equal(ex[params.FEATURE_SPLIT], s)).map(
-            lambda ex: ex[params.FEATURE_AUGMENTATION_ID])
-        batches = list(ds.batch(4096).as_numpy_iterator())
-        if not batches:
+        m = sp == split if batches else None
+        if m is None or not m.any():
             splits[split] = _empty(frames, dim)
             continue
-        x, yt, ym, k = (np.concatenate(p) for p in zip(*batches))
-        splits[split] = SplitData(x.astype(np.float32), yt.astype(np.float32), ym.astype(np.float32),
-                                  k.astype(str), np.concatenate(list(aug.batch(4096).as_numpy_iterator())))
+        splits[split] = SplitData(x[m].astype(np.float32), yt[m].astype(np.float32), ym[m].astype(np.float32),
+                                  k[m].astype(str), aug[m].astype(np.int64))
     return FeatureSet(splits, path, "records", first.embedder, int(frames), int(dim))
 
 
