@@ -29,11 +29,17 @@ def _callbacks(val, patience: int, out_dir: str):
 
     class ValidationMAP(keras.callbacks.Callback):
         """Masked validation mAP each epoch; keeps the best weights and stops after `patience`
-        epochs without improvement (Keras' EarlyStopping cannot see a metric computed this way)."""
+        epochs without improvement (Keras' EarlyStopping cannot see a metric computed this way).
+
+        An epoch with the same mAP as the best and a lower validation loss also counts as an
+        improvement: on a small validation split mAP often stops moving (the ranking of a few
+        dozen clips is already right) while the model is still learning, and stopping at the first
+        epoch of such a plateau kept undertrained weights."""
 
         def __init__(self):
             super().__init__()
             self.best = -np.inf
+            self.best_loss = np.inf
             self.best_epoch = -1
             self.best_weights = None
             self.wait = 0
@@ -42,11 +48,12 @@ def _callbacks(val, patience: int, out_dir: str):
             logs = logs if logs is not None else {}
             score = mean_ap(val.y_true, self.model.predict(val.x, verbose=0, batch_size=512), val.y_mask)
             logs["val_mAP"] = score
-            improved = score > self.best + 1e-6
+            loss = float(logs.get("val_loss", np.inf))
+            improved = score > self.best + 1e-6 or (abs(score - self.best) <= 1e-6 and loss < self.best_loss)
             log.info("epoch %3d  loss %.4f  val_loss %.4f  val_mAP %.4f%s", epoch + 1, logs.get("loss", np.nan),
                      logs.get("val_loss", np.nan), score, "  *" if improved else "")
             if improved:
-                self.best, self.best_epoch, self.wait = score, epoch, 0
+                self.best, self.best_loss, self.best_epoch, self.wait = max(score, self.best), loss, epoch, 0
                 self.best_weights = self.model.get_weights()
             else:
                 self.wait += 1
