@@ -56,7 +56,9 @@ def main() -> int:
         feats, source = args.features, f"features from {args.features}"
     else:
         embeddings = _demo_embeddings(args, w, t0)
-        chosen = args.precision or em_default_precision()
+        from disco.embedders.precision import resolve_precision
+
+        chosen = resolve_precision(args.precision)
         feats, source = embeddings[chosen], f"demo dataset ({args.clips} clips), musicnn embeddings, {chosen}"
 
     def train_eval(i, model: str, hp: dict, features: str, *, baselines: bool = False, seed: int = args.seed):
@@ -161,12 +163,6 @@ def _demo_embeddings(args, w: str, t0: float) -> dict[str, str]:
         print(f"embed: {em['records']} records, musicnn {em['frames']}x{em['dim']} {em['precision']} "
               f"({em['seconds']:.0f} s)", flush=True)
     return embeddings
-
-
-def em_default_precision() -> str:
-    from disco.embedders.precision import resolve_precision
-
-    return resolve_precision(None)
 
 
 if __name__ == "__main__":

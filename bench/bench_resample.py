@@ -24,6 +24,8 @@ def main() -> int:
     ap.add_argument("--clips", type=int, default=400)
     ap.add_argument("--workdir", default="runs/bench-resample")
     ap.add_argument("--augment-clips", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=3, help="alternating runs of each method; the median is reported")
+    ap.add_argument("--stage-clips", type=int, default=100, help="clips for the per-stage table (0: skip it)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -45,22 +47,30 @@ def main() -> int:
     import apache_beam  # noqa: F401
 
     librosa.load(files[0], sr=params.SAMPLE_RATE, mono=True)
-    t = time.perf_counter()
-    for f in files:
-        y, _ = librosa.load(f, sr=params.SAMPLE_RATE, mono=True)
-    serial = len(files) / (time.perf_counter() - t)
-
     out = os.path.join(args.workdir, "resampled")
-    shutil.rmtree(out, ignore_errors=True)
-    t = time.perf_counter()
-    s = run_resample(data, out, seed=1)
-    disco_rate = s["clips"] / (time.perf_counter() - t)
+    # Alternating repeats, median of each: one run on a shared 2-core VM varies by +-15 %.
+    serial_rates, disco_rates = [], []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        for f in files:
+            librosa.load(f, sr=params.SAMPLE_RATE, mono=True)
+        serial_rates.append(len(files) / (time.perf_counter() - t))
+        shutil.rmtree(out, ignore_errors=True)
+        t = time.perf_counter()
+        s = run_resample(data, out, seed=1)
+        disco_rates.append(s["clips"] / (time.perf_counter() - t))
+    serial, disco_rate = float(np.median(serial_rates)), float(np.median(disco_rates))
+    ratios = sorted(d / r for d, r in zip(disco_rates, serial_rates))
 
-    print(f"\n{len(files)} clips, 10 s 44.1 kHz stereo Ogg Vorbis, {os.cpu_count()} cores\n")
+    print(f"\n{len(files)} clips, 10 s 44.1 kHz stereo Ogg Vorbis, {os.cpu_count()} cores, "
+          f"median of {args.repeat} alternating runs\n")
     print(f"{'method':<58} {'clips/s':>8}")
     print(f"{'serial librosa.load(sr=16000, mono=True) loop':<58} {serial:8.1f}")
     print(f"{'disco resample (Beam in-memory, threads, soxr HQ, write)':<58} {disco_rate:8.1f}")
-    print(f"ratio {disco_rate / serial:.2f} (target >= 1.6)")
+    print(f"ratio {disco_rate / serial:.2f} (target >= 1.6); per run {' '.join(f'{r:.2f}' for r in ratios)}")
+
+    if args.stage_clips:
+        stage_table(files[: args.stage_clips])
 
     from disco.audio.augment import augment_clip
     from disco.records import iter_resampled
@@ -80,6 +90,47 @@ def main() -> int:
     print(f"\naugmentation per clip: disco (audiomentations chain) {ours:.1f} ms; "
           f"seed project's librosa chain (time stretch + pitch shift + noise) {seed_chain:.1f} ms")
     return 0
+
+
+def stage_table(files: list[str]) -> None:
+    """Per-clip cost of each stage, serial and on two threads: where the speed-up comes from (and
+    where it would not, e.g. libsndfile reading through a Python file object)."""
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
+    import soundfile as sf
+
+    from disco import params
+    from disco.audio.decode import _read_bytes, resample, to_mono
+    from disco.records import ResampledRecord, encode_resampled, float_to_pcm
+
+    datas = [open(f, "rb").read() for f in files]
+    audio, sr = _read_bytes(datas[0])
+    mono = to_mono(audio)
+    rec = ResampledRecord(key="k", split="train", original_duration=10.0,
+                          pcm=float_to_pcm(resample(mono, sr)[: params.CLIP_SAMPLES]))
+    n = len(files)
+    stages = [
+        ("libsndfile decode through a Python file object",
+         lambda d: sf.read(io.BytesIO(d), dtype="float32", always_2d=True), datas),
+        ("libsndfile decode from a memfd (what disco does)", _read_bytes, datas),
+        ("stereo -> mono, mean(axis=1)", lambda a: a.mean(axis=1, dtype=np.float32), [audio] * n),
+        ("stereo -> mono, column adds (what disco does)", to_mono, [audio] * n),
+        ("soxr HQ 44.1 -> 16 kHz", lambda m: resample(m, sr), [mono] * n),
+        ("record encode (disco.tfexample)", encode_resampled, [rec] * n),
+    ]
+    print(f"\nper-clip cost by stage, {n} clips: serial vs 2 threads\n")
+    print(f"{'stage':<52} {'serial ms':>9} {'2 threads ms':>12} {'speed-up':>8}")
+    with ThreadPoolExecutor(2) as pool:
+        for name, fn, items in stages:
+            t = time.perf_counter()
+            for x in items:
+                fn(x)
+            serial = (time.perf_counter() - t) / n * 1000
+            t = time.perf_counter()
+            list(pool.map(fn, items))
+            threaded = (time.perf_counter() - t) / n * 1000
+            print(f"{name:<52} {serial:9.2f} {threaded:12.2f} {serial / threaded:7.2f}x")
 
 
 if __name__ == "__main__":

@@ -116,6 +116,11 @@ def _check_version(feats, expected: int, what: str) -> None:
         raise SchemaError(f"{what} record has schema_version {got}, this disco reads version {expected}")
 
 
+def record_key(data: bytes) -> str:
+    """A record's key without decoding the rest (no copy of its PCM or embedding)."""
+    return _single(_parse_example(data), params.FEATURE_KEY, BYTES)[0].decode()
+
+
 def decode_resampled(data: bytes) -> ResampledRecord:
     feats = _parse_example(data)
     _check_version(feats, params.RESAMPLED_SCHEMA_VERSION, "resampled audio")
@@ -255,10 +260,12 @@ def embedding_dataset(
     dim: int,
     split: str | None = None,
     include_augmented: bool = True,
+    with_split: bool = False,
 ) -> "tf.data.Dataset":
     """Parse embedding shards into ``(embedding[frames, dim], y_true[20], y_mask[20], key)``
-    entirely in the TensorFlow graph. ``split`` filters by split name; augmented copies
-    (augmentation_id > 0) are dropped unless ``include_augmented``."""
+    entirely in the TensorFlow graph, plus ``(split, augmentation_id)`` when ``with_split``.
+    ``split`` filters by split name; augmented copies (augmentation_id > 0) are dropped unless
+    ``include_augmented``."""
     tf = _tf()
     spec = embedding_feature_spec()
     ds = tf.data.TFRecordDataset(list(files), num_parallel_reads=tf.data.AUTOTUNE)
@@ -271,12 +278,8 @@ def embedding_dataset(
     def _to_tensors(ex):
         emb = tf.io.decode_raw(ex[params.FEATURE_EMBEDDING], tf.float32, little_endian=True)
         emb = tf.reshape(emb, [frames, dim])
-        return (
-            emb,
-            ex[params.FEATURE_Y_TRUE],
-            tf.cast(ex[params.FEATURE_Y_MASK], tf.float32),
-            ex[params.FEATURE_KEY],
-        )
+        out = (emb, ex[params.FEATURE_Y_TRUE], tf.cast(ex[params.FEATURE_Y_MASK], tf.float32), ex[params.FEATURE_KEY])
+        return out + (ex[params.FEATURE_SPLIT], ex[params.FEATURE_AUGMENTATION_ID]) if with_split else out
 
     return ds.map(_to_tensors, num_parallel_calls=tf.data.AUTOTUNE)
 

@@ -178,8 +178,9 @@ def test_bad_arguments_raise_config_error(tmp_path: Path) -> None:
 
 
 def test_open_dataset_round_trip(demo_dir: Path) -> None:
-    openmic = pytest.importorskip("disco.data.openmic")
-    ds = openmic.open_dataset(str(demo_dir))
+    from disco.data.openmic import open_dataset
+
+    ds = open_dataset(str(demo_dir))
     labels = ds.labels()
     ours = _labels(demo_dir)
     assert sorted(labels.keys.tolist()) == sorted(ours)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from disco.errors import SchemaError
 from disco.tfexample import BYTES, FLOAT, INT64, decode_example, encode_example
-
-tf = pytest.importorskip("tensorflow")
 
 
 @pytest.fixture

@@ -97,10 +97,10 @@ def _wav_truncation(data: bytes) -> str | None:
 
 
 def _read_bytes(data: bytes) -> tuple[np.ndarray, int]:
-    """libsndfile on in-memory bytes. A file-like object would make libsndfile call back into
-    Python for every read, holding the GIL, so decode threads would run one at a time; an
-    anonymous in-memory file (memfd) lets libsndfile read by descriptor with the GIL released
-    (measured: 2.0x on 2 threads against 1.06x through BytesIO)."""
+    """libsndfile on in-memory bytes. A file-like object makes libsndfile call back into Python,
+    taking the GIL, for every read, so decode threads contend for it; an anonymous in-memory file
+    (memfd) lets libsndfile read by descriptor with the GIL released. `make bench-resample` prints
+    both side by side."""
     import soundfile as sf
 
     if not hasattr(os, "memfd_create"):  # not Linux: correct, only slower

@@ -10,7 +10,8 @@ import time
 from typing import Sequence
 
 from disco import fileio, params
-from disco.beam.options import pipeline_options, remove_stale_temp
+from disco.beam.options import pipeline_options
+from disco.beam.sinks import remove_stale_temp
 from disco.errors import ConfigError
 from disco.runinfo import write_run_info
 
@@ -28,6 +29,10 @@ def _augment(raw: bytes, copies: int, seed: int, masks: bool):
     for copy in range(1, copies + 1):
         out = augment_clip(wave, seed=seed, key=rec.key, copy=copy, masks=masks)
         yield encode_resampled(replace(rec, pcm=float_to_pcm(out), augmentation_id=copy))
+
+
+# Clips per mixup group: partners are drawn within a group, which must fit one worker's memory.
+MIXUP_GROUP = 16
 
 
 def mixup_group(key: str, *, seed: int, groups: int) -> int:
@@ -78,7 +83,7 @@ def run_augment(resampled_dir: str, out_dir: str, *, copies: int, seed: int = pa
     import apache_beam as beam
 
     from disco.audio.augment import CHAIN_DESCRIPTION, MASKS_DESCRIPTION, MIXUP_WEIGHT_RANGE
-    from disco.records import count_records, list_shards
+    from disco.records import count_records, list_shards, record_key
 
     if copies < 0 or mixup < 0 or copies + mixup < 1:
         raise ConfigError(f"need --copies >= 0 and --mixup >= 0, at least one of them > 0 (got {copies}, {mixup})")
@@ -104,7 +109,7 @@ def run_augment(resampled_dir: str, out_dir: str, *, copies: int, seed: int = pa
         groups = max(1, _train_count(resampled_dir, files) // MIXUP_GROUP)
         outputs.append(
             train
-            | "MixupGroup" >> beam.Map(lambda raw: (mixup_group(_key_of(raw), seed=seed, groups=groups), raw))
+            | "MixupGroup" >> beam.Map(lambda raw: (mixup_group(record_key(raw), seed=seed, groups=groups), raw))
             | "GroupClips" >> beam.GroupByKey()
             | "Mixup" >> beam.FlatMap(_mix_group, mixup, copies + 1, seed)
         )
@@ -129,12 +134,3 @@ def run_augment(resampled_dir: str, out_dir: str, *, copies: int, seed: int = pa
     log.info("augment: %d copies + %d mixtures of train clips → %d records in %.1f s", copies, mixup, records,
              seconds)
     return summary
-
-
-MIXUP_GROUP = 16
-
-
-def _key_of(raw: bytes) -> str:
-    from disco.records import decode_resampled
-
-    return decode_resampled(raw).key

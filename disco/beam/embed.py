@@ -18,7 +18,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from disco import fileio, params
-from disco.beam.options import pipeline_options, remove_stale_temp
+from disco.beam.options import pipeline_options
+from disco.beam.sinks import read_dead_letters, remove_stale_temp
 from disco.beam.progress import Progress
 from disco.errors import ConfigError, DiscoError, SchemaError
 from disco.runinfo import write_run_info
@@ -93,12 +94,11 @@ def _model_handler(embedder: str, options: dict[str, Any], batch_size: int, tota
 def _readable_key(raw: bytes) -> str | None:
     """The record's key where the bytes still parse far enough to give one, else None: a
     dead-letter entry with the key lets the clip be found and re-made."""
-    from disco.tfexample import BYTES, decode_example
+    from disco.records import record_key
 
     try:
-        kind, value = decode_example(raw).get(params.FEATURE_KEY, (None, []))
-        return value[0].decode() if kind == BYTES and value else None
-    except Exception:  # whatever does not parse simply has no key
+        return record_key(raw)
+    except (DiscoError, ValueError):  # whatever does not parse (or is not UTF-8) simply has no key
         return None
 
 
@@ -249,11 +249,7 @@ def run_embed(
     pipeline.run().wait_until_finish()
 
     # Through fileio, not open(): on Dataflow the workers wrote it, possibly to gs://.
-    failures = []
-    if fileio.exists(failures_path):
-        failures = [json.loads(line) for line in fileio.read_text(failures_path).splitlines() if line.strip()]
-    else:  # Beam writes no file for an empty PCollection; an empty dead letter still says "none failed"
-        fileio.write_text(failures_path, "")
+    failures = read_dead_letters(failures_path)
     for f in failures:
         log.warning("could not decode a record (key %s) in %s: %s", f["key"], f["shard"], f["reason"])
 

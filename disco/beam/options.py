@@ -14,7 +14,6 @@ inside one process, and nothing pays for pickling 320 kB of PCM per clip between
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
@@ -36,36 +35,22 @@ def pipeline_options(beam_args: Sequence[str] = (), *, default_workers: int | No
             args.append(f"--direct_num_workers={default_workers or 1}")
         if not has_option(args, "direct_running_mode"):
             # in_memory runs exactly one worker; more workers asked for means threads.
-            one = any(a in ("--direct_num_workers=1",) for a in args) or (
-                "--direct_num_workers" in args and args[args.index("--direct_num_workers") + 1:][:1] == ["1"])
+            one = option_value(args, "direct_num_workers") == "1"
             args.append(f"--direct_running_mode={'in_memory' if one else 'multi_threading'}")
     return PipelineOptions(args)
 
 
-def runner_name(beam_args: Sequence[str]) -> str | None:
-    runner = next((a.split("=", 1)[1] for a in beam_args if a.startswith("--runner=")), None)
-    if runner is None and "--runner" in beam_args:
-        i = list(beam_args).index("--runner")
-        runner = beam_args[i + 1] if i + 1 < len(beam_args) else None
-    return runner
+def option_value(beam_args: Sequence[str], name: str) -> str | None:
+    """The value of ``--name=value`` or ``--name value`` in beam_args, else None."""
+    args, flag = list(beam_args), f"--{name}"
+    for i, a in enumerate(args):
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+        if a == flag:
+            return args[i + 1] if i + 1 < len(args) else None
+    return None
 
 
 def is_local(beam_args: Sequence[str]) -> bool:
-    return runner_name(beam_args) in _LOCAL_NAMES
+    return option_value(beam_args, "runner") in _LOCAL_NAMES
 
-
-def remove_stale_temp(out_dir: str) -> list[str]:
-    """Delete Beam file-sink temporary directories that a killed run left in ``out_dir``.
-
-    Shards only reach their final names at finalisation, so these never hold readable output;
-    left alone they would pile up (hundreds of MB of partial audio) with every interrupted run.
-    Local directories only: on object stores the runner's own cleanup applies."""
-    import glob
-    import logging
-    import shutil
-
-    stale = sorted(glob.glob(os.path.join(out_dir, "beam-temp-*"))) if "://" not in out_dir else []
-    for path in stale:
-        logging.getLogger(__name__).warning("removing %s, left by an interrupted run", path)
-        shutil.rmtree(path, ignore_errors=True)
-    return stale

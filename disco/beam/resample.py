@@ -19,7 +19,8 @@ from typing import Sequence
 import numpy as np
 
 from disco import fileio, params
-from disco.beam.options import pipeline_options, remove_stale_temp
+from disco.beam.options import pipeline_options
+from disco.beam.sinks import read_dead_letters, remove_stale_temp
 from disco.beam.progress import Progress
 from disco.errors import DiscoError
 from disco.runinfo import write_run_info
@@ -172,11 +173,7 @@ def run_resample(
                 counts[name[3:]] += int(c.committed or c.attempted or 0)
     except Exception:  # some runners do not report metrics; fall back to the plan minus failures
         counts = None
-    failures = []
-    if fileio.exists(failures_path):
-        failures = [json.loads(line) for line in fileio.read_text(failures_path).splitlines() if line.strip()]
-    else:  # Beam writes no file for an empty PCollection; an empty dead letter still says "none failed"
-        fileio.write_text(failures_path, "")
+    failures = read_dead_letters(failures_path)
     if counts is None:
         failed_by_split = {s: sum(f["split"] == s for f in failures) for s in params.SPLITS}
         counts = {s: per_split[s] - failed_by_split[s] for s in params.SPLITS}

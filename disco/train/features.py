@@ -55,37 +55,23 @@ def _empty(frames: int, dim: int) -> SplitData:
 def _from_records(path: str) -> FeatureSet:
     import tensorflow as tf
 
-    from disco.records import decode_embedding, list_shards
+    from disco.records import decode_embedding, embedding_dataset, list_shards
 
     files = list_shards(path, params.EMBEDDING_PREFIX)
     first = decode_embedding(next(iter(tf.data.TFRecordDataset(files[:1]).as_numpy_iterator())))
     frames, dim = first.embedding.shape
-    from disco.records import embedding_feature_spec
 
     # One pass over the shards, parsed in the graph; splits are taken from the records' own split
     # field afterwards (producers may shard by split or mix splits).
-    spec = embedding_feature_spec()
-
-    def parse(raw):
-        ex = tf.io.parse_single_example(raw, spec)
-        emb = tf.reshape(tf.io.decode_raw(ex[params.FEATURE_EMBEDDING], tf.float32, little_endian=True),
-                         [frames, dim])
-        return (emb, ex[params.FEATURE_Y_TRUE], tf.cast(ex[params.FEATURE_Y_MASK], tf.float32),
-                ex[params.FEATURE_KEY], ex[params.FEATURE_SPLIT], ex[params.FEATURE_AUGMENTATION_ID])
-
-    ds = tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-    batches = list(ds.batch(4096).as_numpy_iterator())
-    if batches:
-        x, yt, ym, k, sp, aug = (np.concatenate(p) for p in zip(*batches))
-        sp = sp.astype(str)
+    ds = embedding_dataset(files, frames=frames, dim=dim, with_split=True)
+    x, yt, ym, k, sp, aug = (np.concatenate(p) for p in zip(*ds.batch(4096).as_numpy_iterator()))
+    sp = sp.astype(str)
     splits = {}
     for split in params.SPLITS:
-        m = sp == split if batches else None
-        if m is None or not m.any():
-            splits[split] = _empty(frames, dim)
-            continue
-        splits[split] = SplitData(x[m].astype(np.float32), yt[m].astype(np.float32), ym[m].astype(np.float32),
-                                  k[m].astype(str), aug[m].astype(np.int64))
+        m = sp == split
+        splits[split] = (SplitData(x[m].astype(np.float32), yt[m].astype(np.float32), ym[m].astype(np.float32),
+                                   k[m].astype(str), aug[m].astype(np.int64))
+                         if m.any() else _empty(frames, dim))
     return FeatureSet(splits, path, "records", first.embedder, int(frames), int(dim))
 
 
