@@ -72,8 +72,15 @@ compile: ## Compile the KFP pipeline to $(PIPELINE_YAML)
 	$(DISCO) compile --output $(PIPELINE_YAML)
 
 .PHONY: lint
-lint: ## Lint Dockerfiles (hadolint) and validate Kubernetes manifests
+lint: ## ruff (lint + format check), Dockerfiles (hadolint), Kubernetes manifests
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q tests/test_dockerfiles.py tests/test_k8s_manifests.py
+
+.PHONY: format
+format: ## Format and fix imports with ruff
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 .PHONY: bench-resample
 bench-resample: ## Benchmark: disco resample vs a serial librosa.load loop (clips/s, ratio)

@@ -76,7 +76,7 @@ def main() -> int:
         kw.update(vggish_checkpoint=args.vggish_checkpoint, vggish_handle=args.vggish_handle)
     w = args.workdir
     sizes = {"n": args.clips, "4n": 4 * args.clips}
-    for tag, n in sizes.items():
+    for n in sizes.values():
         data = os.path.join(w, f"data-{n}", "openmic-2018")
         if not os.path.exists(os.path.join(w, f"resampled-{n}", params.SUMMARY_FILE)):
             print(f"generating and resampling {n} demo clips ...", flush=True)
@@ -88,8 +88,12 @@ def main() -> int:
 
     rows = []
     for precision in ("float32", "bfloat16"):
-        emb = get_embedder(args.embedder, **embedder_options(args.embedder, precision=precision, **{
-            k: v for k, v in kw.items() if k.startswith("vggish")}))
+        emb = get_embedder(
+            args.embedder,
+            **embedder_options(
+                args.embedder, precision=precision, **{k: v for k, v in kw.items() if k.startswith("vggish")}
+            ),
+        )
         emb.embed(waves[: args.batch_size], batch_size=args.batch_size)  # warm-up / trace
         t = time.perf_counter()
         emb.embed(waves, batch_size=args.batch_size)
@@ -102,8 +106,12 @@ def main() -> int:
     rows.append(("disco embed, pipeline-internal rate (summary.json)", s["clips_per_s"]))
 
     files = sorted(glob.glob(os.path.join(w, f"data-{args.clips}", "openmic-2018", "audio", "*", "*.ogg")))
-    serial_model = get_embedder(args.embedder, **embedder_options(args.embedder, precision="float32", **{
-        k: v for k, v in kw.items() if k.startswith("vggish")}))
+    serial_model = get_embedder(
+        args.embedder,
+        **embedder_options(
+            args.embedder, precision="float32", **{k: v for k, v in kw.items() if k.startswith("vggish")}
+        ),
+    )
     out_dir = os.path.join(w, "serial")
     os.makedirs(out_dir, exist_ok=True)
     serial_model.embed(waves[:1], batch_size=1)
@@ -122,21 +130,30 @@ def main() -> int:
     # the rate at which a long run such as OpenMIC's 20,000 clips proceeds.
     mem, secs = {}, {}
     for tag in sizes:
-        opts = {"audio": os.path.join(w, f"resampled-{sizes[tag]}"), "out": os.path.join(w, f"mem-{tag}"), "kw": kw}
-        out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(opts)], capture_output=True, text=True,
-                             check=True)
+        opts = {
+            "audio": os.path.join(w, f"resampled-{sizes[tag]}"),
+            "out": os.path.join(w, f"mem-{tag}"),
+            "kw": kw,
+        }
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, json.dumps(opts)], capture_output=True, text=True, check=True
+        )
         child = json.loads(out.stdout.strip().splitlines()[-1])
         mem[tag], secs[tag] = child["maxrss_kb"] / 1024, child["seconds"]
     steady = (sizes["4n"] - sizes["n"]) / (secs["4n"] - secs["n"])
-    rows.append((f"disco embed steady state ({sizes['n']} -> {sizes['4n']} clips, start-up cancelled)", steady))
+    rows.append(
+        (f"disco embed steady state ({sizes['n']} -> {sizes['4n']} clips, start-up cancelled)", steady)
+    )
 
     model_rate = dict(rows)[f"model only, {s['precision']}"]
     print(f"\n{args.embedder}: {n} clips of 10 s, {os.cpu_count()} cores, batch {args.batch_size}\n")
     print(f"{'measurement':<62} {'clips/s':>8}")
     for name, rate in rows:
         print(f"{name:<62} {rate:8.1f}")
-    print(f"\nend to end / model only ({s['precision']}): {steady / model_rate:.0%} steady state, "
-          f"{e2e / model_rate:.0%} on {n} clips with start-up (target >= 85 %)")
+    print(
+        f"\nend to end / model only ({s['precision']}): {steady / model_rate:.0%} steady state, "
+        f"{e2e / model_rate:.0%} on {n} clips with start-up (target >= 85 %)"
+    )
     print(f"end to end / serial baseline: {e2e / serial:.1f}x with start-up (target >= 2x)")
     print(f"peak RSS: {mem['n']:.0f} MB at {sizes['n']} clips, {mem['4n']:.0f} MB at {sizes['4n']} clips")
     return 0

@@ -26,7 +26,11 @@ import numpy as np
 # so its row is shown for reference, outside the comparison.
 CONFIGS = [
     ("baseline (lr 1e-3, L2 1e-4, dropout 0.5)", "baseline", {"learning_rate": 1e-3, "l2": 1e-4}),
-    ("attention (lr 1e-3, L2 1e-4, dropout 0.3)", "attention", {"learning_rate": 1e-3, "l2": 1e-4, "dropout": 0.3}),
+    (
+        "attention (lr 1e-3, L2 1e-4, dropout 0.3)",
+        "attention",
+        {"learning_rate": 1e-3, "l2": 1e-4, "dropout": 0.3},
+    ),
 ]
 REFERENCE = ("baseline, brief defaults (lr 1e-4, L2 1e-2; reference)", "baseline", {})
 
@@ -37,11 +41,18 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=2018)
     ap.add_argument("--workdir", default="runs/bench-quality")
     ap.add_argument("--precision", choices=("float32", "bfloat16"), default=None)
-    ap.add_argument("--seeds", type=int, default=3,
-                    help="training seeds for the spread table (each also draws its own validation split); 1: none")
-    ap.add_argument("--features", default=None,
-                    help="skip the demo: train and evaluate on these features (an embed output, or the release "
-                         "root holding openmic-2018.npz for the real VGGish comparison)")
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        help="training seeds for the spread table (each also draws its own validation split); 1: none",
+    )
+    ap.add_argument(
+        "--features",
+        default=None,
+        help="skip the demo: train and evaluate on these features (an embed output, or the release "
+        "root holding openmic-2018.npz for the real VGGish comparison)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -74,9 +85,13 @@ def main() -> int:
         tr, ev, metrics = train_eval(i, model, hp, feats, baselines=(i == 0))
         rows.append((label, ev["mAP"], ev["f1_macro"], tr["val_mAP"], tr["best_epoch"]))
         if i == 0:
-            refs = [(name, metrics[key]["mAP"], metrics[key]["f1_macro"]) for key, name in (
-                ("random_forest", "random forest (100 trees, depth 8, mean features)"),
-                ("logistic_regression", "logistic regression per class (mean features)"))]
+            refs = [
+                (name, metrics[key]["mAP"], metrics[key]["f1_macro"])
+                for key, name in (
+                    ("random_forest", "random forest (100 trees, depth 8, mean features)"),
+                    ("logistic_regression", "logistic regression per class (mean features)"),
+                )
+            ]
         print(f"trained {label}: test mAP {ev['mAP']:.3f}", flush=True)
     tr, ev, _ = train_eval(len(CONFIGS), REFERENCE[1], REFERENCE[2], feats)
     reference = (REFERENCE[0], ev["mAP"], ev["f1_macro"], tr["val_mAP"], tr["best_epoch"])
@@ -91,10 +106,14 @@ def main() -> int:
     print(f"{label:<56} {m:8.3f} {f1:8.3f} {v:8.3f} {e:6d}")
     best = max(r[1] for r in rows)
     rf = refs[0][1]
-    print(f"\nstronger model test mAP {best:.3f} (target >= 0.90 on the demo): {'MET' if best >= 0.90 else 'NOT MET'}")
+    print(
+        f"\nstronger model test mAP {best:.3f} (target >= 0.90 on the demo): {'MET' if best >= 0.90 else 'NOT MET'}"
+    )
     print(f"every model beats the random forest on mAP: {'yes' if all(r[1] > rf for r in rows) else 'no'}")
-    print(f"stronger model over random forest / logistic regression: {rows[-1][1] - rf:+.3f} / "
-          f"{rows[-1][1] - refs[1][1]:+.3f} mAP")
+    print(
+        f"stronger model over random forest / logistic regression: {rows[-1][1] - rf:+.3f} / "
+        f"{rows[-1][1] - refs[1][1]:+.3f} mAP"
+    )
 
     if args.seeds > 1:
         # The same comparison over more seeds: on a test split of a few dozen clips one run's ranking
@@ -104,22 +123,32 @@ def main() -> int:
         seeds = [args.seed + k for k in range(args.seeds)]
         for seed in seeds[1:]:
             for i, (label, model, hp) in enumerate(CONFIGS):
-                _, ev, metrics = train_eval(f"{i}-seed{seed}", model, hp, feats, baselines=(i == 0), seed=seed)
+                _, ev, metrics = train_eval(
+                    f"{i}-seed{seed}", model, hp, feats, baselines=(i == 0), seed=seed
+                )
                 draws[label].append(ev["mAP"])
                 if i == 0:
                     for key, (name, _, _) in zip(("random_forest", "logistic_regression"), refs):
                         draws[name].append(metrics[key]["mAP"])
             print(f"seed {seed} done", flush=True)
-        print(f"\nTest mAP over seeds {', '.join(map(str, seeds))} (each seed also draws its validation split):\n")
+        print(
+            f"\nTest mAP over seeds {', '.join(map(str, seeds))} (each seed also draws its validation split):\n"
+        )
         print(f"{'model':<56} {'mean':>6} {'sd':>6}  per seed")
         for name, values in draws.items():
-            print(f"{name:<56} {np.mean(values):6.3f} {np.std(values):6.3f}  "
-                  f"{' '.join(f'{v:.3f}' for v in values)}")
+            print(
+                f"{name:<56} {np.mean(values):6.3f} {np.std(values):6.3f}  "
+                f"{' '.join(f'{v:.3f}' for v in values)}"
+            )
         rf_mean = float(np.mean(draws[refs[0][0]]))
         means = [float(np.mean(draws[label])) for label, *_ in CONFIGS]
-        print(f"\nstronger model mean test mAP {max(means):.3f} (target >= 0.90): "
-              f"{'MET' if max(means) >= 0.90 else 'NOT MET'}")
-        print(f"every model beats the random forest on mean mAP: {'yes' if all(m > rf_mean for m in means) else 'no'}")
+        print(
+            f"\nstronger model mean test mAP {max(means):.3f} (target >= 0.90): "
+            f"{'MET' if max(means) >= 0.90 else 'NOT MET'}"
+        )
+        print(
+            f"every model beats the random forest on mean mAP: {'yes' if all(m > rf_mean for m in means) else 'no'}"
+        )
 
     if embeddings:
         # One model trained on float32 embeddings, scored on the float32 and on the bfloat16
@@ -131,11 +160,18 @@ def main() -> int:
         run_train(embeddings["float32"], mdir, model=stronger[1], seed=args.seed, **stronger[2])
         precision_rows = []
         for precision in ("float32", "bfloat16"):
-            ev = run_evaluate(mdir, embeddings[precision], os.path.join(w, f"eval-{i}-{precision}"),
-                              seed=args.seed, rf_baseline=False)
+            ev = run_evaluate(
+                mdir,
+                embeddings[precision],
+                os.path.join(w, f"eval-{i}-{precision}"),
+                seed=args.seed,
+                rf_baseline=False,
+            )
             precision_rows.append((precision, ev["mAP"], ev["f1_macro"]))
-        print(f"\nEmbedding precision: {stronger[0]} trained on float32 embeddings, scored on the test clips'\n"
-              f"float32 and bfloat16 embeddings:\n")
+        print(
+            f"\nEmbedding precision: {stronger[0]} trained on float32 embeddings, scored on the test clips'\n"
+            f"float32 and bfloat16 embeddings:\n"
+        )
         print(f"{'test embeddings':<16} {'test mAP':>8} {'macro F1':>8}")
         for precision, m, f1 in precision_rows:
             print(f"{precision:<16} {m:8.3f} {f1:8.3f}")
@@ -157,11 +193,18 @@ def _demo_embeddings(args, w: str, t0: float) -> dict[str, str]:
     print(f"resample: {rs['ok']} ok, {rs['failed']} failed ({rs['seconds']:.0f} s)", flush=True)
     embeddings = {}
     for precision in ("float32", "bfloat16"):
-        em = run_embed([os.path.join(w, "resampled")], os.path.join(w, f"embeddings-{precision}"),
-                       embedder="musicnn", precision=precision)
+        em = run_embed(
+            [os.path.join(w, "resampled")],
+            os.path.join(w, f"embeddings-{precision}"),
+            embedder="musicnn",
+            precision=precision,
+        )
         embeddings[precision] = os.path.join(w, f"embeddings-{precision}")
-        print(f"embed: {em['records']} records, musicnn {em['frames']}x{em['dim']} {em['precision']} "
-              f"({em['seconds']:.0f} s)", flush=True)
+        print(
+            f"embed: {em['records']} records, musicnn {em['frames']}x{em['dim']} {em['precision']} "
+            f"({em['seconds']:.0f} s)",
+            flush=True,
+        )
     return embeddings
 
 

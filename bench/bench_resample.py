@@ -24,7 +24,9 @@ def main() -> int:
     ap.add_argument("--clips", type=int, default=400)
     ap.add_argument("--workdir", default="runs/bench-resample")
     ap.add_argument("--augment-clips", type=int, default=20)
-    ap.add_argument("--repeat", type=int, default=3, help="alternating runs of each method; the median is reported")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="alternating runs of each method; the median is reported"
+    )
     ap.add_argument("--stage-clips", type=int, default=100, help="clips for the per-stage table (0: skip it)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -62,8 +64,10 @@ def main() -> int:
     serial, disco_rate = float(np.median(serial_rates)), float(np.median(disco_rates))
     ratios = sorted(d / r for d, r in zip(disco_rates, serial_rates))
 
-    print(f"\n{len(files)} clips, 10 s 44.1 kHz stereo Ogg Vorbis, {os.cpu_count()} cores, "
-          f"median of {args.repeat} alternating runs\n")
+    print(
+        f"\n{len(files)} clips, 10 s 44.1 kHz stereo Ogg Vorbis, {os.cpu_count()} cores, "
+        f"median of {args.repeat} alternating runs\n"
+    )
     print(f"{'method':<58} {'clips/s':>8}")
     print(f"{'serial librosa.load(sr=16000, mono=True) loop':<58} {serial:8.1f}")
     print(f"{'disco resample (Beam in-memory, threads, soxr HQ, write)':<58} {disco_rate:8.1f}")
@@ -87,8 +91,10 @@ def main() -> int:
         x = librosa.effects.pitch_shift(x, sr=params.SAMPLE_RATE, n_steps=float(rng.uniform(-2, 2)))
         x = x + rng.normal(0, 0.01, len(x)).astype(np.float32)
     seed_chain = (time.perf_counter() - t) / len(waves) * 1000
-    print(f"\naugmentation per clip: disco (audiomentations chain) {ours:.1f} ms; "
-          f"seed project's librosa chain (time stretch + pitch shift + noise) {seed_chain:.1f} ms")
+    print(
+        f"\naugmentation per clip: disco (audiomentations chain) {ours:.1f} ms; "
+        f"seed project's librosa chain (time stretch + pitch shift + noise) {seed_chain:.1f} ms"
+    )
     return 0
 
 
@@ -107,12 +113,19 @@ def stage_table(files: list[str]) -> None:
     datas = [open(f, "rb").read() for f in files]
     audio, sr = _read_bytes(datas[0])
     mono = to_mono(audio)
-    rec = ResampledRecord(key="k", split="train", original_duration=10.0,
-                          pcm=float_to_pcm(resample(mono, sr)[: params.CLIP_SAMPLES]))
+    rec = ResampledRecord(
+        key="k",
+        split="train",
+        original_duration=10.0,
+        pcm=float_to_pcm(resample(mono, sr)[: params.CLIP_SAMPLES]),
+    )
     n = len(files)
     stages = [
-        ("libsndfile decode through a Python file object",
-         lambda d: sf.read(io.BytesIO(d), dtype="float32", always_2d=True), datas),
+        (
+            "libsndfile decode through a Python file object",
+            lambda d: sf.read(io.BytesIO(d), dtype="float32", always_2d=True),
+            datas,
+        ),
         ("libsndfile decode from a memfd (what disco does)", _read_bytes, datas),
         ("stereo -> mono, mean(axis=1)", lambda a: a.mean(axis=1, dtype=np.float32), [audio] * n),
         ("stereo -> mono, column adds (what disco does)", to_mono, [audio] * n),

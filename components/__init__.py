@@ -7,7 +7,7 @@ pipeline factory (:func:`pipelines.factory.make_pipeline`), never a module-level
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 STEP_MODULES = ("import_features", "resample", "augment", "embed", "train", "evaluate")
 

@@ -13,7 +13,8 @@ import logging
 import os
 import shlex
 import shutil
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from disco import params
 
@@ -56,7 +57,9 @@ def describe(artifact: Any, summary: Mapping[str, Any], *, keys: Iterable[str]) 
         if isinstance(value, (int, float, str, bool)):
             artifact.metadata[key] = value
         elif isinstance(value, Mapping):
-            artifact.metadata[key] = {str(k): v for k, v in value.items() if isinstance(v, (int, float, str, bool))}
+            artifact.metadata[key] = {
+                str(k): v for k, v in value.items() if isinstance(v, (int, float, str, bool))
+            }
 
 
 def log_metrics(metrics: Any, values: Mapping[str, Any]) -> None:
@@ -103,13 +106,21 @@ def failures_markdown(summary: Mapping[str, Any], *, limit: int = 50) -> str:
 def metrics_markdown(metrics: Mapping[str, Any]) -> str:
     """The test-set table (per-class AP and F1, mAP, macro F1) as Markdown for the KFP UI."""
     lines = ["# Test metrics (official split01 test)", ""]
-    lines.append(f"mAP **{float(metrics.get('mAP', float('nan'))):.4f}**, macro F1 "
-                 f"**{float(metrics.get('f1_macro', float('nan'))):.4f}**")
+    lines.append(
+        f"mAP **{float(metrics.get('mAP', float('nan'))):.4f}**, macro F1 "
+        f"**{float(metrics.get('f1_macro', float('nan'))):.4f}**"
+    )
     rf = metrics.get("random_forest")
     if isinstance(rf, Mapping) and "mAP" in rf:
-        lines.append(f"\nRandom-forest baseline: mAP {float(rf['mAP']):.4f}, macro F1 "
-                     f"{float(rf.get('f1_macro', float('nan'))):.4f}")
-    lines += ["", "| class | AP | F1 | precision | recall | support |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines.append(
+            f"\nRandom-forest baseline: mAP {float(rf['mAP']):.4f}, macro F1 "
+            f"{float(rf.get('f1_macro', float('nan'))):.4f}"
+        )
+    lines += [
+        "",
+        "| class | AP | F1 | precision | recall | support |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, row in (metrics.get("per_class") or {}).items():
         lines.append(
             f"| {name} | {_num(row.get('ap'))} | {_num(row.get('f1'))} | {_num(row.get('precision'))} "
@@ -152,7 +163,9 @@ def copy_file(src: str, dst: str) -> None:
     shutil.copyfile(src, dst)
 
 
-def empty_step(out_dir: str, *, step: str, parameters: Mapping[str, Any], seed: int | None, summary: dict) -> dict:
+def empty_step(
+    out_dir: str, *, step: str, parameters: Mapping[str, Any], seed: int | None, summary: dict
+) -> dict:
     """Outputs of a step that had nothing to do (augmentation with 0 copies): still a directory
     with summary.json and run_info.json, so downstream steps and readers see the same layout."""
     from disco.runinfo import write_run_info

@@ -42,7 +42,9 @@ def augment_audio(
             beam_args=_runtime.split_args(beam_options),
         )
     _runtime.describe(augmented, summary, keys=("records", "ok", "failed", "copies", "mixup", "shards"))
-    _runtime.log_metrics(stats, {"copies": copies, "mixup": mixup, "records": summary.get("records", summary.get("ok", 0))})
+    _runtime.log_metrics(
+        stats, {"copies": copies, "mixup": mixup, "records": summary.get("records", summary.get("ok", 0))}
+    )
 
 
 def make_component(image: str):

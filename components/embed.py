@@ -29,10 +29,17 @@ def embed_audio(
         vggish_handle=vggish_handle,
         beam_args=_runtime.split_args(beam_options),
     )
-    _runtime.describe(embeddings, summary, keys=("records", "failed", "embedder", "frames", "dim", "precision", "shards"))
+    _runtime.describe(
+        embeddings, summary, keys=("records", "failed", "embedder", "frames", "dim", "precision", "shards")
+    )
     _runtime.log_metrics(
-        stats, {"records": summary.get("records", 0), "failed": summary.get("failed", 0),
-                "frames": summary.get("frames", 0), "dim": summary.get("dim", 0)}
+        stats,
+        {
+            "records": summary.get("records", 0),
+            "failed": summary.get("failed", 0),
+            "frames": summary.get("frames", 0),
+            "dim": summary.get("dim", 0),
+        },
     )
 
 

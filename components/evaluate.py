@@ -3,7 +3,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import ClassificationMetrics, Dataset, HTML, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 
 def evaluate_classifier(
@@ -54,7 +54,9 @@ def evaluate_classifier(
         fh.write(_runtime.metrics_markdown(result))
     _runtime.describe(evaluation, summary, keys=("mAP", "f1_macro"))
     outputs = namedtuple("EvaluateOutputs", ["mAP", "f1_macro", "evaluation_uri"])
-    return outputs(float(result.get("mAP", float("nan"))), float(result.get("f1_macro", float("nan"))), evaluation.uri)
+    return outputs(
+        float(result.get("mAP", float("nan"))), float(result.get("f1_macro", float("nan"))), evaluation.uri
+    )
 
 
 def make_component(image: str):

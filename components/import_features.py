@@ -21,7 +21,9 @@ def import_release_features(
     from disco.train.features import write_release_records
 
     _runtime.setup_logging()
-    summary = write_release_records(data_uri, features.path, seed=seed, validation_fraction=validation_fraction)
+    summary = write_release_records(
+        data_uri, features.path, seed=seed, validation_fraction=validation_fraction
+    )
     _runtime.describe(features, summary, keys=("records", "embedder", "frames", "dim", "splits"))
     _runtime.log_metrics(stats, {"records": summary["records"]})
 

@@ -21,9 +21,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from disco import params
 from disco.errors import ConfigError, DiscoError
@@ -62,11 +62,17 @@ def git_sha(repo_root: Path = REPO_ROOT, *, length: int = 12) -> str:
     try:
         sha = subprocess.run(
             ["git", "rev-parse", f"--short={length}", "HEAD"],
-            cwd=repo_root, check=True, capture_output=True, text=True,
+            cwd=repo_root,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "diff", "--quiet", "HEAD", "--"], cwd=repo_root, capture_output=True
-        ).returncode != 0
+        dirty = (
+            subprocess.run(
+                ["git", "diff", "--quiet", "HEAD", "--"], cwd=repo_root, capture_output=True
+            ).returncode
+            != 0
+        )
     except (OSError, subprocess.CalledProcessError):
         return "nogit"
     return f"{sha}-dirty" if dirty else sha
@@ -88,9 +94,7 @@ def validate_tag(tag: str) -> str:
     return tag
 
 
-def image_specs(
-    *, registry: str, tag: str, gpu: bool = False, steps: bool = True
-) -> list[ImageSpec]:
+def image_specs(*, registry: str, tag: str, gpu: bool = False, steps: bool = True) -> list[ImageSpec]:
     """Every image of one build, runtime first: ``<registry>/disco-<variant>:<tag>`` (all steps,
     what the pipeline uses by default) and ``<registry>/disco-<step>-<variant>:<tag>``."""
     validate_tag(tag)
@@ -143,13 +147,27 @@ def pick_backend(requested: str = "auto") -> str:
 
 
 def buildah_build_command(
-    spec: ImageSpec, *, args: dict[str, str], context: Path = REPO_ROOT, layers: bool = True,
+    spec: ImageSpec,
+    *,
+    args: dict[str, str],
+    context: Path = REPO_ROOT,
+    layers: bool = True,
     network: str | None = None,
 ) -> list[str]:
     # Docker image format: OCI format drops SHELL (the Dockerfile's pipefail) and kind / Dataflow
     # take Docker-format images anyway.
-    cmd = ["buildah", "bud", "--isolation", "chroot", "--format", "docker", "--target", spec.target,
-           "-f", str(context / DOCKERFILE)]
+    cmd = [
+        "buildah",
+        "bud",
+        "--isolation",
+        "chroot",
+        "--format",
+        "docker",
+        "--target",
+        spec.target,
+        "-f",
+        str(context / DOCKERFILE),
+    ]
     if layers:
         # Layer cache: the dependency layer is reused across targets, variants' source layers and rebuilds.
         cmd.append("--layers")
@@ -199,22 +217,42 @@ def build(
     client = docker_client() if chosen == "docker" and not dry_run else None
     for i, spec in enumerate(specs, 1):
         args = build_args(variant=spec.variant, base_image=base_image, version=__version__, sha=sha)
-        log.info("[%d/%d] building %s (target %s, %s) with %s", i, len(specs), spec.ref, spec.target, spec.variant, chosen)
+        log.info(
+            "[%d/%d] building %s (target %s, %s) with %s",
+            i,
+            len(specs),
+            spec.ref,
+            spec.target,
+            spec.variant,
+            chosen,
+        )
         if chosen == "buildah":
-            _run_or_print(buildah_build_command(spec, args=args, context=context, network=network), dry_run=dry_run)
+            _run_or_print(
+                buildah_build_command(spec, args=args, context=context, network=network), dry_run=dry_run
+            )
         elif dry_run:
-            print(f"docker build {context} -f {DOCKERFILE} --target {spec.target} -t {spec.ref} "
-                  + " ".join(f"--build-arg {k}={v}" for k, v in args.items()))
+            print(
+                f"docker build {context} -f {DOCKERFILE} --target {spec.target} -t {spec.ref} "
+                + " ".join(f"--build-arg {k}={v}" for k, v in args.items())
+            )
         else:
             _docker_build(client, spec, args=args, context=context, network=network)
     return specs
 
 
-def _docker_build(client, spec: ImageSpec, *, args: dict[str, str], context: Path, network: str | None) -> None:
+def _docker_build(
+    client, spec: ImageSpec, *, args: dict[str, str], context: Path, network: str | None
+) -> None:
     # The low-level API streams the build log, so a long dependency install shows progress.
     for chunk in client.api.build(
-        path=str(context), dockerfile=DOCKERFILE, target=spec.target, tag=spec.ref,
-        buildargs=args, rm=True, decode=True, network_mode=network,
+        path=str(context),
+        dockerfile=DOCKERFILE,
+        target=spec.target,
+        tag=spec.ref,
+        buildargs=args,
+        rm=True,
+        decode=True,
+        network_mode=network,
     ):
         if "error" in chunk:
             raise DiscoError(f"docker build of {spec.ref} failed: {chunk['error'].strip()}")
@@ -224,7 +262,13 @@ def _docker_build(client, spec: ImageSpec, *, args: dict[str, str], context: Pat
 
 
 def push(
-    *, tag: str, registry: str, gpu: bool = False, steps: bool = True, backend: str = "auto", dry_run: bool = False
+    *,
+    tag: str,
+    registry: str,
+    gpu: bool = False,
+    steps: bool = True,
+    backend: str = "auto",
+    dry_run: bool = False,
 ) -> list[ImageSpec]:
     """Push every image of :func:`image_specs` to its registry."""
     if registry.rstrip("/") == "localhost" or registry.startswith("localhost/"):
@@ -249,12 +293,20 @@ def push(
 
 
 def kind_load(
-    *, tag: str, registry: str, cluster: str, gpu: bool = False, steps: bool = True, backend: str = "auto",
+    *,
+    tag: str,
+    registry: str,
+    cluster: str,
+    gpu: bool = False,
+    steps: bool = True,
+    backend: str = "auto",
     dry_run: bool = False,
 ) -> list[ImageSpec]:
     """Load the images into a kind cluster's nodes (kind pulls nothing from ``localhost/``)."""
     if not dry_run and not shutil.which("kind"):
-        raise ConfigError("kind is not installed (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)")
+        raise ConfigError(
+            "kind is not installed (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"
+        )
     specs = image_specs(registry=registry, tag=tag, gpu=gpu, steps=steps)
     chosen = "buildah" if dry_run and backend == "auto" else pick_backend(backend)
     for spec in specs:
@@ -278,15 +330,22 @@ def _parser() -> argparse.ArgumentParser:
     for action in ("build", "push", "kind-load"):
         p = sub.add_parser(action)
         p.add_argument("--tag", default=None, help="image tag (default <version>-<git sha>; never 'latest')")
-        p.add_argument("--registry", default=params.DEFAULT_REGISTRY, help="image name prefix (default %(default)s)")
+        p.add_argument(
+            "--registry", default=params.DEFAULT_REGISTRY, help="image name prefix (default %(default)s)"
+        )
         p.add_argument("--gpu", action="store_true", help="also the GPU variant (tensorflow[and-cuda])")
-        p.add_argument("--no-steps", dest="steps", action="store_false", help="only the all-steps runtime image")
+        p.add_argument(
+            "--no-steps", dest="steps", action="store_false", help="only the all-steps runtime image"
+        )
         p.add_argument("--backend", choices=BACKENDS, default="auto")
         p.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
         if action == "build":
             p.add_argument("--network", default=None, help="build containers' network (e.g. host)")
-            p.add_argument("--base-image", default=DEFAULT_BASE_IMAGE,
-                           help="Debian bookworm + python3.11 image (docker/make-local-base.sh makes one offline)")
+            p.add_argument(
+                "--base-image",
+                default=DEFAULT_BASE_IMAGE,
+                help="Debian bookworm + python3.11 image (docker/make-local-base.sh makes one offline)",
+            )
         if action == "kind-load":
             p.add_argument("--cluster", default="disco")
     return parser
@@ -296,8 +355,14 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = _parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tag = args.tag or default_tag()
-    common = dict(tag=tag, registry=args.registry, gpu=args.gpu, steps=args.steps, backend=args.backend,
-                  dry_run=args.dry_run)
+    common = dict(
+        tag=tag,
+        registry=args.registry,
+        gpu=args.gpu,
+        steps=args.steps,
+        backend=args.backend,
+        dry_run=args.dry_run,
+    )
     try:
         if args.action == "build":
             specs = build(base_image=args.base_image, network=args.network, **common)

@@ -199,7 +199,9 @@ MUSICNN_DEFAULT_LAYER = "max_pool"
 
 # --- Demo dataset ------------------------------------------------------------------------------
 
-DEMO_CLIPS: int = 200  # what `make demo` generates (the Makefile's DEMO_CLIPS mirrors it; a test keeps them equal)
+DEMO_CLIPS: int = (
+    200  # what `make demo` generates (the Makefile's DEMO_CLIPS mirrors it; a test keeps them equal)
+)
 
 # --- Pipeline, images and clusters --------------------------------------------------------------
 

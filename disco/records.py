@@ -10,8 +10,9 @@ killed run leaves no partial shard). Readers that need Python objects use
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -81,18 +82,20 @@ def encode_resampled(rec: ResampledRecord) -> bytes:
     y_true = np.asarray(rec.y_true, np.float32)
     y_mask = np.asarray(rec.y_mask, np.int64)
     _check_labels(rec.key, y_true, y_mask)
-    return encode_example({
-        params.FEATURE_KEY: (BYTES, [rec.key.encode()]),
-        params.FEATURE_SPLIT: (BYTES, [rec.split.encode()]),
-        params.FEATURE_PCM: (BYTES, [pcm.astype(params.PCM_DTYPE).tobytes()]),
-        params.FEATURE_SAMPLE_RATE: (INT64, [int(rec.sample_rate)]),
-        params.FEATURE_NUM_SAMPLES: (INT64, [int(pcm.shape[0])]),
-        params.FEATURE_ORIGINAL_DURATION: (FLOAT, [float(rec.original_duration)]),
-        params.FEATURE_AUGMENTATION_ID: (INT64, [int(rec.augmentation_id)]),
-        params.FEATURE_Y_TRUE: (FLOAT, y_true),
-        params.FEATURE_Y_MASK: (INT64, y_mask.tolist()),
-        params.FEATURE_SCHEMA_VERSION: (INT64, [params.RESAMPLED_SCHEMA_VERSION]),
-    })
+    return encode_example(
+        {
+            params.FEATURE_KEY: (BYTES, [rec.key.encode()]),
+            params.FEATURE_SPLIT: (BYTES, [rec.split.encode()]),
+            params.FEATURE_PCM: (BYTES, [pcm.astype(params.PCM_DTYPE).tobytes()]),
+            params.FEATURE_SAMPLE_RATE: (INT64, [int(rec.sample_rate)]),
+            params.FEATURE_NUM_SAMPLES: (INT64, [int(pcm.shape[0])]),
+            params.FEATURE_ORIGINAL_DURATION: (FLOAT, [float(rec.original_duration)]),
+            params.FEATURE_AUGMENTATION_ID: (INT64, [int(rec.augmentation_id)]),
+            params.FEATURE_Y_TRUE: (FLOAT, y_true),
+            params.FEATURE_Y_MASK: (INT64, y_mask.tolist()),
+            params.FEATURE_SCHEMA_VERSION: (INT64, [params.RESAMPLED_SCHEMA_VERSION]),
+        }
+    )
 
 
 def _parse_example(data: bytes) -> dict:
@@ -146,18 +149,20 @@ def encode_embedding(rec: EmbeddingRecord) -> bytes:
     y_true = np.asarray(rec.y_true, np.float32)
     y_mask = np.asarray(rec.y_mask, np.int64)
     _check_labels(rec.key, y_true, y_mask)
-    return encode_example({
-        params.FEATURE_KEY: (BYTES, [rec.key.encode()]),
-        params.FEATURE_SPLIT: (BYTES, [rec.split.encode()]),
-        params.FEATURE_EMBEDDING: (BYTES, [emb.astype("<f4").tobytes()]),
-        params.FEATURE_EMBEDDING_SHAPE: (INT64, list(emb.shape)),
-        params.FEATURE_Y_TRUE: (FLOAT, y_true),
-        params.FEATURE_Y_MASK: (INT64, y_mask.tolist()),
-        params.FEATURE_EMBEDDER: (BYTES, [rec.embedder.encode()]),
-        params.FEATURE_EMBEDDER_VERSION: (BYTES, [rec.embedder_version.encode()]),
-        params.FEATURE_AUGMENTATION_ID: (INT64, [int(rec.augmentation_id)]),
-        params.FEATURE_SCHEMA_VERSION: (INT64, [params.EMBEDDING_SCHEMA_VERSION]),
-    })
+    return encode_example(
+        {
+            params.FEATURE_KEY: (BYTES, [rec.key.encode()]),
+            params.FEATURE_SPLIT: (BYTES, [rec.split.encode()]),
+            params.FEATURE_EMBEDDING: (BYTES, [emb.astype("<f4").tobytes()]),
+            params.FEATURE_EMBEDDING_SHAPE: (INT64, list(emb.shape)),
+            params.FEATURE_Y_TRUE: (FLOAT, y_true),
+            params.FEATURE_Y_MASK: (INT64, y_mask.tolist()),
+            params.FEATURE_EMBEDDER: (BYTES, [rec.embedder.encode()]),
+            params.FEATURE_EMBEDDER_VERSION: (BYTES, [rec.embedder_version.encode()]),
+            params.FEATURE_AUGMENTATION_ID: (INT64, [int(rec.augmentation_id)]),
+            params.FEATURE_SCHEMA_VERSION: (INT64, [params.EMBEDDING_SCHEMA_VERSION]),
+        }
+    )
 
 
 def decode_embedding(data: bytes) -> EmbeddingRecord:
@@ -214,8 +219,7 @@ def count_records(path: str) -> int:
 def iter_tfrecord_bytes(files: Sequence[str]) -> Iterator[bytes]:
     tf = _tf()
     for path in files:
-        for raw in tf.data.TFRecordDataset([path]).as_numpy_iterator():
-            yield raw
+        yield from tf.data.TFRecordDataset([path]).as_numpy_iterator()
 
 
 def iter_resampled(files_or_dirs: Iterable[str]) -> Iterator[ResampledRecord]:
@@ -261,7 +265,7 @@ def embedding_dataset(
     split: str | None = None,
     include_augmented: bool = True,
     with_split: bool = False,
-) -> "tf.data.Dataset":
+) -> tf.data.Dataset:
     """Parse embedding shards into ``(embedding[frames, dim], y_true[20], y_mask[20], key)``
     entirely in the TensorFlow graph, plus ``(split, augmentation_id)`` when ``with_split``.
     ``split`` filters by split name; augmented copies (augmentation_id > 0) are dropped unless
@@ -278,7 +282,12 @@ def embedding_dataset(
     def _to_tensors(ex):
         emb = tf.io.decode_raw(ex[params.FEATURE_EMBEDDING], tf.float32, little_endian=True)
         emb = tf.reshape(emb, [frames, dim])
-        out = (emb, ex[params.FEATURE_Y_TRUE], tf.cast(ex[params.FEATURE_Y_MASK], tf.float32), ex[params.FEATURE_KEY])
+        out = (
+            emb,
+            ex[params.FEATURE_Y_TRUE],
+            tf.cast(ex[params.FEATURE_Y_MASK], tf.float32),
+            ex[params.FEATURE_KEY],
+        )
         return out + (ex[params.FEATURE_SPLIT], ex[params.FEATURE_AUGMENTATION_ID]) if with_split else out
 
     return ds.map(_to_tensors, num_parallel_calls=tf.data.AUTOTUNE)
@@ -308,7 +317,7 @@ class AtomicShardWriter:
         if os.path.exists(self._tmp):
             os.remove(self._tmp)
 
-    def __enter__(self) -> "AtomicShardWriter":
+    def __enter__(self) -> AtomicShardWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -11,8 +11,9 @@ import platform
 import random
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from disco import __version__, params
 
@@ -97,7 +98,7 @@ def write_run_info(
         "seed": seed,
         "versions": library_versions(),
         "git_commit": git_commit(),
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "schema_versions": {
             "resampled": params.RESAMPLED_SCHEMA_VERSION,
             "embedding": params.EMBEDDING_SCHEMA_VERSION,

@@ -253,8 +253,12 @@ def run_local(
         enable_caching=cache,
         cache_root=str(cache_root),
     )
-    log.info("running the pipeline locally: data %s -> %s (cache %s)", data, remote_out or out,
-             cache_root if cache else "off")
+    log.info(
+        "running the pipeline locally: data %s -> %s (cache %s)",
+        data,
+        remote_out or out,
+        cache_root if cache else "off",
+    )
     # kfp.local says so for every task; display names and resources matter only on a cluster.
     warnings.filterwarnings("ignore", message=r".*have no effect in the current local runner.*")
     started = time.monotonic()
@@ -300,7 +304,9 @@ def run_local(
     evaluation_dir = Path(str(task.output))
     metrics_src = evaluation_dir / params.METRICS_FILE
     if not metrics_src.exists():
-        raise PipelineRunError(f"{metrics_src}: evaluate finished but wrote no {params.METRICS_FILE}; see {log_path}")
+        raise PipelineRunError(
+            f"{metrics_src}: evaluate finished but wrote no {params.METRICS_FILE}; see {log_path}"
+        )
     metrics_path = out / params.METRICS_FILE
     shutil.copyfile(metrics_src, metrics_path)
     report_src = evaluation_dir / params.REPORT_FILE
@@ -376,8 +382,9 @@ def _storage_client(storage):
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials
 
-        return storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "disco-test"),
-                              credentials=AnonymousCredentials())
+        return storage.Client(
+            project=os.environ.get("GOOGLE_CLOUD_PROJECT", "disco-test"), credentials=AnonymousCredentials()
+        )
     return storage.Client()
 
 

@@ -16,7 +16,7 @@ Int64List { repeated int64 value = 1 [packed = true]; }
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Mapping, Union
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -27,7 +27,7 @@ _KIND_FIELD = {BYTES: 1, FLOAT: 2, INT64: 3}
 _FIELD_KIND = {v: k for k, v in _KIND_FIELD.items()}
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 
-Value = Union[bytes, float, int]
+Value = bytes | float | int
 
 
 def _varint(n: int) -> bytes:

@@ -13,7 +13,9 @@ log = logging.getLogger(__name__)
 PIPELINES_DIR = Path(__file__).resolve().parent
 
 
-def default_image(*, registry: str = params.DEFAULT_REGISTRY, variant: str = "cpu", tag: str | None = None) -> str:
+def default_image(
+    *, registry: str = params.DEFAULT_REGISTRY, variant: str = "cpu", tag: str | None = None
+) -> str:
     """The image the compiled components name: ``<registry>/disco-<variant>:<tag>``; the tag defaults to
     the package version (``make build-images`` tags version-commit; pass ``--image`` to pin one)."""
     return f"{registry}/disco-{variant}:{tag or __version__}"

@@ -15,8 +15,8 @@ A CPU-only cluster therefore gets a pipeline compiled with ``gpu=False``.
 # No `from __future__ import annotations`: KFP reads the pipeline function's parameter types from
 # real annotation objects.
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from disco import params
 from disco.errors import ConfigError
@@ -112,15 +112,16 @@ def make_pipeline(
         caching: KFP execution caching on every step.
         resources: cluster CPU/memory per step; None to leave them unset.
     """
-    from kfp import dsl
-    from kfp import kubernetes
+    from kfp import dsl, kubernetes
 
     import components
 
     gpu_config = GpuConfig() if gpu is True else (gpu or None)
     unknown = set(step_images or {}) - set(components.STEP_MODULES)
     if unknown:
-        raise ConfigError(f"step_images names unknown steps {sorted(unknown)}; steps are {components.STEP_MODULES}")
+        raise ConfigError(
+            f"step_images names unknown steps {sorted(unknown)}; steps are {components.STEP_MODULES}"
+        )
     factories = components.component_factories()
 
     def build(step: str):
@@ -149,10 +150,14 @@ def make_pipeline(
             kubernetes.add_node_selector(
                 task, label_key=gpu_config.node_label_key, label_value=gpu_config.node_label_value
             )
-            kubernetes.add_toleration(task, key=gpu_config.toleration_key, operator="Exists", effect="NoSchedule")
+            kubernetes.add_toleration(
+                task, key=gpu_config.toleration_key, operator="Exists", effect="NoSchedule"
+            )
         return task
 
-    def train_and_evaluate(features, *, model, epochs, batch_size, learning_rate, dropout, l2, patience, seed):
+    def train_and_evaluate(
+        features, *, model, epochs, batch_size, learning_rate, dropout, l2, patience, seed
+    ):
         trained = configure(
             comps["train"](
                 features=features,
@@ -207,7 +212,9 @@ def make_pipeline(
         # artifacts (only of parameters), so the branches join on evaluate's parameter outputs.
         with dsl.If(use_release_features == True, name="release-features"):  # noqa: E712 (KFP condition)
             imported = configure(
-                comps["import_features"](data_uri=data_uri, seed=seed, validation_fraction=validation_fraction),
+                comps["import_features"](
+                    data_uri=data_uri, seed=seed, validation_fraction=validation_fraction
+                ),
                 "import_features",
             )
             from_release = train_and_evaluate(imported.outputs["features"], **hyper)

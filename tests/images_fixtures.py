@@ -24,7 +24,9 @@ def make_local_base(repo_root: Path) -> str:
     """docker/make-local-base.sh, cached by date tag and by rootfs tarball; returns the image name."""
     proc = subprocess.run(
         ["bash", str(repo_root / "docker/make-local-base.sh")],
-        capture_output=True, text=True, timeout=1800,
+        capture_output=True,
+        text=True,
+        timeout=1800,
         env={**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"},
     )
     if proc.returncode != 0:
@@ -59,15 +61,18 @@ def load_executors(pipeline_yaml: Path) -> dict[str, Executor]:
             continue
         comp = components[label]
         found[function] = Executor(
-            label=label, function=function, image=container["image"], command=container["command"],
-            args=args, inputs=comp.get("inputDefinitions", {}), outputs=comp.get("outputDefinitions", {}),
+            label=label,
+            function=function,
+            image=container["image"],
+            command=container["command"],
+            args=args,
+            inputs=comp.get("inputDefinitions", {}),
+            outputs=comp.get("outputDefinitions", {}),
         )
     return found
 
 
-def executor_input(
-    ex: Executor, *, parameters: dict, input_artifacts: dict[str, str], out_dir: Path
-) -> dict:
+def executor_input(ex: Executor, *, parameters: dict, input_artifacts: dict[str, str], out_dir: Path) -> dict:
     """The executor input JSON the KFP launcher hands a container (``{{$}}``), with local URIs."""
 
     def artifact(name: str, schema: dict, uri: str) -> dict:
@@ -91,12 +96,17 @@ def executor_input(
     out_arts = {}
     for name, adef in (ex.outputs.get("artifacts") or {}).items():
         out_arts[name] = artifact(name, adef["artifactType"], str(out_dir / name))
-    out_params = {name: {"outputFile": str(out_dir / "parameters" / name)}
-                  for name in (ex.outputs.get("parameters") or {})}
+    out_params = {
+        name: {"outputFile": str(out_dir / "parameters" / name)}
+        for name in (ex.outputs.get("parameters") or {})
+    }
     return {
         "inputs": {"parameterValues": values, "artifacts": in_arts},
-        "outputs": {"artifacts": out_arts, "parameters": out_params,
-                    "outputFile": str(out_dir / "executor_output.json")},
+        "outputs": {
+            "artifacts": out_arts,
+            "parameters": out_params,
+            "outputFile": str(out_dir / "executor_output.json"),
+        },
     }
 
 
@@ -106,12 +116,19 @@ def container_argv(ex: Executor, payload: dict) -> list[str]:
     return list(ex.command) + [text if a == "{{$}}" else a for a in ex.args]
 
 
-def run_in_image(image: str, argv: list[str], *, mounts: list[Path], timeout: int = STEP_TIMEOUT_S,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_in_image(
+    image: str,
+    argv: list[str],
+    *,
+    mounts: list[Path],
+    timeout: int = STEP_TIMEOUT_S,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
     """``buildah run --isolation chroot`` of argv in a fresh container of ``image``; host paths in
     ``mounts`` appear at the same path inside, so artifact URIs mean the same on both sides."""
-    cid = subprocess.run(["buildah", "from", "--pull-never", image], check=True, capture_output=True,
-                         text=True).stdout.strip()
+    cid = subprocess.run(
+        ["buildah", "from", "--pull-never", image], check=True, capture_output=True, text=True
+    ).stdout.strip()
     try:
         cmd = ["buildah", "run", "--isolation", "chroot"]
         for m in mounts:
@@ -135,8 +152,14 @@ def make_writable(path: Path) -> Path:
 def prune_old_test_images(registry: str, keep_tag: str) -> list[str]:
     """Untag the image test's builds from earlier commits (their layers shared with the current
     build stay) and drop dangling layers, so repeated runs on one machine do not pile up gigabytes."""
-    out = subprocess.run(["buildah", "images", "--format", "{{.Name}}:{{.Tag}}"], capture_output=True, text=True)
-    stale = [ref for ref in out.stdout.split() if ref.startswith(registry + "/") and not ref.endswith(":" + keep_tag)]
+    out = subprocess.run(
+        ["buildah", "images", "--format", "{{.Name}}:{{.Tag}}"], capture_output=True, text=True
+    )
+    stale = [
+        ref
+        for ref in out.stdout.split()
+        if ref.startswith(registry + "/") and not ref.endswith(":" + keep_tag)
+    ]
     if stale:
         subprocess.run(["buildah", "rmi", *stale], capture_output=True)
     subprocess.run(["buildah", "rmi", "--prune"], capture_output=True)

@@ -44,9 +44,7 @@ def main(argv: list[str]) -> int:
     from musicnn import models
 
     model = "MTT_musicnn"
-    n_frames = librosa.time_to_frames(
-        3, sr=config.SR, n_fft=config.FFT_SIZE, hop_length=config.FFT_HOP
-    ) + 1
+    n_frames = librosa.time_to_frames(3, sr=config.SR, n_fft=config.FFT_SIZE, hop_length=config.FFT_HOP) + 1
     results: dict[str, np.ndarray] = {"n_frames": np.array(n_frames)}
 
     tf.compat.v1.reset_default_graph()

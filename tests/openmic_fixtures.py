@@ -35,7 +35,9 @@ def make_dataset(
         w.writerow(["sample_key", "instrument", "relevance", "num_responses"])
         for key in keys:
             for cls in sorted(rng.choice(params.NUM_CLASSES, size=rng.integers(2, 5), replace=False)):
-                w.writerow([key, params.CLASSES[cls], float(np.round(rng.random(), 5)), int(rng.integers(1, 6))])
+                w.writerow(
+                    [key, params.CLASSES[cls], float(np.round(rng.random(), 5)), int(rng.integers(1, 6))]
+                )
     (root / params.PARTITIONS_DIR).mkdir(exist_ok=True)
     (root / params.PARTITIONS_DIR / params.PARTITION_TRAIN_FILE).write_text("".join(k + "\n" for k in train))
     (root / params.PARTITIONS_DIR / params.PARTITION_TEST_FILE).write_text("".join(k + "\n" for k in test))

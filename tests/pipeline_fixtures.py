@@ -16,7 +16,19 @@ def make_demo_dataset(root: Path, *, clips: int = E2E_CLIPS, corrupt: int = 1, s
     from disco.cli import main
 
     out = root / params.RELEASE_ROOT_NAME
-    rc = main(["demo-data", "--out", str(out), "--clips", str(clips), "--seed", str(seed), "--corrupt", str(corrupt)])
+    rc = main(
+        [
+            "demo-data",
+            "--out",
+            str(out),
+            "--clips",
+            str(clips),
+            "--seed",
+            str(seed),
+            "--corrupt",
+            str(corrupt),
+        ]
+    )
     if rc != 0:
         raise RuntimeError(f"disco demo-data exited {rc}")
     return out

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from train_fixtures import make_release_features
 
 from disco import params
 from disco.errors import ConfigError
-from train_fixtures import make_release_features
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,9 @@ def runs(tmp_path_factory, openmic_sample) -> dict:
     # run_summary.json. It runs elsewhere and is moved in, so every path the steps recorded is
     # stale, as for runs fetched from another machine or a bucket.
     staged = base / "staging" / KFP_RUN
-    run_local(data, staged, use_release_features=True, model=KFP_MODEL, learning_rate=KFP_LR, cache=False, **hp)
+    run_local(
+        data, staged, use_release_features=True, model=KFP_MODEL, learning_rate=KFP_LR, cache=False, **hp
+    )
     shutil.rmtree(base / "staging" / ".kfp-cache", ignore_errors=True)
     shutil.move(str(staged), str(runs_dir / KFP_RUN))
     metrics[KFP_RUN] = _metrics(runs_dir / KFP_RUN)
@@ -87,7 +89,9 @@ def test_one_row_per_run_with_the_metrics_each_run_wrote(runs, analysed):
         assert row["f1_macro"] == pytest.approx(m["f1_macro"], abs=1e-12)
         assert row["rf_mAP"] == pytest.approx(_nan_or((m.get("random_forest") or {}).get("mAP")), nan_ok=True)
         for cls in params.CLASSES:
-            assert row[f"AP_{cls}"] == pytest.approx(_nan_or(m["per_class"][cls]["ap"]), abs=1e-12, nan_ok=True)
+            assert row[f"AP_{cls}"] == pytest.approx(
+                _nan_or(m["per_class"][cls]["ap"]), abs=1e-12, nan_ok=True
+            )
     assert not math.isnan(csv.set_index("run").loc["plain/baseline-lr1e-3", "rf_mAP"])
     assert math.isnan(csv.set_index("run").loc["plain/baseline-lr1e-4", "rf_mAP"])
 

@@ -80,8 +80,14 @@ def test_real_recordings(real_clips, openmic_sample):
             assert rms_out == pytest.approx(rms_in, rel=0.1), path
 
 
-@pytest.mark.parametrize("data, reason", [(b"", "empty file"), (b"\x00" * 1000, "cannot decode"),
-                                          (b"OggS" + b"\x01" * 200, "Ogg page expected at byte 29")])
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "empty file"),
+        (b"\x00" * 1000, "cannot decode"),
+        (b"OggS" + b"\x01" * 200, "Ogg page expected at byte 29"),
+    ],
+)
 def test_bad_input_is_typed(data, reason):
     with pytest.raises(AudioDecodeError, match=f"bad.ogg: {reason}"):
         load_clip(data, name="bad.ogg")
@@ -102,12 +108,15 @@ def _ogg_page_starts(data: bytes) -> list[int]:
     return starts
 
 
-@pytest.mark.parametrize("fmt, cut, reason", [
-    ("OGG", "half", "truncated: last Ogg page needs"),
-    ("OGG", "page", "ends without its end-of-stream page"),
-    ("OGG", "header", "Ogg page header cut off"),
-    ("WAV", "half", "WAV data chunk declares"),
-])
+@pytest.mark.parametrize(
+    "fmt, cut, reason",
+    [
+        ("OGG", "half", "truncated: last Ogg page needs"),
+        ("OGG", "page", "ends without its end-of-stream page"),
+        ("OGG", "header", "Ogg page header cut off"),
+        ("WAV", "half", "WAV data chunk declares"),
+    ],
+)
 def test_truncated_files_are_errors_not_shorter_clips(fmt, cut, reason):
     """libsndfile itself decodes these as shorter clips without complaint."""
     data = _encoded(fmt)

@@ -17,9 +17,15 @@ P, N, U = (1.0, 1), (0.0, 1), (0.0, 0)  # observed present, observed absent, uno
 @pytest.mark.parametrize(
     "a, b, want",
     [
-        (P, P, P), (P, N, P), (P, U, P), (N, P, P), (U, P, P),  # present in either → present
+        (P, P, P),
+        (P, N, P),
+        (P, U, P),
+        (N, P, P),
+        (U, P, P),  # present in either → present
         (N, N, N),  # absent in both → absent
-        (N, U, U), (U, N, U), (U, U, U),  # anything else is unknown: no loss
+        (N, U, U),
+        (U, N, U),
+        (U, U, U),  # anything else is unknown: no loss
     ],
 )
 def test_mix_labels_truth_table(a, b, want):
@@ -41,11 +47,15 @@ def test_mix_waveforms_weighted_and_never_clips(rng):
     loud = mix_waveforms(np.ones(10, np.float32), np.ones(10, np.float32), weight=0.5)
     assert np.all(np.abs(loud) < 1.0)
     w = mixup_weight(seed=1, key="k", copy=3)
-    assert 0.3 <= w <= 0.7 and w == mixup_weight(seed=1, key="k", copy=3) != mixup_weight(seed=1, key="k", copy=4)
+    assert 0.3 <= w <= 0.7 and w == mixup_weight(seed=1, key="k", copy=3) != mixup_weight(
+        seed=1, key="k", copy=4
+    )
 
 
 def test_masks_change_the_copy_deterministically(rng):
-    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(params.CLIP_SAMPLES) / params.SAMPLE_RATE)).astype(np.float32)
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(params.CLIP_SAMPLES) / params.SAMPLE_RATE)).astype(
+        np.float32
+    )
     differs = 0
     for copy in range(1, 9):
         plain = augment_clip(x, seed=5, key="k", copy=copy)
@@ -75,11 +85,21 @@ def resampled(tmp_path_factory):
         y = rng.random(params.NUM_CLASSES).astype(np.float32)
         mask = rng.random(params.NUM_CLASSES) < 0.3
         wave = 0.2 * np.sin(2 * np.pi * (200 + 50 * i) * t)
-        recs.append(ResampledRecord(key=f"{i:06d}_0", split=split, pcm=float_to_pcm(wave),
-                                    original_duration=10.0, y_true=y, y_mask=mask))
+        recs.append(
+            ResampledRecord(
+                key=f"{i:06d}_0",
+                split=split,
+                pcm=float_to_pcm(wave),
+                original_duration=10.0,
+                y_true=y,
+                y_mask=mask,
+            )
+        )
     for split in params.SPLITS:
-        _write_resampled(root / shard_name(f"{params.RESAMPLED_PREFIX}-{split}", 0, 1),
-                         [r for r in recs if r.split == split])
+        _write_resampled(
+            root / shard_name(f"{params.RESAMPLED_PREFIX}-{split}", 0, 1),
+            [r for r in recs if r.split == split],
+        )
     return root, {r.key: r for r in recs}
 
 
@@ -105,8 +125,11 @@ def test_beam_mixup_copies_and_labels(resampled, tmp_path):
         a = train[r.key]
         w = mixup_weight(seed=3, key=r.key, copy=r.augmentation_id)
         # The partner is the other train clip that reproduces this mixture.
-        errors = {k: np.max(np.abs(r.waveform() - mix_waveforms(a.waveform(), b.waveform(), weight=w)))
-                  for k, b in train.items() if k != r.key}
+        errors = {
+            k: np.max(np.abs(r.waveform() - mix_waveforms(a.waveform(), b.waveform(), weight=w)))
+            for k, b in train.items()
+            if k != r.key
+        }
         partner = min(errors, key=errors.get)
         assert errors[partner] <= 2.0 / params.PCM_SCALE
         partners.setdefault(r.key, set()).add(partner)

@@ -12,8 +12,15 @@ import numpy as np
 import pytest
 
 from disco import params
-from disco.records import (AtomicShardWriter, ResampledRecord, embedding_dataset, encode_resampled, iter_embeddings,
-                           list_shards, shard_name)
+from disco.records import (
+    AtomicShardWriter,
+    ResampledRecord,
+    embedding_dataset,
+    encode_resampled,
+    iter_embeddings,
+    list_shards,
+    shard_name,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +42,9 @@ def clip(openmic_sample: Path) -> np.ndarray:
     return wave
 
 
-def _records(clip: np.ndarray, rng: np.random.Generator, split: str, augmentation_ids: list[int],
-             prefix: str) -> list[ResampledRecord]:
+def _records(
+    clip: np.ndarray, rng: np.random.Generator, split: str, augmentation_ids: list[int], prefix: str
+) -> list[ResampledRecord]:
     from disco.records import float_to_pcm
 
     out = []
@@ -44,18 +52,26 @@ def _records(clip: np.ndarray, rng: np.random.Generator, split: str, augmentatio
         # Rolled and scaled copies of the real clip: each record's embedding is its own, so a
         # record whose metadata ended up beside another clip's embedding would show.
         wave = np.roll(clip, int(rng.integers(0, params.CLIP_SAMPLES))) * rng.uniform(0.3, 1.0)
-        out.append(ResampledRecord(
-            key=f"{prefix}{split[:2]}{i}_{aug}", split=split, pcm=float_to_pcm(wave), original_duration=10.0,
-            y_true=rng.uniform(0, 1, params.NUM_CLASSES).astype(np.float32),
-            y_mask=(rng.uniform(0, 1, params.NUM_CLASSES) > 0.5).astype(np.int64), augmentation_id=aug,
-        ))
+        out.append(
+            ResampledRecord(
+                key=f"{prefix}{split[:2]}{i}_{aug}",
+                split=split,
+                pcm=float_to_pcm(wave),
+                original_duration=10.0,
+                y_true=rng.uniform(0, 1, params.NUM_CLASSES).astype(np.float32),
+                y_mask=(rng.uniform(0, 1, params.NUM_CLASSES) > 0.5).astype(np.int64),
+                augmentation_id=aug,
+            )
+        )
     return out
 
 
 def _write_shards(directory: Path, shards: dict[tuple[str, int, int], list[bytes]]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for (split, index, total), payloads in shards.items():
-        with AtomicShardWriter(directory / shard_name(f"{params.RESAMPLED_PREFIX}-{split}", index, total)) as w:
+        with AtomicShardWriter(
+            directory / shard_name(f"{params.RESAMPLED_PREFIX}-{split}", index, total)
+        ) as w:
             for raw in payloads:
                 w.write(raw)
 
@@ -64,7 +80,9 @@ def _wrong_version(rec: ResampledRecord) -> bytes:
     import tensorflow as tf
 
     ex = tf.train.Example.FromString(encode_resampled(rec))
-    ex.features.feature[params.FEATURE_SCHEMA_VERSION].int64_list.value[0] = params.RESAMPLED_SCHEMA_VERSION + 1
+    ex.features.feature[params.FEATURE_SCHEMA_VERSION].int64_list.value[0] = (
+        params.RESAMPLED_SCHEMA_VERSION + 1
+    )
     return ex.SerializeToString()
 
 
@@ -90,8 +108,13 @@ def clean(tmp_path_factory, clip):
         inputs += recs
         shards[(split, index, totals[split])] = [encode_resampled(r) for r in recs]
     _write_shards(root / "resampled", shards)
-    summary = run_embed([str(root / "resampled")], str(root / "embeddings"), embedder="musicnn",
-                        precision="float32", batch_size=4)
+    summary = run_embed(
+        [str(root / "resampled")],
+        str(root / "embeddings"),
+        embedder="musicnn",
+        precision="float32",
+        batch_size=4,
+    )
     return {"root": root, "inputs": inputs, "summary": summary}
 
 
@@ -106,19 +129,38 @@ def with_bad(tmp_path_factory, clip):
     stale = _records(clip, rng, "train", [0], prefix="stale")[0]
     no_pcm = _records(clip, rng, "train", [0], prefix="nopcm")[0]
     garbage = rng.integers(0, 256, 600, dtype=np.uint8).tobytes()
-    train_shard = [encode_resampled(good[0]), _wrong_version(stale), encode_resampled(good[1]), garbage,
-                   _missing_pcm(no_pcm), encode_resampled(good[2])]
-    _write_shards(root / "resampled", {("train", 0, 1): train_shard, ("test", 0, 1): [encode_resampled(test[0])]})
+    train_shard = [
+        encode_resampled(good[0]),
+        _wrong_version(stale),
+        encode_resampled(good[1]),
+        garbage,
+        _missing_pcm(no_pcm),
+        encode_resampled(good[2]),
+    ]
+    _write_shards(
+        root / "resampled", {("train", 0, 1): train_shard, ("test", 0, 1): [encode_resampled(test[0])]}
+    )
     # caplog is per test; this fixture runs once per module, so it keeps the step's warnings itself.
     warnings = _Collect(logging.WARNING)
     logging.getLogger("disco.beam.embed").addHandler(warnings)
     try:
-        summary = run_embed([str(root / "resampled")], str(root / "embeddings"), embedder="musicnn",
-                            precision="float32", batch_size=4)
+        summary = run_embed(
+            [str(root / "resampled")],
+            str(root / "embeddings"),
+            embedder="musicnn",
+            precision="float32",
+            batch_size=4,
+        )
     finally:
         logging.getLogger("disco.beam.embed").removeHandler(warnings)
-    return {"root": root, "good": good + test, "stale": stale, "no_pcm": no_pcm, "summary": summary,
-            "warnings": [r.getMessage() for r in warnings.records if r.levelno >= logging.WARNING]}
+    return {
+        "root": root,
+        "good": good + test,
+        "stale": stale,
+        "no_pcm": no_pcm,
+        "summary": summary,
+        "warnings": [r.getMessage() for r in warnings.records if r.levelno >= logging.WARNING],
+    }
 
 
 class _Collect(logging.Handler):
@@ -161,8 +203,12 @@ def test_counts_per_split_and_summary(clean):
     s = clean["summary"]
     want = {split: sum(r.split == split for r in clean["inputs"]) for split in params.SPLITS}
     assert s["splits"] == want and s["records"] == len(clean["inputs"])
-    assert (s["embedder"], s["frames"], s["dim"], s["precision"]) == ("musicnn", MUSICNN_FRAMES, MUSICNN_DIM,
-                                                                      "float32")
+    assert (s["embedder"], s["frames"], s["dim"], s["precision"]) == (
+        "musicnn",
+        MUSICNN_FRAMES,
+        MUSICNN_DIM,
+        "float32",
+    )
     assert s["failed"] == 0 and s["failures"] == []
     on_disk = json.loads((clean["root"] / "embeddings" / params.SUMMARY_FILE).read_text())
     assert on_disk["records"] == s["records"] and on_disk["splits"] == want
@@ -213,11 +259,14 @@ def test_output_reads_back_through_tf_data(clean):
 
     files = list_shards(clean["root"] / "embeddings", params.EMBEDDING_PREFIX)
     n = len(clean["inputs"])
-    emb, y_true, y_mask, key = next(iter(embedding_dataset(files, frames=MUSICNN_FRAMES, dim=MUSICNN_DIM).batch(64)))
+    emb, y_true, y_mask, key = next(
+        iter(embedding_dataset(files, frames=MUSICNN_FRAMES, dim=MUSICNN_DIM).batch(64))
+    )
     assert emb.shape == (n, MUSICNN_FRAMES, MUSICNN_DIM) and np.isfinite(emb.numpy()).all()
     assert y_true.shape == y_mask.shape == (n, params.NUM_CLASSES) and len(key) == n
-    originals = embedding_dataset(files, frames=MUSICNN_FRAMES, dim=MUSICNN_DIM, split="train",
-                                  include_augmented=False)
+    originals = embedding_dataset(
+        files, frames=MUSICNN_FRAMES, dim=MUSICNN_DIM, split="train", include_augmented=False
+    )
     assert len(list(originals)) == sum(r.split == "train" and r.augmentation_id == 0 for r in clean["inputs"])
     fs = load_features(str(clean["root"] / "embeddings"))
     assert (fs.kind, fs.embedder, fs.frames, fs.dim) == ("records", "musicnn", MUSICNN_FRAMES, MUSICNN_DIM)

@@ -88,11 +88,17 @@ def _build_audio(rng: np.random.Generator, real_clips: Path, openmic_sample: Pat
     for name, (fmt, subtype, sr, amps, freq, seconds) in SYNTHETIC.items():
         wave = tone(freq, sr, seconds, amps)
         audio[KEYS[name]] = encode(wave, sr, fmt=fmt, subtype=subtype)
-        expect[KEYS[name]] = {"sr": sr, "duration": wave.shape[0] / sr, "freq": freq,
-                              "rms_db": rms_db(_mono(wave))}
+        expect[KEYS[name]] = {
+            "sr": sr,
+            "duration": wave.shape[0] / sr,
+            "freq": freq,
+            "rms_db": rms_db(_mono(wave)),
+        }
     # Exactly representable at 16 kHz: the step must hand these samples through untouched.
-    pcm = np.round(tone(1234.0, SR, params.CLIP_SECONDS, (0.3,))[:, 0] * params.PCM_SCALE
-                   + rng.normal(0, 300, params.CLIP_SAMPLES)).astype(np.int16)
+    pcm = np.round(
+        tone(1234.0, SR, params.CLIP_SECONDS, (0.3,))[:, 0] * params.PCM_SCALE
+        + rng.normal(0, 300, params.CLIP_SAMPLES)
+    ).astype(np.int16)
     audio[KEYS[IDENTITY]] = encode(pcm, SR, fmt="WAV", subtype="PCM_16")
     expect[KEYS[IDENTITY]] = {"sr": SR, "duration": params.CLIP_SECONDS, "pcm": pcm}
     for name, rel in REAL.items():
@@ -125,14 +131,28 @@ def mixed(tmp_path_factory, real_clips, openmic_sample):
     truth = write_dataset(data, audio, test_keys=test_keys, sample=openmic_sample, seed=SEED)
     out = root / "resampled"
     # Small batches so the run spans several bundles; two shards per split.
-    summary = run_resample(str(data), str(out), seed=SEED, validation_fraction=VALIDATION_FRACTION,
-                           num_shards=NUM_SHARDS, batch_size=4, threads=2)
+    summary = run_resample(
+        str(data),
+        str(out),
+        seed=SEED,
+        validation_fraction=VALIDATION_FRACTION,
+        num_shards=NUM_SHARDS,
+        batch_size=4,
+        threads=2,
+    )
     records = {}
     for rec in iter_resampled([str(out)]):
         assert rec.key not in records, f"{rec.key} written twice"
         records[rec.key] = rec
-    return {"root": root, "data": data, "out": out, "summary": summary, "records": records,
-            "expect": expect, "truth": truth}
+    return {
+        "root": root,
+        "data": data,
+        "out": out,
+        "summary": summary,
+        "records": records,
+        "expect": expect,
+        "truth": truth,
+    }
 
 
 def test_every_clip_is_16k_mono_int16_of_clip_length(mixed):
@@ -148,7 +168,8 @@ def test_original_duration_within_one_source_sample(mixed):
     for key in GOOD:
         e, rec = mixed["expect"][key], mixed["records"][key]
         assert abs(rec.original_duration - e["duration"]) <= 1.0 / e["sr"], (
-            f"{NAMES[key]}: recorded {rec.original_duration} s, file holds {e['duration']} s")
+            f"{NAMES[key]}: recorded {rec.original_duration} s, file holds {e['duration']} s"
+        )
 
 
 @pytest.mark.parametrize("name", list(SYNTHETIC))
@@ -168,7 +189,9 @@ def test_tone_pitch_and_energy_survive(mixed, name):
 
 
 def test_16k_mono_wav_passes_through_sample_identical(mixed):
-    np.testing.assert_array_equal(mixed["records"][KEYS[IDENTITY]].pcm, mixed["expect"][KEYS[IDENTITY]]["pcm"])
+    np.testing.assert_array_equal(
+        mixed["records"][KEYS[IDENTITY]].pcm, mixed["expect"][KEYS[IDENTITY]]["pcm"]
+    )
 
 
 @pytest.mark.parametrize("name", list(REAL))
@@ -194,14 +217,19 @@ def test_labels_and_splits_are_the_datasets(mixed):
     from disco.data.openmic import open_dataset
 
     truth, records = mixed["truth"], mixed["records"]
-    planned = {c.key: c.split for c in open_dataset(str(mixed["data"])).clips(
-        validation_fraction=VALIDATION_FRACTION, seed=SEED)}
+    planned = {
+        c.key: c.split
+        for c in open_dataset(str(mixed["data"])).clips(validation_fraction=VALIDATION_FRACTION, seed=SEED)
+    }
     for key, rec in records.items():
         t = truth[key]
         np.testing.assert_array_equal(rec.y_true, t.y_true, err_msg=NAMES[key])
         np.testing.assert_array_equal(rec.y_mask.astype(bool), t.y_mask, err_msg=NAMES[key])
-        allowed = {params.SPLIT_TEST} if t.split_partition == params.SPLIT_TEST else {
-            params.SPLIT_TRAIN, params.SPLIT_VALIDATION}
+        allowed = (
+            {params.SPLIT_TEST}
+            if t.split_partition == params.SPLIT_TEST
+            else {params.SPLIT_TRAIN, params.SPLIT_VALIDATION}
+        )
         assert rec.split in allowed and rec.split == planned[key], NAMES[key]
     assert {r.split for r in records.values()} == set(params.SPLITS)
 
@@ -218,7 +246,8 @@ def test_summary_shards_and_run_info_agree_with_the_records(mixed):
         shards = list_shards(out, f"{params.RESAMPLED_PREFIX}-{sp}")
         assert [os.path.basename(p) for p in shards] == [
             f"{params.RESAMPLED_PREFIX}-{sp}-{i:05d}-of-{NUM_SHARDS:05d}{params.TFRECORD_SUFFIX}"
-            for i in range(NUM_SHARDS)]
+            for i in range(NUM_SHARDS)
+        ]
         assert {r.split for r in iter_resampled(shards)} == {sp}
     assert not [f for f in os.listdir(out) if f.startswith("beam-temp")]
     info = json.loads((out / params.RUN_INFO_FILE).read_text())
@@ -248,7 +277,8 @@ def test_bad_files_are_dead_lettered_with_a_reason(mixed):
 def test_stream_truncated_ogg_is_dead_lettered(mixed):
     failed = {f["key"]: f for f in mixed["summary"]["failures"]}
     assert KEYS[TRUNCATED_STREAM] in failed, (
-        f"written as a {mixed['records'][KEYS[TRUNCATED_STREAM]].original_duration:.2f} s clip")
+        f"written as a {mixed['records'][KEYS[TRUNCATED_STREAM]].original_duration:.2f} s clip"
+    )
 
 
 def test_release_tarball_gives_the_same_records(mixed, tmp_path):
@@ -257,8 +287,14 @@ def test_release_tarball_gives_the_same_records(mixed, tmp_path):
     from disco.beam.resample import run_resample
 
     tgz = make_tgz(mixed["data"], tmp_path / "openmic-2018-v1.0.0.tgz")
-    s = run_resample(str(tgz), str(tmp_path / "out"), seed=SEED, validation_fraction=VALIDATION_FRACTION,
-                     num_shards=NUM_SHARDS, threads=2)
+    s = run_resample(
+        str(tgz),
+        str(tmp_path / "out"),
+        seed=SEED,
+        validation_fraction=VALIDATION_FRACTION,
+        num_shards=NUM_SHARDS,
+        threads=2,
+    )
     records = {r.key: r for r in iter_resampled([str(tmp_path / "out")])}
     assert set(records) == set(mixed["records"])
     for key, rec in records.items():
@@ -308,8 +344,10 @@ def test_killed_run_leaves_no_partial_shard_and_a_rerun_completes(tmp_path, open
     try:
         while not _temp_data(out):
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the run ended (rc {proc.returncode}) before Beam wrote temporary data: "
-                            f"{proc.stderr.read().decode(errors='replace')[-2000:]}")
+                pytest.fail(
+                    f"the run ended (rc {proc.returncode}) before Beam wrote temporary data: "
+                    f"{proc.stderr.read().decode(errors='replace')[-2000:]}"
+                )
             time.sleep(0.003)
         proc.send_signal(signal.SIGKILL)
     finally:

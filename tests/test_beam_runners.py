@@ -23,11 +23,11 @@ def _dataflow(**overrides):
 
 def test_dataflow_gpu_options_as_beam_sees_them():
     from apache_beam.options.pipeline_options import (
+        DebugOptions,
         GoogleCloudOptions,
         SetupOptions,
         StandardOptions,
         WorkerOptions,
-        DebugOptions,
     )
 
     opts = runners.to_pipeline_options(_dataflow(gpu=runners.DataflowGpu(), job_name="disco-embed-1"))
@@ -93,17 +93,27 @@ def test_flink_docker_and_external_environments():
     from apache_beam.options.pipeline_options import FlinkRunnerOptions, PortableOptions, StandardOptions
 
     opts = runners.to_pipeline_options(
-        runners.flink_args(flink_master="flink-jobmanager:8081", sdk_container_image=IMAGE, parallelism=4,
-                           flink_version="1.19")
+        runners.flink_args(
+            flink_master="flink-jobmanager:8081",
+            sdk_container_image=IMAGE,
+            parallelism=4,
+            flink_version="1.19",
+        )
     )
     assert opts.view_as(StandardOptions).runner == "FlinkRunner"
     flink = opts.view_as(FlinkRunnerOptions)
-    assert (flink.flink_master, flink.parallelism, flink.flink_version) == ("flink-jobmanager:8081", 4, "1.19")
+    assert (flink.flink_master, flink.parallelism, flink.flink_version) == (
+        "flink-jobmanager:8081",
+        4,
+        "1.19",
+    )
     portable = opts.view_as(PortableOptions)
     assert (portable.environment_type, portable.environment_config) == ("DOCKER", IMAGE)
 
     ext = runners.to_pipeline_options(
-        runners.flink_args(flink_master="localhost:8081", environment="EXTERNAL", worker_pool_endpoint="localhost:50000")
+        runners.flink_args(
+            flink_master="localhost:8081", environment="EXTERNAL", worker_pool_endpoint="localhost:50000"
+        )
     ).view_as(PortableOptions)
     assert (ext.environment_type, ext.environment_config) == ("EXTERNAL", "localhost:50000")
 
@@ -111,8 +121,9 @@ def test_flink_docker_and_external_environments():
 def test_spark_and_portable_job_server():
     from apache_beam.options.pipeline_options import PortableOptions, SparkRunnerOptions, StandardOptions
 
-    opts = runners.to_pipeline_options(runners.spark_args(spark_master_url="spark://spark-master:7077",
-                                                          sdk_container_image=IMAGE))
+    opts = runners.to_pipeline_options(
+        runners.spark_args(spark_master_url="spark://spark-master:7077", sdk_container_image=IMAGE)
+    )
     assert opts.view_as(StandardOptions).runner == "SparkRunner"
     assert opts.view_as(SparkRunnerOptions).spark_master_url == "spark://spark-master:7077"
     assert opts.view_as(PortableOptions).environment_config == IMAGE
@@ -132,7 +143,10 @@ def test_spark_and_portable_job_server():
         (lambda: runners.flink_args(flink_master="x:8081", environment="EXTERNAL"), "worker_pool_endpoint"),
         (lambda: runners.flink_args(flink_master="x:8081", environment="PROCESS"), "environment"),
         (lambda: runners.spark_args(spark_master_url="http://x:7077", sdk_container_image=IMAGE), "spark://"),
-        (lambda: runners.flink_args(flink_master="x:8081", environment="LOOPBACK", parallelism=0), "parallelism"),
+        (
+            lambda: runners.flink_args(flink_master="x:8081", environment="LOOPBACK", parallelism=0),
+            "parallelism",
+        ),
     ],
 )
 def test_portable_rejects_bad_options(call, message):

@@ -49,8 +49,14 @@ def _good_keys(root: Path, summary: dict) -> list[str]:
 
 
 def test_layout_matches_release(demo_dir: Path, openmic_sample: Path) -> None:
-    for name in (params.AGGREGATED_LABELS_FILE, params.CLASS_MAP_FILE, params.METADATA_FILE,
-                 "checksums-audio.csv", params.RUN_INFO_FILE, params.SUMMARY_FILE):
+    for name in (
+        params.AGGREGATED_LABELS_FILE,
+        params.CLASS_MAP_FILE,
+        params.METADATA_FILE,
+        "checksums-audio.csv",
+        params.RUN_INFO_FILE,
+        params.SUMMARY_FILE,
+    ):
         assert (demo_dir / name).is_file(), name
     assert json.loads((demo_dir / params.CLASS_MAP_FILE).read_text()) == params.CLASS_INDEX
     oggs = sorted(demo_dir.glob("audio/*/*.ogg"))
@@ -115,21 +121,25 @@ def test_corrupt_clips_fail_to_decode_and_keep_labels(demo_dir: Path, demo_summa
     assert len(demo_summary["corrupt"]) == 1
     key = demo_summary["corrupt"][0]["key"]
     assert key in _labels(demo_dir)
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - libsndfile raises different types per damage
         _pcm(demo_dir, key)
 
 
 @pytest.mark.parametrize("kind", demo.CORRUPTION_KINDS)
-def test_every_corruption_kind_is_undecodable(demo_dir: Path, demo_summary: dict, tmp_path: Path, kind: str) -> None:
+def test_every_corruption_kind_is_undecodable(
+    demo_dir: Path, demo_summary: dict, tmp_path: Path, kind: str
+) -> None:
     key = _good_keys(demo_dir, demo_summary)[0]
     path = tmp_path / "x.ogg"
     path.write_bytes((demo_dir / "audio" / key[:3] / f"{key}.ogg").read_bytes())
     demo._corrupt(path, kind, np.random.default_rng(0))
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - libsndfile raises different types per damage
         sf.read(str(path))
 
 
-def test_same_seed_same_data_different_seed_differs(demo_dir: Path, demo_summary: dict, tmp_path: Path) -> None:
+def test_same_seed_same_data_different_seed_differs(
+    demo_dir: Path, demo_summary: dict, tmp_path: Path
+) -> None:
     again = tmp_path / "again"
     demo.generate_demo_dataset(again, clips=N_CLIPS, seed=7, corrupt=1, workers=1)
     assert _labels(again) == _labels(demo_dir)

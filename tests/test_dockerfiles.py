@@ -24,7 +24,9 @@ def _hadolint() -> str:
 
 
 def _run_hadolint(path: Path) -> list[dict]:
-    proc = subprocess.run([_hadolint(), "--format", "json", str(path)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [_hadolint(), "--format", "json", str(path)], capture_output=True, text=True, timeout=60
+    )
     return json.loads(proc.stdout or "[]")
 
 
@@ -73,9 +75,13 @@ def test_dockerfile_structure(repo_root):
 
 
 def test_dockerignore_is_an_allow_list(repo_root):
-    lines = [l.strip() for l in (repo_root / ".dockerignore").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    lines = [
+        line.strip()
+        for line in (repo_root / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert lines[0] == "*"
-    allowed = {l[1:].rstrip("/") for l in lines if l.startswith("!")}
+    allowed = {x[1:].rstrip("/") for x in lines if x.startswith("!")}
     # exactly what the Dockerfile COPYs
     text = (repo_root / "docker/Dockerfile").read_text()
     copied = set()

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from disco import params, records
 from pipeline_fixtures import (
     E2E_SEED,
     make_demo_dataset,
@@ -17,7 +15,15 @@ from pipeline_fixtures import (
     step_output,
 )
 
-AUDIO_TASKS = {"resample-audio", "augment-audio", "embed-audio", "train-classifier-2", "evaluate-classifier-2"}
+from disco import params, records
+
+AUDIO_TASKS = {
+    "resample-audio",
+    "augment-audio",
+    "embed-audio",
+    "train-classifier-2",
+    "evaluate-classifier-2",
+}
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,11 @@ import os
 
 import numpy as np
 import pytest
+from gcs_emulator import gcs_emulator  # noqa: F401  (pytest fixture)
 
 from disco import fileio, params
 from disco.records import ResampledRecord, count_records, encode_resampled, list_shards, shard_name
 from disco.runinfo import write_run_info
-from gcs_emulator import gcs_emulator  # noqa: F401  (pytest fixture)
 
 # Beam looks for Google credentials once per process, retrying with back-off (~20 s here, where
 # there are none) before it connects anonymously, as the emulator wants.
@@ -54,17 +54,28 @@ def test_side_files_shards_and_counts_in_a_bucket(gcs_emulator, tmp_path, monkey
     assert path == f"{out}/{params.RUN_INFO_FILE}"
     assert json.loads(fileio.read_text(path))["seed"] == 7
 
-    recs = [encode_resampled(ResampledRecord(key=f"{i:06d}_0", split="train", original_duration=10.0,
-                                             pcm=np.full(params.CLIP_SAMPLES, i, np.int16)))
-            for i in range(5)]
+    recs = [
+        encode_resampled(
+            ResampledRecord(
+                key=f"{i:06d}_0",
+                split="train",
+                original_duration=10.0,
+                pcm=np.full(params.CLIP_SAMPLES, i, np.int16),
+            )
+        )
+        for i in range(5)
+    ]
     data = _tfrecord(recs)
     for i, chunk in enumerate((recs[:2], recs[2:])):
         name = shard_name(f"{params.RESAMPLED_PREFIX}-train", i, 2)
         gcs_emulator.client.bucket(BUCKET).blob(f"run/resampled/{name}").upload_from_string(_tfrecord(chunk))
-    gcs_emulator.client.bucket(BUCKET).blob("run/resampled/beam-temp-x/partial.tfrecord").upload_from_string(data)
+    gcs_emulator.client.bucket(BUCKET).blob("run/resampled/beam-temp-x/partial.tfrecord").upload_from_string(
+        data
+    )
     shards = list_shards(out, params.RESAMPLED_PREFIX)
     assert [s.rsplit("/", 1)[1] for s in shards] == [
-        shard_name(f"{params.RESAMPLED_PREFIX}-train", i, 2) for i in range(2)]
+        shard_name(f"{params.RESAMPLED_PREFIX}-train", i, 2) for i in range(2)
+    ]
     assert [count_records(s) for s in shards] == [2, 3]
     with fileio.open_binary(shards[1]) as fh:
         assert fh.read() == _tfrecord(recs[2:])

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gcs_emulator import gcs_emulator  # noqa: F401  (pytest fixture)
 
 from disco import params
 from disco.data.openmic import open_dataset
 from disco.data.storage import upload_dir
 from disco.errors import DatasetError
-
-from gcs_emulator import gcs_emulator  # noqa: F401  (pytest fixture)
 
 
 def _tgz(src: Path, out: Path) -> Path:
@@ -26,7 +25,9 @@ def test_gcs_prefix_and_tarball_match_local(gcs_emulator, openmic_sample: Path, 
     bucket = gcs_emulator.make_bucket("disco-data")
     n = upload_dir(openmic_sample, "gs://disco-data/openmic-2018", client=gcs_emulator.client)
     assert n == sum(1 for p in openmic_sample.rglob("*") if p.is_file())
-    bucket.blob("releases/openmic-2018.tgz").upload_from_filename(str(_tgz(openmic_sample, tmp_path / "x.tgz")))
+    bucket.blob("releases/openmic-2018.tgz").upload_from_filename(
+        str(_tgz(openmic_sample, tmp_path / "x.tgz"))
+    )
 
     local = open_dataset(openmic_sample, partial=True)
     for uri in ("gs://disco-data/openmic-2018", "gs://disco-data/releases/openmic-2018.tgz"):

@@ -12,11 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import images_fixtures as fx
 import pytest
 
 from disco import images, params
 from disco.errors import ConfigError
-import images_fixtures as fx
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ STEP_PARAMETERS = {
 
 # ---------------------------------------------------------------- fast: tags, names, commands
 
+
 def test_tags_are_version_and_commit_never_latest(repo_root):
     from disco import __version__
 
@@ -76,7 +77,9 @@ def test_image_specs_cpu_and_gpu():
 
 def test_buildah_command_is_chroot_layered_and_passes_build_args(repo_root):
     spec = images.ImageSpec("embed", "gpu", "r/disco-embed-gpu:t")
-    args = images.build_args(variant="gpu", base_image="localhost/debian-bookworm-python:1", version="0.1.0", sha="abc")
+    args = images.build_args(
+        variant="gpu", base_image="localhost/debian-bookworm-python:1", version="0.1.0", sha="abc"
+    )
     cmd = images.buildah_build_command(spec, args=args, context=repo_root)
     assert cmd[:4] == ["buildah", "bud", "--isolation", "chroot"]
     assert "--layers" in cmd and cmd[cmd.index("--target") + 1] == "embed"
@@ -92,7 +95,12 @@ def test_cli_dry_run_and_push_refuses_local_store(capsys):
     assert "--target runtime" in out and "localhost/disco/disco-cpu:0.1.0-abc" in out
     assert images.main(["push", "--dry-run", "--tag", "0.1.0-abc"]) == 2
     assert "not a registry" in capsys.readouterr().err
-    assert images.main(["push", "--dry-run", "--tag", "0.1.0-abc", "--registry", "localhost:5000/disco", "--no-steps"]) == 0
+    assert (
+        images.main(
+            ["push", "--dry-run", "--tag", "0.1.0-abc", "--registry", "localhost:5000/disco", "--no-steps"]
+        )
+        == 0
+    )
     assert "docker://localhost:5000/disco/disco-cpu:0.1.0-abc" in capsys.readouterr().out
     assert images.main(["build", "--dry-run", "--tag", "latest"]) == 2
     capsys.readouterr()
@@ -124,25 +132,42 @@ def test_harness_covers_every_compiled_component(repo_root, tmp_path):
     assert set(executors) == set(FUNCTION_TARGET)
     produced: dict[str, str] = {}
     parameters = dict(STEP_PARAMETERS, data_uri="/data")
-    for function in ("import_release_features", "resample_audio", "augment_audio", "embed_audio",
-                     "train_classifier", "evaluate_classifier"):
+    for function in (
+        "import_release_features",
+        "resample_audio",
+        "augment_audio",
+        "embed_audio",
+        "train_classifier",
+        "evaluate_classifier",
+    ):
         ex = executors[function]
         assert ex.command[:2] == ["sh", "-ec"] and "{{$}}" in ex.args
-        inputs = {name: produced[ARTIFACT_SOURCE.get(name, name)] for name in ex.inputs.get("artifacts") or {}}
-        payload = fx.executor_input(ex, parameters=parameters, input_artifacts=inputs, out_dir=tmp_path / function)
+        inputs = {
+            name: produced[ARTIFACT_SOURCE.get(name, name)] for name in ex.inputs.get("artifacts") or {}
+        }
+        payload = fx.executor_input(
+            ex, parameters=parameters, input_artifacts=inputs, out_dir=tmp_path / function
+        )
         argv = fx.container_argv(ex, payload)
         assert json.loads(argv[argv.index("--executor_input") + 1]) == payload
-        produced.update({name: a["artifacts"][0]["uri"] for name, a in payload["outputs"]["artifacts"].items()})
+        produced.update(
+            {name: a["artifacts"][0]["uri"] for name, a in payload["outputs"]["artifacts"].items()}
+        )
 
 
 # ---------------------------------------------------------------- slow: really build and run
 
+
 def _require_builders() -> None:
     missing = fx.missing_tools()
     if missing:
-        pytest.skip(f"image tests need {', '.join(missing)} (docker/ci-prepare.sh installs them with apt-get)")
+        pytest.skip(
+            f"image tests need {', '.join(missing)} (docker/ci-prepare.sh installs them with apt-get)"
+        )
     if os.geteuid() != 0:
-        pytest.skip("image tests need root: debootstrap and buildah --isolation chroot (rootless needs subuid setup)")
+        pytest.skip(
+            "image tests need root: debootstrap and buildah --isolation chroot (rootless needs subuid setup)"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -154,7 +179,9 @@ def built_images(repo_root) -> dict[str, str]:
     t1 = time.monotonic()
     tag = f"test-{images.git_sha(repo_root)}"
     registry = "localhost/disco-test"
-    specs = images.build(tag=tag, registry=registry, base_image=base, steps=True, backend="buildah", context=repo_root)
+    specs = images.build(
+        tag=tag, registry=registry, base_image=base, steps=True, backend="buildah", context=repo_root
+    )
     t2 = time.monotonic()
     fx.prune_old_test_images(registry, keep_tag=tag)
     log.warning("image test: local base %.0f s, CPU images (%d targets) %.0f s", t1 - t0, len(specs), t2 - t1)
@@ -162,8 +189,9 @@ def built_images(repo_root) -> dict[str, str]:
 
 
 def _inspect(ref: str) -> dict:
-    out = subprocess.run(["buildah", "inspect", "--type", "image", ref], check=True, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["buildah", "inspect", "--type", "image", ref], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out)
 
 
@@ -180,9 +208,16 @@ def test_images_are_non_root_labelled_and_carry_the_imports(built_images, repo_r
     assert labels["org.opencontainers.image.revision"] == images.git_sha(repo_root)
     assert labels["io.disco.variant"] == "cpu"
     assert _inspect(built_images["embed"])["OCIv1"]["config"]["Labels"]["io.disco.step"] == "embed"
-    proc = fx.run_in_image(runtime, ["python3", "-c",
-        "import os, tensorflow, apache_beam, kfp, kfp.kubernetes, disco, components, pipelines, musicnn;"
-        "print(os.getuid(), disco.__version__, tensorflow.__version__, apache_beam.__version__)"], mounts=[])
+    proc = fx.run_in_image(
+        runtime,
+        [
+            "python3",
+            "-c",
+            "import os, tensorflow, apache_beam, kfp, kfp.kubernetes, disco, components, pipelines, musicnn;"
+            "print(os.getuid(), disco.__version__, tensorflow.__version__, apache_beam.__version__)",
+        ],
+        mounts=[],
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     uid, version, tf_version, beam_version = proc.stdout.split()[-4:]
     assert (uid, version) == ("1000", __version__)
@@ -230,15 +265,22 @@ def test_every_component_body_imports_in_its_image(built_images, repo_root):
         source = ex.command[3]  # sh -ec <launcher script> <component source>
         tree = ast.parse(source)
         (fn,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function]
-        modules = sorted({n.module for n in ast.walk(fn) if isinstance(n, ast.ImportFrom) and n.module}
-                         | {a.name for n in ast.walk(fn) if isinstance(n, ast.Import) for a in n.names})
+        modules = sorted(
+            {n.module for n in ast.walk(fn) if isinstance(n, ast.ImportFrom) and n.module}
+            | {a.name for n in ast.walk(fn) if isinstance(n, ast.Import) for a in n.names}
+        )
         assert modules, f"{function} imports nothing?"
         check = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\nprint('ok')"
-        proc = fx.run_in_image(built_images[FUNCTION_TARGET[function]], ["python3", "-c", check, *modules], mounts=[])
+        proc = fx.run_in_image(
+            built_images[FUNCTION_TARGET[function]], ["python3", "-c", check, *modules], mounts=[]
+        )
         if proc.returncode != 0 or not proc.stdout.strip().endswith("ok"):
             # Python's exception line, not buildah's own trailer ("subprocess exited with status 1").
-            errors = [ln for ln in proc.stderr.splitlines() if ln and ln.split(":", 1)[0].endswith(("Error", "Exception"))
-                      and not ln.startswith("Error")]
+            errors = [
+                ln
+                for ln in proc.stderr.splitlines()
+                if ln and ln.split(":", 1)[0].endswith(("Error", "Exception")) and not ln.startswith("Error")
+            ]
             last = (errors or proc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
             failures.append(f"{function} in {built_images[FUNCTION_TARGET[function]]}: {last}")
     assert not failures, "component imports missing from their images:\n" + "\n".join(failures)
@@ -246,13 +288,30 @@ def test_every_component_body_imports_in_its_image(built_images, repo_root):
 
 def _demo_dataset(tmp_path: Path) -> Path:
     out = tmp_path / "demo" / "openmic-2018"
-    proc = subprocess.run([sys.executable, "-m", "disco", "demo-data", "--out", str(out), "--clips", str(DEMO_CLIPS),
-                           "--seed", str(params.DEFAULT_SEED)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "disco",
+            "demo-data",
+            "--out",
+            str(out),
+            "--clips",
+            str(DEMO_CLIPS),
+            "--seed",
+            str(params.DEFAULT_SEED),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, f"disco demo-data failed:\n{proc.stderr[-3000:]}"
     return out
 
 
-def _run_step(built_images, ex: fx.Executor, *, parameters, produced: dict[str, str], work: Path) -> dict[str, str]:
+def _run_step(
+    built_images, ex: fx.Executor, *, parameters, produced: dict[str, str], work: Path
+) -> dict[str, str]:
     image = built_images[FUNCTION_TARGET[ex.function]]
     step_dir = fx.make_writable(work / ex.function)
     inputs = {}
@@ -264,15 +323,18 @@ def _run_step(built_images, ex: fx.Executor, *, parameters, produced: dict[str, 
     t0 = time.monotonic()
     proc = fx.run_in_image(image, fx.container_argv(ex, payload), mounts=[work])
     log.warning("image test: %s in %s took %.0f s", ex.function, image, time.monotonic() - t0)
-    assert proc.returncode == 0, f"{ex.function} failed in {image}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, (
+        f"{ex.function} failed in {image}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    )
     outputs = {}
     for name, adef in (ex.outputs.get("artifacts") or {}).items():
         path = step_dir / name
         assert path.exists(), f"{ex.function} wrote no {name} artifact at {path}"
         if adef["artifactType"]["schemaTitle"] in ("system.Dataset", "system.Model"):
             assert path.is_dir() and any(path.iterdir()), f"{ex.function}: {name} is empty"
-            assert (path / "summary.json").is_file() and (path / "run_info.json").is_file(), \
+            assert (path / "summary.json").is_file() and (path / "run_info.json").is_file(), (
                 f"{ex.function}: {name} lacks summary.json / run_info.json"
+            )
         outputs[name] = str(path)
     assert json.loads((step_dir / "executor_output.json").read_text()) is not None
     return outputs
@@ -283,20 +345,32 @@ def _run_step(built_images, ex: fx.Executor, *, parameters, produced: dict[str, 
 @pytest.mark.timeout(3000)
 def test_pipeline_components_run_in_their_images(built_images, repo_root, tmp_path):
     executors = fx.load_executors(repo_root / params.PIPELINE_YAML)
-    assert set(executors) == set(FUNCTION_TARGET), "the compiled pipeline's components changed; update FUNCTION_TARGET"
+    assert set(executors) == set(FUNCTION_TARGET), (
+        "the compiled pipeline's components changed; update FUNCTION_TARGET"
+    )
     for ex in executors.values():
         # The compiled image is one of ours (any tag): the pipeline and the build agree on names.
         assert ex.image.rsplit(":", 1)[0].rsplit("/", 1)[-1] in {"disco-cpu", "disco-gpu"} | {
-            f"disco-{t}-cpu" for t in images.STEP_TARGETS}, ex.image
+            f"disco-{t}-cpu" for t in images.STEP_TARGETS
+        }, ex.image
     data = _demo_dataset(tmp_path)
     # Data and step outputs all under tmp_path, mounted at the same path in each container.
     mounts_root = fx.make_writable(tmp_path)
     parameters = dict(STEP_PARAMETERS, data_uri=str(data))
 
     produced: dict[str, str] = {}
-    for function in ("resample_audio", "augment_audio", "embed_audio", "train_classifier", "evaluate_classifier"):
-        produced.update(_run_step(built_images, executors[function], parameters=parameters, produced=produced,
-                                  work=mounts_root))
+    for function in (
+        "resample_audio",
+        "augment_audio",
+        "embed_audio",
+        "train_classifier",
+        "evaluate_classifier",
+    ):
+        produced.update(
+            _run_step(
+                built_images, executors[function], parameters=parameters, produced=produced, work=mounts_root
+            )
+        )
     metrics = json.loads((Path(produced["evaluation"]) / "metrics.json").read_text())
     assert 0.0 <= metrics["mAP"] <= 1.0 and set(metrics["per_class"])
     executor_output = json.loads((tmp_path / "evaluate_classifier" / "executor_output.json").read_text())
@@ -308,7 +382,9 @@ def test_pipeline_components_run_in_their_images(built_images, repo_root, tmp_pa
         release = tmp_path / "release"
         fx.make_writable(release)
         for function in ("import_release_features", "train_classifier", "evaluate_classifier"):
-            out = _run_step(built_images, executors[function], parameters=parameters, produced=produced, work=release)
+            out = _run_step(
+                built_images, executors[function], parameters=parameters, produced=produced, work=release
+            )
             if function == "import_release_features":
                 out["embeddings"] = next(iter(out.values()))
             produced.update(out)

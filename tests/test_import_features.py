@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pipeline_fixtures import E2E_SEED, add_release_npz, make_demo_dataset, step_output
 
 from disco import params, records
-from pipeline_fixtures import E2E_SEED, add_release_npz, make_demo_dataset, step_output
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,9 @@ def release_like(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_npz_becomes_embedding_records_with_splits_and_labels(release_like, tmp_path):
+    from disco.data.openmic import dequantize, open_dataset
     from disco.params import RELEASE_EMBEDDER
     from disco.train.features import write_release_records as write_release_features
-    from disco.data.openmic import dequantize, open_dataset
 
     summary = write_release_features(str(release_like), str(tmp_path), seed=E2E_SEED, validation_fraction=0.2)
     ds = open_dataset(str(release_like))
@@ -49,8 +49,8 @@ def test_npz_becomes_embedding_records_with_splits_and_labels(release_like, tmp_
 def test_keys_missing_from_the_npz_are_a_dataset_error(release_like, tmp_path):
     import shutil
 
-    from disco.train.features import write_release_records as write_release_features
     from disco.errors import DatasetError
+    from disco.train.features import write_release_records as write_release_features
 
     copy = tmp_path / "openmic-2018"
     shutil.copytree(release_like, copy)

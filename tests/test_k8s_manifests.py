@@ -22,14 +22,17 @@ KFP_REF = "ref=2.17.0"
 def _kubectl() -> str:
     path = shutil.which("kubectl")
     if path is None:
-        pytest.skip("kubectl not on PATH: `kubectl kustomize` renders the manifests (apt/apt-get or "
-                    "https://kubernetes.io/docs/tasks/tools/)")
+        pytest.skip(
+            "kubectl not on PATH: `kubectl kustomize` renders the manifests (apt/apt-get or "
+            "https://kubernetes.io/docs/tasks/tools/)"
+        )
     return path
 
 
 def _render(repo_root: Path, rel: str) -> list[dict]:
-    proc = subprocess.run([_kubectl(), "kustomize", str(repo_root / rel)], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [_kubectl(), "kustomize", str(repo_root / rel)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, f"kubectl kustomize {rel} failed:\n{proc.stderr}"
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     assert docs, f"{rel} rendered no objects"
@@ -90,7 +93,9 @@ def test_pods_non_root_with_requests_and_limits(rendered, rel):
             for kind in ("requests", "limits"):
                 for resource in ("cpu", "memory"):
                     assert resource in (res.get(kind) or {}), f"{name} has no {resource} {kind}"
-            assert ":" in c["image"] and not c["image"].endswith(":latest"), f"{name} image {c['image']} not pinned"
+            assert ":" in c["image"] and not c["image"].endswith(":latest"), (
+                f"{name} image {c['image']} not pinned"
+            )
 
 
 def test_gke_gpu_job_matches_the_pipelines_gpu_contract(rendered):
@@ -108,8 +113,13 @@ def test_gke_pool_script_creates_the_label_and_taint_the_pipeline_expects(repo_r
     from pipelines.factory import GpuConfig
 
     gpu = GpuConfig()
-    proc = subprocess.run(["bash", str(repo_root / "k8s/gke/create-gpu-pool.sh"), "my-cluster", "us-central1"],
-                          capture_output=True, text=True, env={"DRY_RUN": "1", "PATH": "/usr/bin:/bin"}, timeout=30)
+    proc = subprocess.run(
+        ["bash", str(repo_root / "k8s/gke/create-gpu-pool.sh"), "my-cluster", "us-central1"],
+        capture_output=True,
+        text=True,
+        env={"DRY_RUN": "1", "PATH": "/usr/bin:/bin"},
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     cmd = proc.stdout
     assert "--region=us-central1" in cmd
@@ -125,7 +135,9 @@ def test_kfp_bases_are_pinned_to_2_17(repo_root, rel):
     remote = [r for r in kust["resources"] if r.startswith("https://")]
     assert remote, f"{rel} has no remote KFP base"
     for r in remote:
-        assert r.startswith("https://github.com/kubeflow/pipelines//manifests/kustomize/") and r.endswith(KFP_REF), r
+        assert r.startswith("https://github.com/kubeflow/pipelines//manifests/kustomize/") and r.endswith(
+            KFP_REF
+        ), r
 
 
 def test_kind_up_installs_the_pinned_base(repo_root):
@@ -135,7 +147,10 @@ def test_kind_up_installs_the_pinned_base(repo_root):
 
 
 def test_kind_up_smoke_image_uses_the_default_registry(repo_root):
-    assert f'DISCO_IMAGE="${{DISCO_IMAGE:-{params.DEFAULT_REGISTRY}/disco-cpu:' in (repo_root / "k8s/kind-up.sh").read_text()
+    assert (
+        f'DISCO_IMAGE="${{DISCO_IMAGE:-{params.DEFAULT_REGISTRY}/disco-cpu:'
+        in (repo_root / "k8s/kind-up.sh").read_text()
+    )
 
 
 def test_kind_config_and_scripts(repo_root):

@@ -136,9 +136,7 @@ def test_embed_rejects_wrong_length(embedder: musicnn.MusicnnEmbedder) -> None:
         embedder.embed(np.zeros((1, 1000), np.float32))
 
 
-def test_any_length_and_overlap(
-    embedder: musicnn.MusicnnEmbedder, openmic_clip: np.ndarray
-) -> None:
+def test_any_length_and_overlap(embedder: musicnn.MusicnnEmbedder, openmic_clip: np.ndarray) -> None:
     # 1 s: the original fails (no whole patch); the port pads with silence to one patch.
     short = musicnn.build_musicnn_model(embedder.network, input_samples=params.SAMPLE_RATE)
     out = short(openmic_clip[np.newaxis, : params.SAMPLE_RATE]).numpy()
@@ -158,9 +156,7 @@ def test_other_layers(embedder: musicnn.MusicnnEmbedder, openmic_clip: np.ndarra
         model = musicnn.build_musicnn_model(embedder.network, layer=layer)
         out = model(openmic_clip[np.newaxis]).numpy()
         assert out.shape == (1, 3, dim)
-    taggram = musicnn.build_musicnn_model(embedder.network, layer="taggram")(
-        openmic_clip[np.newaxis]
-    ).numpy()
+    taggram = musicnn.build_musicnn_model(embedder.network, layer="taggram")(openmic_clip[np.newaxis]).numpy()
     assert ((taggram > 0) & (taggram < 1)).all()
 
 
@@ -191,9 +187,7 @@ def _golden_inputs(openmic_clip: np.ndarray, real_clips: Path) -> dict[str, np.n
         "openmic": openmic_clip,
         "tinysol_contrabass": _load_16k_mono(next(real_clips.glob("tinysol/**/Cb-ord-*.wav"))),
         "tinysol_flute": _load_16k_mono(next(real_clips.glob("tinysol/**/Fl-ord-*.wav"))),
-        "irmas_clarinet": _load_16k_mono(
-            next(real_clips.glob("irmas/IRMAS-TrainingData/**/*.wav"))
-        ),
+        "irmas_clarinet": _load_16k_mono(next(real_clips.glob("irmas/IRMAS-TrainingData/**/*.wav"))),
         "phenicx_joined": np.concatenate([_load_16k_mono(p) for p in phenicx[:10]]),
     }
     scaled = {}
@@ -256,9 +250,7 @@ def test_golden_against_original(
         log_mel = musicnn.log_mel_spectrogram(
             tf.constant(wave[np.newaxis]), musicnn.slaney_mel_matrix()
         ).numpy()[0]
-        np.testing.assert_allclose(
-            log_mel, golden[f"{index}/log_mel32"], rtol=0, atol=LOG_MEL_TOLERANCE
-        )
+        np.testing.assert_allclose(log_mel, golden[f"{index}/log_mel32"], rtol=0, atol=LOG_MEL_TOLERANCE)
         # 2. network: port on the original's exact input, every output within GOLDEN_TOLERANCE
         ported = embedder.network(batch, training=False)
         for layer in ("max_pool", "mean_pool", "penultimate", "taggram"):
@@ -276,9 +268,7 @@ def test_golden_against_original(
         assert error.max() <= END_TO_END_TOLERANCE, (name, float(error.max()))
 
 
-def test_bfloat16_close_to_float32(
-    embedder: musicnn.MusicnnEmbedder, openmic_clip: np.ndarray
-) -> None:
+def test_bfloat16_close_to_float32(embedder: musicnn.MusicnnEmbedder, openmic_clip: np.ndarray) -> None:
     half = musicnn.MusicnnEmbedder(precision="bfloat16")
     assert half.describe()["precision"] == "bfloat16"
     wide = embedder.embed(openmic_clip[np.newaxis])[0]

@@ -12,13 +12,12 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
+import openmic_fixtures as fx
 import pytest
 
 from disco import params
 from disco.data.openmic import dequantize, open_dataset
 from disco.errors import DatasetError
-
-import openmic_fixtures as fx
 
 REAL_KEY = "000046_3840"
 
@@ -44,7 +43,10 @@ def test_real_sample_labels_match_release_csv(openmic_sample: Path) -> None:
     assert labels.keys.tolist() == [REAL_KEY]
     assert labels.y_true.dtype == np.float32 and labels.y_mask.dtype == bool
     assert labels.y_true.shape == labels.y_mask.shape == (1, params.NUM_CLASSES)
-    rows = [line.split(",") for line in (openmic_sample / params.AGGREGATED_LABELS_FILE).read_text().splitlines()[1:]]
+    rows = [
+        line.split(",")
+        for line in (openmic_sample / params.AGGREGATED_LABELS_FILE).read_text().splitlines()[1:]
+    ]
     observed = {params.CLASS_INDEX[r[1]]: np.float32(r[2]) for r in rows}
     assert set(np.flatnonzero(labels.y_mask[0])) == set(observed)
     for cls, rel in observed.items():
@@ -61,7 +63,9 @@ def test_real_sample_audio_and_vggish(openmic_sample: Path) -> None:
     assert ds.audio_path(REAL_KEY).endswith("audio/000/000046_3840.ogg")
     blobs = list(ds.iter_audio([REAL_KEY, "000135_483840"]))
     assert blobs[0].error is None and len(blobs[0].data) == 136617
-    assert blobs[1].data is None and "not found" in blobs[1].error and "000135_483840.ogg" in blobs[1].location
+    assert (
+        blobs[1].data is None and "not found" in blobs[1].error and "000135_483840.ogg" in blobs[1].location
+    )
     with pytest.raises(DatasetError, match="000135_483840.ogg"):
         ds.read_audio("000135_483840")
     X = ds.vggish_json(REAL_KEY)
@@ -69,7 +73,9 @@ def test_real_sample_audio_and_vggish(openmic_sample: Path) -> None:
     feats = dequantize(X)
     assert feats.dtype == np.float32
     assert params.QUANTIZE_MIN_VAL <= feats.min() and feats.max() <= params.QUANTIZE_MAX_VAL
-    np.testing.assert_allclose(dequantize(np.array([0, 255], np.uint8)), [params.QUANTIZE_MIN_VAL, params.QUANTIZE_MAX_VAL])
+    np.testing.assert_allclose(
+        dequantize(np.array([0, 255], np.uint8)), [params.QUANTIZE_MIN_VAL, params.QUANTIZE_MAX_VAL]
+    )
 
 
 def test_real_sample_is_strictly_an_excerpt(openmic_sample: Path, caplog) -> None:
@@ -80,7 +86,10 @@ def test_real_sample_is_strictly_an_excerpt(openmic_sample: Path, caplog) -> Non
     with caplog.at_level(logging.WARNING):
         ds = open_dataset(openmic_sample, partial=True)
         assert ds.partitions() == {"train": [REAL_KEY], "test": []}
-    assert ds.unlabelled_partition_keys == {"train": ds.unlabelled_partition_keys["train"], "test": ds.unlabelled_partition_keys["test"]}
+    assert ds.unlabelled_partition_keys == {
+        "train": ds.unlabelled_partition_keys["train"],
+        "test": ds.unlabelled_partition_keys["test"],
+    }
     assert len(ds.unlabelled_partition_keys["train"]) == 9 and len(ds.unlabelled_partition_keys["test"]) == 10
     assert "no labels" in caplog.text
 
@@ -92,7 +101,9 @@ def test_official_split_lists(tmp_path: Path, openmic_sample: Path, official_lis
     for name in (params.PARTITION_TRAIN_FILE, params.PARTITION_TEST_FILE):
         shutil.copy(official_lists / name, root / params.PARTITIONS_DIR / name)
     shutil.copy(official_lists / "class-map.json", root / params.CLASS_MAP_FILE)
-    keys = [line.split(",")[0] for line in (official_lists / "checksums-audio.csv").read_text().splitlines()[1:]]
+    keys = [
+        line.split(",")[0] for line in (official_lists / "checksums-audio.csv").read_text().splitlines()[1:]
+    ]
     assert len(keys) == 20000
     (root / params.AGGREGATED_LABELS_FILE).write_text(
         "sample_key,instrument,relevance,num_responses\n" + "".join(f"{k},piano,1.0,1\n" for k in keys)
@@ -144,7 +155,9 @@ def test_tarball_matches_directory(dataset: Path, tmp_path: Path) -> None:
     for x, y in zip(a.labels(), b.labels()):
         np.testing.assert_array_equal(x, y)
     assert a.partitions() == b.partitions()
-    assert [(c.key, c.split, c.artist_id) for c in a.clips()] == [(c.key, c.split, c.artist_id) for c in b.clips()]
+    assert [(c.key, c.split, c.artist_id) for c in a.clips()] == [
+        (c.key, c.split, c.artist_id) for c in b.clips()
+    ]
     keys = a.partitions()["test"][:3] + ["999999_0"]
     blobs = list(b.iter_audio(keys))
     assert sorted(x.key for x in blobs) == sorted(keys)
@@ -176,12 +189,20 @@ def test_npz_features(dataset: Path) -> None:
     labels = ds.labels()
     n = len(labels.keys)
     X = np.random.default_rng(0).integers(0, 256, (n, 10, 128), dtype=np.uint8)
-    np.savez(dataset / params.NPZ_FILE, X=X, Y_true=labels.y_true, Y_mask=labels.y_mask, sample_key=labels.keys)
+    np.savez(
+        dataset / params.NPZ_FILE, X=X, Y_true=labels.y_true, Y_mask=labels.y_mask, sample_key=labels.keys
+    )
     feats = ds.load_npz()
     np.testing.assert_array_equal(feats.X, X)
     np.testing.assert_array_equal(feats.y_mask, labels.y_mask)
     assert feats.sample_key.tolist() == labels.keys.tolist()
-    np.savez(dataset / params.NPZ_FILE, X=X[:-1], Y_true=labels.y_true, Y_mask=labels.y_mask, sample_key=labels.keys)
+    np.savez(
+        dataset / params.NPZ_FILE,
+        X=X[:-1],
+        Y_true=labels.y_true,
+        Y_mask=labels.y_mask,
+        sample_key=labels.keys,
+    )
     with pytest.raises(DatasetError, match="inconsistent shapes"):
         ds.load_npz()
 
@@ -275,11 +296,18 @@ def test_info_json_counts_missing_and_extra_audio(dataset: Path) -> None:
     info = json.loads(out)
     assert rc == 0
     assert info["clips"] == 60 and info["splits"] == {"train": 48, "test": 12}
-    assert sum(info["splits_with_validation"].values()) == 60 and info["splits_with_validation"]["validation"] > 0
+    assert (
+        sum(info["splits_with_validation"].values()) == 60
+        and info["splits_with_validation"]["validation"] > 0
+    )
     assert info["missing_audio"] == [gone] and info["extra_audio"] == ["777777_0"]
     labels = ds.labels()
     assert info["classes"]["piano"]["labelled"] == int(labels.y_mask[:, params.CLASS_INDEX["piano"]].sum())
-    assert sum(c["labelled"] for c in info["classes"].values()) == info["labelled_pairs"] == int(labels.y_mask.sum())
+    assert (
+        sum(c["labelled"] for c in info["classes"].values())
+        == info["labelled_pairs"]
+        == int(labels.y_mask.sum())
+    )
     rc, out = _cli("info", str(dataset))
     assert rc == 0 and "piano" in out and "missing 1" in out
 
@@ -288,4 +316,6 @@ def test_info_malformed_exits_2(dataset: Path, capsys) -> None:
     line = _append(dataset, "100000_3840,kazoo,0.5,1")
     rc, _ = _cli("info", str(dataset))
     assert rc == 2
-    assert f"{params.AGGREGATED_LABELS_FILE}:{line}: unknown instrument class 'kazoo'" in capsys.readouterr().err
+    assert (
+        f"{params.AGGREGATED_LABELS_FILE}:{line}: unknown instrument class 'kazoo'" in capsys.readouterr().err
+    )

@@ -59,8 +59,13 @@ def test_resampled_record_round_trip(rng):
     y_true = rng.uniform(0, 1, params.NUM_CLASSES).astype(np.float32)
     y_mask = (rng.uniform(0, 1, params.NUM_CLASSES) > 0.5).astype(np.int64)
     rec = records.ResampledRecord(
-        key="000046_3840", split="train", pcm=pcm, original_duration=9.5,
-        y_true=y_true, y_mask=y_mask, augmentation_id=3,
+        key="000046_3840",
+        split="train",
+        pcm=pcm,
+        original_duration=9.5,
+        y_true=y_true,
+        y_mask=y_mask,
+        augmentation_id=3,
     )
     back = records.decode_resampled(records.encode_resampled(rec))
     assert back.key == rec.key and back.split == "train" and back.augmentation_id == 3
@@ -82,8 +87,9 @@ def test_bad_records_raise_schema_errors(rng):
     with pytest.raises(SchemaError, match="split"):
         records.encode_resampled(records.ResampledRecord("k", "bogus", np.zeros(10, np.int16), 1.0))
     with pytest.raises(SchemaError, match="shape"):
-        records.encode_embedding(records.EmbeddingRecord(
-            "k", "test", np.zeros((2, 3)), np.zeros(19), np.zeros(20), "musicnn", "x"))
+        records.encode_embedding(
+            records.EmbeddingRecord("k", "test", np.zeros((2, 3)), np.zeros(19), np.zeros(20), "musicnn", "x")
+        )
 
 
 def test_embedding_records_parse_in_the_graph(tmp_path, rng):
@@ -91,10 +97,20 @@ def test_embedding_records_parse_in_the_graph(tmp_path, rng):
     path = tmp_path / records.shard_name(params.EMBEDDING_PREFIX, 0, 1)
     with records.AtomicShardWriter(path) as writer:
         for i, emb in enumerate(embs):
-            writer.write(records.encode_embedding(records.EmbeddingRecord(
-                key=f"k{i}", split="train" if i < 3 else "test", embedding=emb,
-                y_true=np.full(20, i / 4, np.float32), y_mask=np.ones(20, np.int64),
-                embedder="musicnn", embedder_version="MTT_musicnn", augmentation_id=i % 2)))
+            writer.write(
+                records.encode_embedding(
+                    records.EmbeddingRecord(
+                        key=f"k{i}",
+                        split="train" if i < 3 else "test",
+                        embedding=emb,
+                        y_true=np.full(20, i / 4, np.float32),
+                        y_mask=np.ones(20, np.int64),
+                        embedder="musicnn",
+                        embedder_version="MTT_musicnn",
+                        augmentation_id=i % 2,
+                    )
+                )
+            )
     assert records.list_shards(tmp_path, params.EMBEDDING_PREFIX) == [str(path)]
     ds = records.embedding_dataset([str(path)], frames=5, dim=7, split="train", include_augmented=False)
     got = list(ds.as_numpy_iterator())
@@ -108,8 +124,11 @@ def test_embedding_records_parse_in_the_graph(tmp_path, rng):
 def test_schema_version_mismatch_is_refused(rng):
     import tensorflow as tf
 
-    raw = records.encode_embedding(records.EmbeddingRecord(
-        "k", "test", np.zeros((2, 3), np.float32), np.zeros(20), np.zeros(20), "musicnn", "x"))
+    raw = records.encode_embedding(
+        records.EmbeddingRecord(
+            "k", "test", np.zeros((2, 3), np.float32), np.zeros(20), np.zeros(20), "musicnn", "x"
+        )
+    )
     ex = tf.train.Example.FromString(raw)
     ex.features.feature[params.FEATURE_SCHEMA_VERSION].int64_list.value[0] = 99
     with pytest.raises(SchemaError, match="schema_version"):

@@ -95,7 +95,9 @@ def test_gpu_pipeline_requests_gpu_on_embed_and_train_only(gpu_docs):
     assert set(k8s) == GPU_STEPS
     for name in GPU_STEPS:
         assert k8s[name]["nodeSelector"]["labels"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
-        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in k8s[name]["tolerations"]
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in k8s[name][
+            "tolerations"
+        ]
 
 
 def test_pipeline_parameters_and_defaults(cpu_docs):
@@ -149,7 +151,9 @@ def test_release_features_branch_skips_audio_steps(cpu_docs):
     conditions = {name: t for name, t in _tasks(spec).items() if t.get("triggerPolicy", {}).get("condition")}
     assert len(conditions) == 2, "one If/Else pair on use_release_features"
     assert all("use_release_features" in t["triggerPolicy"]["condition"] for t in conditions.values())
-    branches = [set(spec["components"][t["componentRef"]["name"]]["dag"]["tasks"]) for t in conditions.values()]
+    branches = [
+        set(spec["components"][t["componentRef"]["name"]]["dag"]["tasks"]) for t in conditions.values()
+    ]
     release = next(b for b in branches if "import-release-features" in b)
     audio = next(b for b in branches if "resample-audio" in b)
     assert not {"resample-audio", "augment-audio", "embed-audio"} & release
@@ -194,7 +198,9 @@ def test_submit_parameters_are_typed_from_the_package(repo_root):
     package = str(repo_root / GOLDEN)
     types = parameter_types(package)
     values = parse_parameters(
-        ["epochs=3", "learning_rate=0.001", "use_release_features=true", "embedder=vggish"], types, package=package
+        ["epochs=3", "learning_rate=0.001", "use_release_features=true", "embedder=vggish"],
+        types,
+        package=package,
     )
     assert values == {"epochs": 3, "learning_rate": 0.001, "use_release_features": True, "embedder": "vggish"}
     with pytest.raises(ConfigError, match="no such parameter"):

@@ -8,8 +8,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-
 import vggish_fixtures as fx
+
 from disco.embedders import precision
 from disco.embedders.base import get_embedder
 from disco.errors import ConfigError
@@ -33,9 +33,7 @@ def test_cpu_flags(tmp_path: Path, text: str, flags: tuple[str, ...]) -> None:
     assert precision.cpu_bf16_flags(cpuinfo) == flags
     ok, why = precision.native_bfloat16(cpuinfo=cpuinfo, gpus=[])
     assert ok == bool(flags)
-    assert precision.default_precision(cpuinfo=cpuinfo, gpus=[]) == (
-        "bfloat16" if flags else "float32"
-    )
+    assert precision.default_precision(cpuinfo=cpuinfo, gpus=[]) == ("bfloat16" if flags else "float32")
 
 
 def test_gpus_decide_when_present(tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ def test_progress_tee_shows_progress_and_logs_everything():
     tee = _ProgressTee(log, term, stream_all=False)
     tee.write("03:42:36.676 - INFO - Executing task \x1b[96m'resample-audio'\x1b[0m\n")
     tee.write('    [KFP Executor 2026 INFO]: Executor input: {"inputs": {}}\n')
-    tee.write("    03:42:36 INFO    disco.beam.resample: 100/200 clips\n    03:42:36 DEBUG   disco.x: detail\n")
+    tee.write(
+        "    03:42:36 INFO    disco.beam.resample: 100/200 clips\n    03:42:36 DEBUG   disco.x: detail\n"
+    )
     tee.write("    disco.errors.DatasetError: labels.csv:3: unknown class 'kazoo'\n")
     tee.write("Task 'embed-audio' cache hit (key=abc); skipping execution.\n")
     shown = term.getvalue()
@@ -59,8 +61,10 @@ def test_metrics_table_lists_every_class_and_the_summary():
         {
             "mAP": 0.8123,
             "f1_macro": 0.7,
-            "per_class": {"piano": {"ap": 0.9, "f1": 0.8, "precision": 0.7, "recall": 0.95, "support": 12},
-                          "voice": {"ap": 0.5, "f1": None, "support": 3}},
+            "per_class": {
+                "piano": {"ap": 0.9, "f1": 0.8, "precision": 0.7, "recall": 0.95, "support": 12},
+                "voice": {"ap": 0.5, "f1": None, "support": 3},
+            },
             "random_forest": {"mAP": 0.6, "f1_macro": 0.5},
             "logistic_regression": {"mAP": 0.65, "f1_macro": 0.55},
         }
@@ -87,7 +91,11 @@ def test_component_markdown_tables():
     from components import _runtime
 
     md = _runtime.failures_markdown(
-        {"ok": 9, "failed": 1, "failures": [{"key": "000001_0", "path": "audio/000/000001_0.ogg", "reason": "a|b"}]}
+        {
+            "ok": 9,
+            "failed": 1,
+            "failures": [{"key": "000001_0", "path": "audio/000/000001_0.ogg", "reason": "a|b"}],
+        }
     )
     assert "9 clips resampled, 1 failed" in md and "000001_0" in md and "a\\|b" in md
     conf = _runtime.confusion_counts(

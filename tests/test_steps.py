@@ -28,8 +28,12 @@ def chain(tmp_path_factory):
     out = {"data": data, "demo": demo}
     out["resample"] = run_resample(str(data), str(root / "resampled"), seed=11, validation_fraction=0.2)
     out["augment"] = run_augment(str(root / "resampled"), str(root / "augmented"), copies=1, seed=11)
-    out["embed"] = run_embed([str(root / "resampled"), str(root / "augmented")], str(root / "embeddings"),
-                             embedder="musicnn", batch_size=16)
+    out["embed"] = run_embed(
+        [str(root / "resampled"), str(root / "augmented")],
+        str(root / "embeddings"),
+        embedder="musicnn",
+        batch_size=16,
+    )
     out["root"] = root
     return out
 
@@ -47,8 +51,10 @@ def test_resample_records_and_dead_letters(chain):
     assert all(r.original_duration == pytest.approx(10.0, abs=0.01) for r in recs)
     assert {r.split for r in recs} == set(params.SPLITS)
     # no temporary or partial shard is left under the output
-    assert all(f.endswith(params.TFRECORD_SUFFIX) or f.endswith((".json", ".jsonl"))
-               for f in os.listdir(chain["root"] / "resampled"))
+    assert all(
+        f.endswith(params.TFRECORD_SUFFIX) or f.endswith((".json", ".jsonl"))
+        for f in os.listdir(chain["root"] / "resampled")
+    )
 
 
 def test_augment_only_train(chain):
@@ -118,7 +124,15 @@ def test_export_matches_embedder_plus_classifier_and_predict(chain, tmp_path, ca
 def test_tune_mode_records_the_search(chain, tmp_path):
     from disco.train import run_train
 
-    s = run_train(str(chain["root"] / "embeddings"), str(tmp_path / "tuned"), model="baseline", epochs=2,
-                  patience=1, seed=3, tune=True, tune_trials=2)
+    s = run_train(
+        str(chain["root"] / "embeddings"),
+        str(tmp_path / "tuned"),
+        model="baseline",
+        epochs=2,
+        patience=1,
+        seed=3,
+        tune=True,
+        tune_trials=2,
+    )
     assert 1e-5 <= s["l2"] <= 1e-2 and 1e-4 <= s["learning_rate"] <= 3e-3
     assert (tmp_path / "tuned" / "tuning").is_dir()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from train_fixtures import chance_map, make_release_features
 
 from disco import params
-from train_fixtures import chance_map, make_release_features
 
 pytestmark = pytest.mark.slow
 
@@ -52,20 +52,26 @@ def test_same_seed_same_model_and_metrics(trained):
     test = _test_split(trained["data"])
     pa, pb = a.predict(test.x, verbose=0), again.predict(test.x, verbose=0)
     np.testing.assert_allclose(pa, pb, rtol=0, atol=1e-6)
-    assert mean_ap(test.y_true, pa, test.y_mask) == pytest.approx(mean_ap(test.y_true, pb, test.y_mask), abs=1e-6)
+    assert mean_ap(test.y_true, pa, test.y_mask) == pytest.approx(
+        mean_ap(test.y_true, pb, test.y_mask), abs=1e-6
+    )
     assert trained["a_summary"]["val_mAP"] == pytest.approx(trained["a_again_summary"]["val_mAP"], abs=1e-6)
     for wa, wb in zip(a.get_weights(), again.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-6)
     # The per-epoch record and the tuned thresholds repeat too.
     assert (trained["a"] / "history.csv").read_text() == (trained["a_again"] / "history.csv").read_text()
     assert json.loads((trained["a"] / "thresholds.json").read_text()) == json.loads(
-        (trained["a_again"] / "thresholds.json").read_text())
+        (trained["a_again"] / "thresholds.json").read_text()
+    )
 
 
 def test_another_seed_another_model(trained):
     a, b = _model(trained["a"]), _model(trained["b"])
-    gaps = [float(np.abs(wa - wb).max()) for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True)
-            if wa.dtype.kind == "f" and wa.size > params.NUM_CLASSES * 2]
+    gaps = [
+        float(np.abs(wa - wb).max())
+        for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True)
+        if wa.dtype.kind == "f" and wa.size > params.NUM_CLASSES * 2
+    ]
     assert gaps and min(gaps) > 1e-3, gaps
     test = _test_split(trained["data"])
     assert np.abs(a.predict(test.x, verbose=0) - b.predict(test.x, verbose=0)).max() > 1e-3
@@ -101,12 +107,20 @@ def test_early_stopping_breaks_map_ties_on_validation_loss(tmp_path):
 
     rng = np.random.default_rng(0)
     n = 12
-    val = SplitData(rng.standard_normal((n, 2, 3)).astype(np.float32),
-                    (rng.random((n, params.NUM_CLASSES)) > 0.5).astype(np.float32),
-                    np.ones((n, params.NUM_CLASSES), np.float32), np.array([str(i) for i in range(n)]),
-                    np.zeros(n, np.int64))
-    net = keras.Sequential([keras.Input((2, 3)), keras.layers.Flatten(),
-                            keras.layers.Dense(params.NUM_CLASSES, activation="sigmoid")])
+    val = SplitData(
+        rng.standard_normal((n, 2, 3)).astype(np.float32),
+        (rng.random((n, params.NUM_CLASSES)) > 0.5).astype(np.float32),
+        np.ones((n, params.NUM_CLASSES), np.float32),
+        np.array([str(i) for i in range(n)]),
+        np.zeros(n, np.int64),
+    )
+    net = keras.Sequential(
+        [
+            keras.Input((2, 3)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(params.NUM_CLASSES, activation="sigmoid"),
+        ]
+    )
     best, _ = _callbacks(val, 2, str(tmp_path))
     best.set_model(net)  # the weights never change, so every epoch has the same mAP
     for epoch, val_loss in enumerate([1.0, 0.5, 0.7, 0.6]):

@@ -28,7 +28,10 @@ def _cli(*argv: str) -> tuple[int, str]:
 
 @pytest.fixture
 def lists(official_lists: Path) -> dict[str, Path]:
-    return {"audio": official_lists / "checksums-audio.csv", "vggish": official_lists / "checksums-vggish.csv"}
+    return {
+        "audio": official_lists / "checksums-audio.csv",
+        "vggish": official_lists / "checksums-vggish.csv",
+    }
 
 
 def test_official_lists_parse(lists: dict[str, Path]) -> None:
@@ -47,7 +50,9 @@ def test_real_sample_matches_official_md5(openmic_sample: Path, lists: dict[str,
         assert r.passed
     # without --present-only the excerpt lacks the other 19,999 clips
     full = verify_dataset(ds, audio_md5=lists["audio"])
-    assert len(full["audio"].missing) == 19999 and KEY not in full["audio"].missing and not full["audio"].passed
+    assert (
+        len(full["audio"].missing) == 19999 and KEY not in full["audio"].missing and not full["audio"].passed
+    )
 
 
 def test_corrupt_and_missing_files(tmp_path: Path, openmic_sample: Path, lists: dict[str, Path]) -> None:
@@ -60,8 +65,12 @@ def test_corrupt_and_missing_files(tmp_path: Path, openmic_sample: Path, lists: 
     (root / "vggish" / "000" / f"{KEY}.json").unlink()
     # A small list naming the real clip and one that is not there.
     audio_list = tmp_path / "audio.csv"
-    audio_list.write_text(f",md5\n{KEY},c72d759c5347ecf30bf3783c7ae039cf\n000135_483840,cfdda045db86e2b52ac301a13ad91105\n")
-    reports = verify_dataset(open_dataset(root), audio_md5=audio_list, vggish_md5=lists["vggish"], present_only=False)
+    audio_list.write_text(
+        f",md5\n{KEY},c72d759c5347ecf30bf3783c7ae039cf\n000135_483840,cfdda045db86e2b52ac301a13ad91105\n"
+    )
+    reports = verify_dataset(
+        open_dataset(root), audio_md5=audio_list, vggish_md5=lists["vggish"], present_only=False
+    )
     audio = reports["audio"]
     assert [c["key"] for c in audio.corrupt] == [KEY] and audio.corrupt[0]["path"] == str(ogg)
     assert audio.corrupt[0]["actual"] != audio.corrupt[0]["expected"]
@@ -75,7 +84,9 @@ def test_corrupt_and_missing_files(tmp_path: Path, openmic_sample: Path, lists: 
     assert rc == 1 and f"corrupt audio: {ogg}" in out and "missing audio: 000135_483840" in out
 
 
-def test_default_lists_in_root_and_none(tmp_path: Path, openmic_sample: Path, lists: dict[str, Path], capsys) -> None:
+def test_default_lists_in_root_and_none(
+    tmp_path: Path, openmic_sample: Path, lists: dict[str, Path], capsys
+) -> None:
     root = tmp_path / "openmic-2018"
     shutil.copytree(openmic_sample, root)
     rc, _ = _cli("verify", str(root))

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-
 import vggish_fixtures as fx
+
 from disco import params
 from disco.embedders import frontend
 from disco.embedders.base import available_embedders, get_embedder
@@ -163,9 +163,7 @@ def test_batching_does_not_change_results(hub_embedder: VGGishEmbedder, waves: n
         hub_embedder.embed(waves[:, :16000])
 
 
-def test_keras_model_is_one_graph_from_waveform(
-    hub_embedder: VGGishEmbedder, waves: np.ndarray
-) -> None:
+def test_keras_model_is_one_graph_from_waveform(hub_embedder: VGGishEmbedder, waves: np.ndarray) -> None:
     model = hub_embedder.keras_model()
     assert tuple(model.input.shape) == (None, params.CLIP_SAMPLES)
     assert tuple(model.output.shape) == (None, 10, 128)
@@ -202,9 +200,7 @@ def test_postprocess_matches_numpy_and_release_format(
     assert np.mean(graph == expected) >= 0.99
     assert len(np.unique(expected)) > 20  # not all clipped to one end
     # The release's own features for this clip: same shape, dtype range and 0.96 s frame times.
-    release = json.loads(
-        (openmic_sample / params.VGGISH_DIR / "000" / "000046_3840.json").read_text()
-    )
+    release = json.loads((openmic_sample / params.VGGISH_DIR / "000" / "000046_3840.json").read_text())
     features = np.asarray(release["features"])
     assert features.shape == expected[0].shape == (params.RELEASE_VGGISH_FRAMES, 128)
     assert np.array_equal(features, features.astype(np.uint8))

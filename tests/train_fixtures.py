@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from openmic_fixtures import make_dataset
 
 from disco import params
-from openmic_fixtures import make_dataset
 
 
 def make_release_features(
@@ -30,7 +30,9 @@ def make_release_features(
     make_dataset(root, sample, n_train=n_train, n_test=n_test, seed=seed)
     labels = open_dataset(str(root)).labels()
     rng = np.random.default_rng(seed + 1)
-    x = rng.normal(0.0, noise, size=(len(labels.keys), params.RELEASE_VGGISH_FRAMES, params.VGGISH_EMBEDDING_SIZE))
+    x = rng.normal(
+        0.0, noise, size=(len(labels.keys), params.RELEASE_VGGISH_FRAMES, params.VGGISH_EMBEDDING_SIZE)
+    )
     positive = (labels.y_true >= params.POSITIVE_THRESHOLD) & labels.y_mask.astype(bool)
     band = params.VGGISH_EMBEDDING_SIZE // params.NUM_CLASSES
     for c in range(params.NUM_CLASSES):

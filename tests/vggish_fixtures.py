@@ -111,9 +111,7 @@ def write_hub_savedmodel(out_dir: Path, *, seed: int) -> dict[str, np.ndarray]:
 def write_v1_checkpoint(path: Path, weights: dict[str, np.ndarray]) -> Path:
     """A single-file TF1 (V1 format) checkpoint like the published ``vggish_model.ckpt``."""
     names = list(weights)
-    tf.raw_ops.Save(
-        filename=str(path), tensor_names=names, data=[tf.constant(weights[n]) for n in names]
-    )
+    tf.raw_ops.Save(filename=str(path), tensor_names=names, data=[tf.constant(weights[n]) for n in names])
     return path
 
 

@@ -24,8 +24,12 @@ from disco import params
 _LOCK = threading.Lock()
 _CHAINS: dict[bool, object] = {}
 
-CHAIN_DESCRIPTION = ["PitchShift ±2 st", "TimeStretch 0.85-1.15 (length kept)", "Gain ±6 dB",
-                     "Gaussian noise 15-40 dB SNR"]
+CHAIN_DESCRIPTION = [
+    "PitchShift ±2 st",
+    "TimeStretch 0.85-1.15 (length kept)",
+    "Gain ±6 dB",
+    "Gaussian noise 15-40 dB SNR",
+]
 MASKS_DESCRIPTION = ["TimeMask 2-10 % of the clip", "BandStopFilter 200-4000 Hz centre"]
 # Mixup weights stay away from 0 and 1: labels of a mixture are the union of both clips'
 # instruments, which is only true when both are audible in it.
@@ -87,7 +91,9 @@ def mix_waveforms(a: np.ndarray, b: np.ndarray, *, weight: float) -> np.ndarray:
     return _to_pcm_range(mixed)
 
 
-def mix_labels(y_a: np.ndarray, mask_a: np.ndarray, y_b: np.ndarray, mask_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def mix_labels(
+    y_a: np.ndarray, mask_a: np.ndarray, y_b: np.ndarray, mask_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Labels of a mixture of two clips under partial annotation.
 
     An instrument observed present in either clip is present in the mixture; one observed absent
@@ -100,6 +106,9 @@ def mix_labels(y_a: np.ndarray, mask_a: np.ndarray, y_b: np.ndarray, mask_b: np.
     pos_b = m_b & (y_b >= params.POSITIVE_THRESHOLD)
     neg_both = m_a & m_b & ~pos_a & ~pos_b
     present = pos_a | pos_b
-    y = np.where(present, np.maximum(np.where(pos_a, y_a, 0.0), np.where(pos_b, y_b, 0.0)),
-                 np.where(neg_both, np.maximum(y_a, y_b), 0.0)).astype(np.float32)
+    y = np.where(
+        present,
+        np.maximum(np.where(pos_a, y_a, 0.0), np.where(pos_b, y_b, 0.0)),
+        np.where(neg_both, np.maximum(y_a, y_b), 0.0),
+    ).astype(np.float32)
     return y, (present | neg_both).astype(np.int64)

@@ -109,7 +109,7 @@ def _read_bytes(data: bytes) -> tuple[np.ndarray, int]:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.lseek(fd, 0, os.SEEK_SET)
         return sf.read(fd, dtype="float32", always_2d=True, closefd=False)
     finally:

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from disco import fileio, params
 from disco.beam.options import pipeline_options
@@ -58,26 +58,39 @@ def _mix_group(group, mixup: int, first_id: int, seed: int):
         for m in range(1, mixup + 1):
             other = recs[(i + 1 + (m - 1) % (n - 1)) % n]
             copy = first_id + m - 1
-            wave = mix_waveforms(rec.waveform(), other.waveform(),
-                                 weight=mixup_weight(seed=seed, key=rec.key, copy=copy))
+            wave = mix_waveforms(
+                rec.waveform(), other.waveform(), weight=mixup_weight(seed=seed, key=rec.key, copy=copy)
+            )
             y_true, y_mask = mix_labels(rec.y_true, rec.y_mask, other.y_true, other.y_mask)
-            yield encode_resampled(replace(rec, pcm=float_to_pcm(wave), y_true=y_true, y_mask=y_mask,
-                                           augmentation_id=copy))
+            yield encode_resampled(
+                replace(rec, pcm=float_to_pcm(wave), y_true=y_true, y_mask=y_mask, augmentation_id=copy)
+            )
 
 
 def _train_count(resampled_dir: str, files: Sequence[str]) -> int:
     from disco.records import count_records
 
     try:
-        return int(json.loads(fileio.read_text(fileio.join(resampled_dir, params.SUMMARY_FILE)))
-                   ["splits"][params.SPLIT_TRAIN])
+        return int(
+            json.loads(fileio.read_text(fileio.join(resampled_dir, params.SUMMARY_FILE)))["splits"][
+                params.SPLIT_TRAIN
+            ]
+        )
     except (OSError, KeyError, ValueError, TypeError):
         return sum(count_records(f) for f in files)
 
 
-def run_augment(resampled_dir: str, out_dir: str, *, copies: int, seed: int = params.DEFAULT_SEED,
-                mixup: int = 0, masks: bool = False, num_shards: int | None = None,
-                beam_args: Sequence[str] = ()) -> dict:
+def run_augment(
+    resampled_dir: str,
+    out_dir: str,
+    *,
+    copies: int,
+    seed: int = params.DEFAULT_SEED,
+    mixup: int = 0,
+    masks: bool = False,
+    num_shards: int | None = None,
+    beam_args: Sequence[str] = (),
+) -> dict:
     """``copies`` audiomentations copies (ids 1..copies) and ``mixup`` mixtures with other train clips
     (ids copies+1..copies+mixup) of every train clip."""
     import apache_beam as beam
@@ -86,19 +99,22 @@ def run_augment(resampled_dir: str, out_dir: str, *, copies: int, seed: int = pa
     from disco.records import count_records, list_shards, record_key
 
     if copies < 0 or mixup < 0 or copies + mixup < 1:
-        raise ConfigError(f"need --copies >= 0 and --mixup >= 0, at least one of them > 0 (got {copies}, {mixup})")
+        raise ConfigError(
+            f"need --copies >= 0 and --mixup >= 0, at least one of them > 0 (got {copies}, {mixup})"
+        )
     start = time.perf_counter()
     fileio.makedirs(out_dir)
     remove_stale_temp(out_dir)
-    files = [f for f in list_shards(resampled_dir, params.RESAMPLED_PREFIX)
-             if os.path.basename(f).startswith(f"{params.RESAMPLED_PREFIX}-{params.SPLIT_TRAIN}-")]
+    files = [
+        f
+        for f in list_shards(resampled_dir, params.RESAMPLED_PREFIX)
+        if os.path.basename(f).startswith(f"{params.RESAMPLED_PREFIX}-{params.SPLIT_TRAIN}-")
+    ]
     if not files:
         raise ConfigError(f"{resampled_dir}: no train-split resampled shards")
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
     train = (
-        pipeline
-        | "Shards" >> beam.Create(files, reshuffle=False)
-        | "Read" >> beam.io.ReadAllFromTFRecord()
+        pipeline | "Shards" >> beam.Create(files, reshuffle=False) | "Read" >> beam.io.ReadAllFromTFRecord()
     )
     outputs = []
     if copies:
@@ -109,28 +125,52 @@ def run_augment(resampled_dir: str, out_dir: str, *, copies: int, seed: int = pa
         groups = max(1, _train_count(resampled_dir, files) // MIXUP_GROUP)
         outputs.append(
             train
-            | "MixupGroup" >> beam.Map(lambda raw: (mixup_group(record_key(raw), seed=seed, groups=groups), raw))
+            | "MixupGroup"
+            >> beam.Map(lambda raw: (mixup_group(record_key(raw), seed=seed, groups=groups), raw))
             | "GroupClips" >> beam.GroupByKey()
             | "Mixup" >> beam.FlatMap(_mix_group, mixup, copies + 1, seed)
         )
     merged = outputs[0] if len(outputs) == 1 else tuple(outputs) | "Merge" >> beam.Flatten()
     merged | "Write" >> beam.io.WriteToTFRecord(
         os.path.join(out_dir, f"{params.RESAMPLED_PREFIX}-{params.SPLIT_TRAIN}"),
-        file_name_suffix=params.TFRECORD_SUFFIX, num_shards=num_shards or len(files),
-        shard_name_template="-SSSSS-of-NNNNN")
+        file_name_suffix=params.TFRECORD_SUFFIX,
+        num_shards=num_shards or len(files),
+        shard_name_template="-SSSSS-of-NNNNN",
+    )
     pipeline.run().wait_until_finish()
 
     records = sum(count_records(f) for f in list_shards(out_dir, params.RESAMPLED_PREFIX))
     seconds = time.perf_counter() - start
     chain = CHAIN_DESCRIPTION + (MASKS_DESCRIPTION if masks else [])
-    summary = {"step": "augment", "records": records, "copies": copies, "mixup": mixup, "masks": masks,
-               "seed": seed, "chain": chain if copies else [],
-               "mixup_weights": list(MIXUP_WEIGHT_RANGE) if mixup else None,
-               "seconds": round(seconds, 2)}
+    summary = {
+        "step": "augment",
+        "records": records,
+        "copies": copies,
+        "mixup": mixup,
+        "masks": masks,
+        "seed": seed,
+        "chain": chain if copies else [],
+        "mixup_weights": list(MIXUP_WEIGHT_RANGE) if mixup else None,
+        "seconds": round(seconds, 2),
+    }
     fileio.write_text(fileio.join(out_dir, params.SUMMARY_FILE), json.dumps(summary, indent=2))
-    write_run_info(out_dir, step="augment", seed=seed, parameters={
-        "resampled_dir": str(resampled_dir), "copies": copies, "mixup": mixup, "masks": masks,
-        "beam_args": list(beam_args)})
-    log.info("augment: %d copies + %d mixtures of train clips → %d records in %.1f s", copies, mixup, records,
-             seconds)
+    write_run_info(
+        out_dir,
+        step="augment",
+        seed=seed,
+        parameters={
+            "resampled_dir": str(resampled_dir),
+            "copies": copies,
+            "mixup": mixup,
+            "masks": masks,
+            "beam_args": list(beam_args),
+        },
+    )
+    log.info(
+        "augment: %d copies + %d mixtures of train clips → %d records in %.1f s",
+        copies,
+        mixup,
+        records,
+        seconds,
+    )
     return summary

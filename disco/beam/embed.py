@@ -13,14 +13,15 @@ import json
 import logging
 import os
 import time
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from disco import fileio, params
 from disco.beam.options import pipeline_options
-from disco.beam.sinks import read_dead_letters, remove_stale_temp
 from disco.beam.progress import Progress
+from disco.beam.sinks import read_dead_letters, remove_stale_temp
 from disco.errors import ConfigError, DiscoError, SchemaError
 from disco.runinfo import write_run_info
 
@@ -30,8 +31,14 @@ DEFAULT_BATCH_SIZE = 64
 FAILED_TAG = "failed"  # the Decode step's dead-letter output
 
 
-def embedder_options(embedder: str, *, vggish_handle: str | None = None, vggish_checkpoint: str | None = None,
-                     pca_params: str | None = None, precision: str | None = None) -> dict[str, Any]:
+def embedder_options(
+    embedder: str,
+    *,
+    vggish_handle: str | None = None,
+    vggish_checkpoint: str | None = None,
+    pca_params: str | None = None,
+    precision: str | None = None,
+) -> dict[str, Any]:
     """The keyword options for get_embedder(): each embedder takes only its own."""
     opts: dict[str, Any] = {"precision": precision}
     if embedder == "vggish":
@@ -68,7 +75,9 @@ def _model_handler(embedder: str, options: dict[str, Any], batch_size: int, tota
         def load_model(self):
             return _load_embedder(embedder, options)
 
-        def run_inference(self, batch: Sequence[tuple], model, inference_args=None) -> Iterable[PredictionResult]:
+        def run_inference(
+            self, batch: Sequence[tuple], model, inference_args=None
+        ) -> Iterable[PredictionResult]:
             waves = np.stack([item[0] for item in batch]).astype(np.float32) / params.PCM_SCALE
             embeddings = model.embed(waves, batch_size=len(batch))
             if getattr(self, "_progress", None) is None:  # made on the worker, after unpickling
@@ -112,14 +121,23 @@ def _to_input(raw: bytes):
         raise SchemaError(f"record {rec.key!r}: unknown split {rec.split!r}")
     # RunInference stacks a batch into one array: a clip of another length would fail the whole batch.
     if rec.pcm.shape != (params.CLIP_SAMPLES,):
-        raise SchemaError(f"record {rec.key!r}: pcm has {rec.pcm.shape[0]} samples, expected {params.CLIP_SAMPLES}")
+        raise SchemaError(
+            f"record {rec.key!r}: pcm has {rec.pcm.shape[0]} samples, expected {params.CLIP_SAMPLES}"
+        )
     if rec.sample_rate != params.SAMPLE_RATE:
         raise SchemaError(f"record {rec.key!r}: sample_rate {rec.sample_rate}, expected {params.SAMPLE_RATE}")
     if rec.y_true.shape != (params.NUM_CLASSES,) or rec.y_mask.shape != (params.NUM_CLASSES,):
-        raise SchemaError(f"record {rec.key!r}: y_true/y_mask have shapes {rec.y_true.shape} and "
-                          f"{rec.y_mask.shape}, expected ({params.NUM_CLASSES},)")
-    meta = (rec.key, rec.split, rec.y_true.astype(np.float32).tolist(), rec.y_mask.astype(int).tolist(),
-            int(rec.augmentation_id))
+        raise SchemaError(
+            f"record {rec.key!r}: y_true/y_mask have shapes {rec.y_true.shape} and "
+            f"{rec.y_mask.shape}, expected ({params.NUM_CLASSES},)"
+        )
+    meta = (
+        rec.key,
+        rec.split,
+        rec.y_true.astype(np.float32).tolist(),
+        rec.y_mask.astype(int).tolist(),
+        int(rec.augmentation_id),
+    )
     return rec.pcm, meta
 
 
@@ -139,8 +157,9 @@ def _decode_fn():
                 yield _to_input(raw)
             except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM bytes
                 self.failed.inc()
-                yield beam.pvalue.TaggedOutput(FAILED_TAG, {
-                    "shard": str(shard), "key": _readable_key(raw), "reason": str(exc)})
+                yield beam.pvalue.TaggedOutput(
+                    FAILED_TAG, {"shard": str(shard), "key": _readable_key(raw), "reason": str(exc)}
+                )
 
     return DecodeOrDeadLetter
 
@@ -149,11 +168,18 @@ def _to_record(result, name: str, version: str):
     from disco.records import EmbeddingRecord, encode_embedding
 
     key, split, y_true, y_mask, aug = result.example
-    return split, encode_embedding(EmbeddingRecord(
-        key=key, split=split, embedding=np.asarray(result.inference, np.float32),
-        y_true=np.asarray(y_true, np.float32), y_mask=np.asarray(y_mask, np.int64),
-        embedder=name, embedder_version=version, augmentation_id=aug,
-    ))
+    return split, encode_embedding(
+        EmbeddingRecord(
+            key=key,
+            split=split,
+            embedding=np.asarray(result.inference, np.float32),
+            y_true=np.asarray(y_true, np.float32),
+            y_mask=np.asarray(y_mask, np.int64),
+            embedder=name,
+            embedder_version=version,
+            augmentation_id=aug,
+        )
+    )
 
 
 def _input_files(audio_dirs: Sequence[str]) -> list[str]:
@@ -163,7 +189,9 @@ def _input_files(audio_dirs: Sequence[str]) -> list[str]:
     for d in audio_dirs:
         found = list_shards(d, params.RESAMPLED_PREFIX)
         if not found:
-            raise ConfigError(f"{d}: no resampled shards ({params.RESAMPLED_PREFIX}-*{params.TFRECORD_SUFFIX})")
+            raise ConfigError(
+                f"{d}: no resampled shards ({params.RESAMPLED_PREFIX}-*{params.TFRECORD_SUFFIX})"
+            )
         files.extend(found)
     return files
 
@@ -208,13 +236,23 @@ def run_embed(
     # Resolved once, here, and sent to the workers: what summary.json records is then what every
     # worker computed in, even where workers run on other hardware than the launcher (pass
     # --precision bfloat16 for GPU workers launched from a CPU without native bfloat16).
-    options = embedder_options(embedder, vggish_handle=vggish_handle, vggish_checkpoint=vggish_checkpoint,
-                               pca_params=pca_params, precision=resolve_precision(precision))
+    options = embedder_options(
+        embedder,
+        vggish_handle=vggish_handle,
+        vggish_checkpoint=vggish_checkpoint,
+        pca_params=pca_params,
+        precision=resolve_precision(precision),
+    )
     # Built here for its description and to fail fast on unreachable weights; a local worker
     # reuses it, remote workers load their own through the model handler.
     described = _load_embedder(embedder, options).describe()
-    log.info("embedding %d records from %d shards with %s (%s)", sum(in_counts.values()), len(files),
-             embedder, described["precision"])
+    log.info(
+        "embedding %d records from %d shards with %s (%s)",
+        sum(in_counts.values()),
+        len(files),
+        embedder,
+        described["precision"],
+    )
 
     failures_path = fileio.join(out_dir, params.FAILURES_FILE)
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
@@ -239,7 +277,8 @@ def run_embed(
             records
             | f"Only{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
             | f"Bytes{split}" >> beam.Values()
-            | f"Write{split}" >> beam.io.WriteToTFRecord(
+            | f"Write{split}"
+            >> beam.io.WriteToTFRecord(
                 os.path.join(out_dir, f"{params.EMBEDDING_PREFIX}-{split}"),
                 file_name_suffix=params.TFRECORD_SUFFIX,
                 num_shards=num_shards or max(1, min(64, -(-n // 5000))),
@@ -271,13 +310,30 @@ def run_embed(
         "clips_per_s": round(total / seconds, 2) if seconds else None,
     }
     if total + len(failures) != sum(in_counts.values()):
-        raise DiscoError(f"embed lost records: {sum(in_counts.values())} in, {total} written + "
-                         f"{len(failures)} failed")
+        raise DiscoError(
+            f"embed lost records: {sum(in_counts.values())} in, {total} written + {len(failures)} failed"
+        )
     fileio.write_text(fileio.join(out_dir, params.SUMMARY_FILE), json.dumps(summary, indent=2))
-    write_run_info(out_dir, step="embed", parameters={
-        "audio_dirs": list(map(str, audio_dirs)), "embedder": embedder, "vggish_handle": vggish_handle,
-        "vggish_checkpoint": vggish_checkpoint, "pca_params": pca_params, "precision": described["precision"],
-        "batch_size": batch_size, "beam_args": list(beam_args)}, extra={"embedder": described})
-    log.info("embed: %d records (%s) in %.1f s (%.1f clips/s)", total,
-             ", ".join(f"{k} {v}" for k, v in out_counts.items()), seconds, summary["clips_per_s"] or 0)
+    write_run_info(
+        out_dir,
+        step="embed",
+        parameters={
+            "audio_dirs": list(map(str, audio_dirs)),
+            "embedder": embedder,
+            "vggish_handle": vggish_handle,
+            "vggish_checkpoint": vggish_checkpoint,
+            "pca_params": pca_params,
+            "precision": described["precision"],
+            "batch_size": batch_size,
+            "beam_args": list(beam_args),
+        },
+        extra={"embedder": described},
+    )
+    log.info(
+        "embed: %d records (%s) in %.1f s (%.1f clips/s)",
+        total,
+        ", ".join(f"{k} {v}" for k, v in out_counts.items()),
+        seconds,
+        summary["clips_per_s"] or 0,
+    )
     return summary

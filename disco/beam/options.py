@@ -14,7 +14,7 @@ inside one process, and nothing pays for pickling 320 kB of PCM per clip between
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 _LOCAL_NAMES = (None, LOCAL_RUNNER, "DirectRunner", "direct", "FnApiRunner")
@@ -53,4 +53,3 @@ def option_value(beam_args: Sequence[str], name: str) -> str | None:
 
 def is_local(beam_args: Sequence[str]) -> bool:
     return option_value(beam_args, "runner") in _LOCAL_NAMES
-

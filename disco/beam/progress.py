@@ -18,8 +18,9 @@ PROGRESS_EVERY_S = 10.0
 
 
 class Progress:
-    def __init__(self, step: str, *, total: int | None = None, unit: str = "clips",
-                 every_s: float = PROGRESS_EVERY_S):
+    def __init__(
+        self, step: str, *, total: int | None = None, unit: str = "clips", every_s: float = PROGRESS_EVERY_S
+    ):
         self.step, self.total, self.unit, self.every_s = step, total, unit, every_s
         self.done = 0
         self._start = self._last = time.monotonic()

@@ -13,15 +13,15 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 import numpy as np
 
 from disco import fileio, params
 from disco.beam.options import pipeline_options
-from disco.beam.sinks import read_dead_letters, remove_stale_temp
 from disco.beam.progress import Progress
+from disco.beam.sinks import read_dead_letters, remove_stale_temp
 from disco.errors import DiscoError
 from disco.runinfo import write_run_info
 
@@ -37,7 +37,9 @@ def default_num_shards(n_records: int) -> int:
     return max(1, min(64, -(-n_records // 1000)))
 
 
-def _resample_one(ds, key: str, split: str, y_true, y_mask, data: bytes | None = None, error: str | None = None):
+def _resample_one(
+    ds, key: str, split: str, y_true, y_mask, data: bytes | None = None, error: str | None = None
+):
     from disco.audio.decode import load_clip
     from disco.records import ResampledRecord, encode_resampled, float_to_pcm
 
@@ -52,8 +54,13 @@ def _resample_one(ds, key: str, split: str, y_true, y_mask, data: bytes | None =
         reason = getattr(exc, "reason", None) or str(exc)
         return None, {"key": key, "split": split, "path": location, "reason": reason}
     record = ResampledRecord(
-        key=key, split=split, pcm=float_to_pcm(clip), original_duration=duration, augmentation_id=0,
-        y_true=np.asarray(y_true, np.float32), y_mask=np.asarray(y_mask, bool),
+        key=key,
+        split=split,
+        pcm=float_to_pcm(clip),
+        original_duration=duration,
+        augmentation_id=0,
+        y_true=np.asarray(y_true, np.float32),
+        y_mask=np.asarray(y_mask, bool),
     )
     return encode_resampled(record), None
 
@@ -132,8 +139,13 @@ def run_resample(
         batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     per_split = {s: sum(c.split == s for c in clips) for s in params.SPLITS}
     shards = {s: num_shards or default_num_shards(n) for s, n in per_split.items()}
-    log.info("resampling %d clips from %s (%s) with %d threads", len(items), ds.uri,
-             ", ".join(f"{s} {n}" for s, n in per_split.items()), threads)
+    log.info(
+        "resampling %d clips from %s (%s) with %d threads",
+        len(items),
+        ds.uri,
+        ", ".join(f"{s} {n}" for s, n in per_split.items()),
+        threads,
+    )
 
     options = pipeline_options(beam_args)
     failures_path = fileio.join(out_dir, params.FAILURES_FILE)
@@ -141,7 +153,10 @@ def run_resample(
     results = (
         pipeline
         | "Batches" >> beam.Create(batches, reshuffle=False)
-        | "DecodeResample" >> beam.ParDo(_decode_batch_fn()(str(data_uri), threads, len(items))).with_outputs(FAILED_TAG, main="ok")
+        | "DecodeResample"
+        >> beam.ParDo(_decode_batch_fn()(str(data_uri), threads, len(items))).with_outputs(
+            FAILED_TAG, main="ok"
+        )
     )
     for split in params.SPLITS:
         if per_split[split] == 0:
@@ -150,7 +165,8 @@ def run_resample(
             results.ok
             | f"Only{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
             | f"Bytes{split}" >> beam.Values()
-            | f"Write{split}" >> beam.io.WriteToTFRecord(
+            | f"Write{split}"
+            >> beam.io.WriteToTFRecord(
                 os.path.join(out_dir, f"{params.RESAMPLED_PREFIX}-{split}"),
                 file_name_suffix=params.TFRECORD_SUFFIX,
                 num_shards=shards[split],
@@ -201,11 +217,23 @@ def run_resample(
         )
     fileio.write_text(fileio.join(out_dir, params.SUMMARY_FILE), json.dumps(summary, indent=2))
     write_run_info(
-        out_dir, step="resample", seed=seed,
-        parameters={"data_uri": str(data_uri), "validation_fraction": validation_fraction,
-                    "num_shards": num_shards, "batch_size": batch_size, "threads": threads,
-                    "beam_args": list(beam_args)},
+        out_dir,
+        step="resample",
+        seed=seed,
+        parameters={
+            "data_uri": str(data_uri),
+            "validation_fraction": validation_fraction,
+            "num_shards": num_shards,
+            "batch_size": batch_size,
+            "threads": threads,
+            "beam_args": list(beam_args),
+        },
     )
-    log.info("resample: %d ok, %d failed in %.1f s (%.1f clips/s)", summary["ok"], summary["failed"],
-             seconds, summary["clips_per_s"] or 0)
+    log.info(
+        "resample: %d ok, %d failed in %.1f s (%.1f clips/s)",
+        summary["ok"],
+        summary["failed"],
+        seconds,
+        summary["clips_per_s"] or 0,
+    )
     return summary

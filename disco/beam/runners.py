@@ -10,8 +10,8 @@ the tests check: the options Beam will actually see, not the strings we hoped to
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from disco import params
 from disco.errors import ConfigError
@@ -19,8 +19,13 @@ from disco.errors import ConfigError
 # Dataflow's GPU service option, exactly as Dataflow documents it ("type:...;count:N;install-nvidia-driver").
 DEFAULT_DATAFLOW_MACHINE = "n1-standard-4"
 # T4s attach only to N1 machines on Dataflow (and GKE); L4 needs G2.
-_GPU_MACHINE_FAMILIES = {"nvidia-tesla-t4": "n1-", "nvidia-tesla-v100": "n1-", "nvidia-tesla-p100": "n1-",
-                         "nvidia-l4": "g2-", "nvidia-tesla-a100": "a2-"}
+_GPU_MACHINE_FAMILIES = {
+    "nvidia-tesla-t4": "n1-",
+    "nvidia-tesla-v100": "n1-",
+    "nvidia-tesla-p100": "n1-",
+    "nvidia-l4": "g2-",
+    "nvidia-tesla-a100": "a2-",
+}
 _REGION = re.compile(r"^[a-z]+-[a-z]+\d+$")
 
 
@@ -60,11 +65,17 @@ def _image(value: str) -> str:
     _require(value, "sdk_container_image")
     tag = value.rsplit("/", 1)[-1]
     if ":" not in tag and "@" not in value:
-        raise ConfigError(f"sdk_container_image {value!r} has no tag: use the <version>-<git sha> tag disco.images builds")
+        raise ConfigError(
+            f"sdk_container_image {value!r} has no tag: use the <version>-<git sha> tag disco.images builds"
+        )
     if tag.endswith(":latest"):
-        raise ConfigError(f"sdk_container_image {value!r}: 'latest' is not reproducible; use the <version>-<git sha> tag")
+        raise ConfigError(
+            f"sdk_container_image {value!r}: 'latest' is not reproducible; use the <version>-<git sha> tag"
+        )
     if value.startswith("localhost/"):
-        raise ConfigError(f"sdk_container_image {value!r} is a local image; Dataflow workers pull from a registry")
+        raise ConfigError(
+            f"sdk_container_image {value!r} is a local image; Dataflow workers pull from a registry"
+        )
     return value
 
 
@@ -139,13 +150,22 @@ def dataflow_args(
 
 
 def _portable_common(
-    *, environment: str, sdk_container_image: str | None, worker_pool_endpoint: str | None, parallelism: int | None
+    *,
+    environment: str,
+    sdk_container_image: str | None,
+    worker_pool_endpoint: str | None,
+    parallelism: int | None,
 ) -> list[str]:
     if environment == "DOCKER":
-        env = ["--environment_type=DOCKER", f"--environment_config={_image(_require(sdk_container_image, 'sdk_container_image'))}"]
+        env = [
+            "--environment_type=DOCKER",
+            f"--environment_config={_image(_require(sdk_container_image, 'sdk_container_image'))}",
+        ]
     elif environment == "EXTERNAL":
-        env = ["--environment_type=EXTERNAL",
-               f"--environment_config={_require(worker_pool_endpoint, 'worker_pool_endpoint')}"]
+        env = [
+            "--environment_type=EXTERNAL",
+            f"--environment_config={_require(worker_pool_endpoint, 'worker_pool_endpoint')}",
+        ]
     elif environment == "LOOPBACK":
         env = ["--environment_type=LOOPBACK"]
     else:
@@ -177,8 +197,10 @@ def flink_args(
     if flink_version:
         args.append(f"--flink_version={flink_version}")
     return args + _portable_common(
-        environment=environment, sdk_container_image=sdk_container_image,
-        worker_pool_endpoint=worker_pool_endpoint, parallelism=parallelism,
+        environment=environment,
+        sdk_container_image=sdk_container_image,
+        worker_pool_endpoint=worker_pool_endpoint,
+        parallelism=parallelism,
     )
 
 
@@ -195,8 +217,10 @@ def spark_args(
         raise ConfigError(f"spark_master_url {spark_master_url!r}: expected spark://host:port (or local[N])")
     args = ["--runner=SparkRunner", f"--spark_master_url={spark_master_url}"]
     return args + _portable_common(
-        environment=environment, sdk_container_image=sdk_container_image,
-        worker_pool_endpoint=worker_pool_endpoint, parallelism=parallelism,
+        environment=environment,
+        sdk_container_image=sdk_container_image,
+        worker_pool_endpoint=worker_pool_endpoint,
+        parallelism=parallelism,
     )
 
 
@@ -214,8 +238,10 @@ def portable_args(
     if artifact_endpoint:
         args.append(f"--artifact_endpoint={artifact_endpoint}")
     return args + _portable_common(
-        environment=environment, sdk_container_image=sdk_container_image,
-        worker_pool_endpoint=worker_pool_endpoint, parallelism=None,
+        environment=environment,
+        sdk_container_image=sdk_container_image,
+        worker_pool_endpoint=worker_pool_endpoint,
+        parallelism=None,
     )
 
 

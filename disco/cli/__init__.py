@@ -38,6 +38,7 @@ def command_modules() -> list[str]:
     ordered = [name for name in COMMAND_ORDER if name in found]
     return ordered + sorted(found - set(ordered))
 
+
 log = logging.getLogger("disco")
 
 

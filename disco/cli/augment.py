@@ -13,7 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--copies", type=int, default=1, help="audiomentations copies per train clip")
     p.add_argument("--mixup", type=int, default=0, help="mixtures with other train clips per train clip")
-    p.add_argument("--masks", action="store_true", help="add SpecAugment-style time and frequency masks to the copies")
+    p.add_argument(
+        "--masks", action="store_true", help="add SpecAugment-style time and frequency masks to the copies"
+    )
     p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
     p.set_defaults(func=handle, accepts_extra=True)
 
@@ -21,8 +23,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from disco.beam.augment import run_augment
 
-    s = run_augment(args.resampled, args.out, copies=args.copies, mixup=args.mixup, masks=args.masks,
-                    seed=args.seed, beam_args=args.extra)
-    print(f"augmented: {s['records']} records ({s['copies']} copies + {s['mixup']} mixtures per train clip) "
-          f"→ {args.out}")
+    s = run_augment(
+        args.resampled,
+        args.out,
+        copies=args.copies,
+        mixup=args.mixup,
+        masks=args.masks,
+        seed=args.seed,
+        beam_args=args.extra,
+    )
+    print(
+        f"augmented: {s['records']} records ({s['copies']} copies + {s['mixup']} mixtures per train clip) "
+        f"→ {args.out}"
+    )
     return 0

@@ -20,11 +20,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--output", "-o", default=None, help="YAML path (default pipelines/<pipeline name>.yaml)")
     p.add_argument(
-        "--image", default=None, help=f"image for every step (default {params.DEFAULT_REGISTRY}/disco-cpu:<version>)"
+        "--image",
+        default=None,
+        help=f"image for every step (default {params.DEFAULT_REGISTRY}/disco-cpu:<version>)",
     )
     p.add_argument("--registry", default=params.DEFAULT_REGISTRY, help="registry of the default image names")
-    p.add_argument("--tag", default=None, help="tag of the default image names (make build-images: <version>-<git sha>)")
-    p.add_argument("--gpu-image", default=None, help="image for the GPU steps when --gpu (default the -gpu variant)")
+    p.add_argument(
+        "--tag", default=None, help="tag of the default image names (make build-images: <version>-<git sha>)"
+    )
+    p.add_argument(
+        "--gpu-image", default=None, help="image for the GPU steps when --gpu (default the -gpu variant)"
+    )
     p.add_argument("--gpu", action="store_true", help="request a GPU for embed and train")
     p.add_argument(
         "--gpu-accelerator",

@@ -35,8 +35,10 @@ def handle(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
-        print(f"{summary['clips']} clips ({splits}; {summary['artists']} artists) in "
-              f"{summary['seconds']} s → {args.out}")
+        print(
+            f"{summary['clips']} clips ({splits}; {summary['artists']} artists) in "
+            f"{summary['seconds']} s → {args.out}"
+        )
         for c in summary["corrupt"]:
             print(f"  corrupt on purpose: {c['key']} ({c['kind']})")
     return 0

@@ -20,12 +20,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("audio", nargs="+", help="resample / augment output directories")
     p.add_argument("--out", required=True)
     p.add_argument("--embedder", choices=available_embedders(), default="musicnn")
-    p.add_argument("--vggish-handle", default=params.VGGISH_DEFAULT_HANDLE,
-                   help="TF Hub handle, local dir or gs:// path of the VGGish SavedModel")
+    p.add_argument(
+        "--vggish-handle",
+        default=params.VGGISH_DEFAULT_HANDLE,
+        help="TF Hub handle, local dir or gs:// path of the VGGish SavedModel",
+    )
     p.add_argument("--vggish-checkpoint", default=None, help="official vggish_model.ckpt instead of a handle")
     p.add_argument("--pca-params", default=None, help="vggish_pca_params.npz: emit PCA'd, quantised features")
-    p.add_argument("--precision", choices=("float32", "bfloat16"), default=None,
-                   help="default: bfloat16 where the hardware computes it natively, else float32")
+    p.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default=None,
+        help="default: bfloat16 where the hardware computes it natively, else float32",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=handle, accepts_extra=True)
@@ -34,14 +41,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from disco.beam.embed import run_embed
 
-    s = run_embed(args.audio, args.out, embedder=args.embedder, vggish_handle=args.vggish_handle,
-                  vggish_checkpoint=args.vggish_checkpoint, pca_params=args.pca_params,
-                  precision=args.precision, batch_size=args.batch_size, beam_args=args.extra)
+    s = run_embed(
+        args.audio,
+        args.out,
+        embedder=args.embedder,
+        vggish_handle=args.vggish_handle,
+        vggish_checkpoint=args.vggish_checkpoint,
+        pca_params=args.pca_params,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        beam_args=args.extra,
+    )
     if args.json:
         print(json.dumps(s, indent=2))
     else:
-        print(f"embedded {s['records']} clips with {s['embedder']} ({s['frames']}x{s['dim']}, "
-              f"{s['precision']}) at {s['clips_per_s']} clips/s → {args.out}")
+        print(
+            f"embedded {s['records']} clips with {s['embedder']} ({s['frames']}x{s['dim']}, "
+            f"{s['precision']}) at {s['clips_per_s']} clips/s → {args.out}"
+        )
         for f in s.get("failures", []):
             print(f"  not embedded: {f.get('key') or '<unreadable record>'} in {f['shard']}: {f['reason']}")
     return 0

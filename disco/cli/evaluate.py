@@ -28,8 +28,14 @@ def handle(args: argparse.Namespace) -> int:
     from disco import params
     from disco.evaluate import metrics_table, run_evaluate
 
-    run_evaluate(args.model_dir, args.features, args.out, rf_baseline=not args.no_rf, seed=args.seed,
-                 validation_fraction=args.validation_fraction)
+    run_evaluate(
+        args.model_dir,
+        args.features,
+        args.out,
+        rf_baseline=not args.no_rf,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+    )
     with open(os.path.join(args.out, params.METRICS_FILE)) as fh:
         print(metrics_table(json.load(fh)))
     print(f"\nreport: {os.path.join(args.out, params.REPORT_FILE)}")

@@ -16,11 +16,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("data", help="openmic-2018/ directory, release .tgz, or gs://bucket/prefix")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
-        "--partial", action="store_true",
+        "--partial",
+        action="store_true",
         help="accept an excerpt: partition keys without labels are counted, not an error",
     )
     p.add_argument(
-        "--validation-fraction", type=float, default=None,
+        "--validation-fraction",
+        type=float,
+        default=None,
         help="also show the artist-grouped validation split carved from train (default: params)",
     )
     p.add_argument("--seed", type=int, default=None, help="seed of the validation split")
@@ -39,7 +42,9 @@ def summarise(
     labels = ds.labels()
     parts = ds.partitions()
     clips = ds.clips(
-        validation_fraction=params.DEFAULT_VALIDATION_FRACTION if validation_fraction is None else validation_fraction,
+        validation_fraction=params.DEFAULT_VALIDATION_FRACTION
+        if validation_fraction is None
+        else validation_fraction,
         seed=params.DEFAULT_SEED if seed is None else seed,
     )
     split_counts = {name: 0 for name in params.SPLITS}
@@ -81,8 +86,12 @@ def handle(args: argparse.Namespace) -> int:
     print(f"with validation  {', '.join(f'{k} {v}' for k, v in info['splits_with_validation'].items())}")
     if info["unlabelled_partition_keys"]:
         print(f"partial      partition keys without labels left out: {info['unlabelled_partition_keys']}")
-    print(f"audio files  {info['audio_files']}  missing {len(info['missing_audio'])}  extra {len(info['extra_audio'])}")
-    print(f"metadata     {'yes' if info['has_metadata'] else 'no'}    openmic-2018.npz {'yes' if info['has_npz'] else 'no'}")
+    print(
+        f"audio files  {info['audio_files']}  missing {len(info['missing_audio'])}  extra {len(info['extra_audio'])}"
+    )
+    print(
+        f"metadata     {'yes' if info['has_metadata'] else 'no'}    openmic-2018.npz {'yes' if info['has_npz'] else 'no'}"
+    )
     print()
     print(f"{'class':<18} {'labelled':>9} {'positives':>9}")
     for name, c in info["classes"].items():

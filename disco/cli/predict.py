@@ -7,7 +7,9 @@ import json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("predict", help="instruments in audio files, with probabilities (exported model)")
+    p = subparsers.add_parser(
+        "predict", help="instruments in audio files, with probabilities (exported model)"
+    )
     p.add_argument("model_dir", help="export output directory")
     p.add_argument("files", nargs="+")
     p.add_argument("--all", action="store_true", help="list every class, not only those above threshold")
@@ -33,8 +35,11 @@ def handle(args: argparse.Namespace) -> int:
             rc = 1
             continue
         probs = np.asarray(serve(clip[None].astype(np.float32)))[0]
-        found = [{"instrument": c, "probability": round(float(p), 4), "threshold": round(float(t), 4)}
-                 for c, p, t in zip(params.CLASSES, probs, thresholds) if args.all or p >= t]
+        found = [
+            {"instrument": c, "probability": round(float(p), 4), "threshold": round(float(t), 4)}
+            for c, p, t in zip(params.CLASSES, probs, thresholds)
+            if args.all or p >= t
+        ]
         found.sort(key=lambda r: -r["probability"])
         results.append({"file": path, "duration_s": round(duration, 2), "instruments": found})
     if args.json:

@@ -30,13 +30,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from disco.beam.resample import run_resample
 
-    s = run_resample(args.data, args.out, seed=args.seed, validation_fraction=args.validation_fraction,
-                     num_shards=args.num_shards, threads=args.threads, beam_args=args.extra)
+    s = run_resample(
+        args.data,
+        args.out,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        num_shards=args.num_shards,
+        threads=args.threads,
+        beam_args=args.extra,
+    )
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
-    print(f"resampled {s['ok']} clips ({', '.join(f'{k} {v}' for k, v in s['splits'].items())}), "
-          f"{s['failed']} failed, {s['clips_per_s']} clips/s → {args.out}")
+    print(
+        f"resampled {s['ok']} clips ({', '.join(f'{k} {v}' for k, v in s['splits'].items())}), "
+        f"{s['failed']} failed, {s['clips_per_s']} clips/s → {args.out}"
+    )
     for f in s["failures"]:
         print(f"  failed: {f['key']}  {f['path']}: {f['reason']}")
     return 0

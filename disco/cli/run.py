@@ -18,13 +18,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "showing progress step by step; prints the test metrics and where the report is. Finished "
         "steps are cached (shared by runs under the same parent directory).",
     )
-    p.add_argument("--data", default="data/demo/openmic-2018", help="dataset: directory, release .tgz or gs://")
+    p.add_argument(
+        "--data", default="data/demo/openmic-2018", help="dataset: directory, release .tgz or gs://"
+    )
     p.add_argument("--output-dir", default=None, help="run directory, local or gs:// (default runs/<run-id>)")
     p.add_argument("--embedder", default="musicnn", choices=("musicnn", "vggish"), help="embedding model")
-    p.add_argument("--vggish-handle", default=params.VGGISH_DEFAULT_HANDLE, help="VGGish TF Hub handle or path")
+    p.add_argument(
+        "--vggish-handle", default=params.VGGISH_DEFAULT_HANDLE, help="VGGish TF Hub handle or path"
+    )
     p.add_argument("--copies", type=int, default=1, help="augmented copies per training clip (0: none)")
-    p.add_argument("--mixup", type=int, default=0, help="mixtures with other training clips per training clip")
-    p.add_argument("--masks", action="store_true", help="add SpecAugment-style time and frequency masks to the copies")
+    p.add_argument(
+        "--mixup", type=int, default=0, help="mixtures with other training clips per training clip"
+    )
+    p.add_argument(
+        "--masks", action="store_true", help="add SpecAugment-style time and frequency masks to the copies"
+    )
     p.add_argument("--model", default="baseline", choices=("baseline", "attention"), help="classifier")
     p.add_argument("--epochs", type=int, default=params.DEFAULT_EPOCHS)
     p.add_argument("--batch-size", type=int, default=params.DEFAULT_BATCH_SIZE)

@@ -60,7 +60,9 @@ def parse_parameters(pairs: list[str], types: dict[str, str], *, package: str) -
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--package", default=params.PIPELINE_YAML, help="compiled pipeline YAML")
-    p.add_argument("--data", default=None, help="dataset URI as the cluster sees it (gs://... ; sets data_uri)")
+    p.add_argument(
+        "--data", default=None, help="dataset URI as the cluster sees it (gs://... ; sets data_uri)"
+    )
     p.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter (repeatable)"
     )
@@ -78,7 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--endpoint", required=True, help="KFP API host, e.g. http://localhost:8080")
     p.add_argument("--experiment", default="disco", help="experiment name")
     p.add_argument("--namespace", default=None, help="Kubernetes namespace (multi-user KFP)")
-    p.add_argument("--wait", action="store_true", help="wait for the run to finish and exit non-zero on failure")
+    p.add_argument(
+        "--wait", action="store_true", help="wait for the run to finish and exit non-zero on failure"
+    )
     p.add_argument("--timeout", type=int, default=3600, help="seconds to wait with --wait")
     _common(p)
     p.set_defaults(func=handle_submit)
@@ -128,7 +132,9 @@ def handle_submit(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         enable_caching=not args.no_cache,
     )
-    print(f"run {result.run_id} created in experiment {args.experiment!r}: {args.endpoint}/#/runs/details/{result.run_id}")
+    print(
+        f"run {result.run_id} created in experiment {args.experiment!r}: {args.endpoint}/#/runs/details/{result.run_id}"
+    )
     if args.wait:
         run = client.wait_for_run_completion(result.run_id, timeout=args.timeout)
         state = str(getattr(run, "state", "")).upper()

@@ -33,8 +33,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from disco.train import run_train
 
-    s = run_train(args.features, args.out, model=args.model, batch_size=args.batch_size, epochs=args.epochs,
-                  learning_rate=args.learning_rate, dropout=args.dropout, l2=args.l2, patience=args.patience,
-                  seed=args.seed, validation_fraction=args.validation_fraction, tune=args.tune)
-    print(f"{s['model']}: best epoch {s['best_epoch']}/{s['epochs_run']}, validation mAP {s['val_mAP']:.4f} → {args.out}")
+    s = run_train(
+        args.features,
+        args.out,
+        model=args.model,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        dropout=args.dropout,
+        l2=args.l2,
+        patience=args.patience,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        tune=args.tune,
+    )
+    print(
+        f"{s['model']}: best epoch {s['best_epoch']}/{s['epochs_run']}, validation mAP {s['val_mAP']:.4f} → {args.out}"
+    )
     return 0

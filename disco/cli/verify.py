@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--audio-md5", help="CSV of sample_key,md5 for audio/*.ogg")
     p.add_argument("--vggish-md5", help="CSV of sample_key,md5 for vggish/*.json")
     p.add_argument(
-        "--present-only", action="store_true",
+        "--present-only",
+        action="store_true",
         help="check only the files present (verifying an excerpt); absent files are not 'missing'",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -35,14 +36,23 @@ def handle(args: argparse.Namespace) -> int:
     )
     passed = all(r.passed for r in reports.values())
     if args.json:
-        print(json.dumps({"dataset": ds.uri, "passed": passed, **{k: r.as_dict() for k, r in reports.items()}}, indent=2))
+        print(
+            json.dumps(
+                {"dataset": ds.uri, "passed": passed, **{k: r.as_dict() for k, r in reports.items()}},
+                indent=2,
+            )
+        )
         return 0 if passed else 1
     print(f"{'kind':<8} {'listed':>7} {'checked':>7} {'ok':>7} {'missing':>7} {'corrupt':>7} {'unlisted':>8}")
     for kind, r in reports.items():
-        print(f"{kind:<8} {r.listed:>7} {r.checked:>7} {r.ok:>7} {len(r.missing):>7} {len(r.corrupt):>7} {len(r.unlisted):>8}")
+        print(
+            f"{kind:<8} {r.listed:>7} {r.checked:>7} {r.ok:>7} {len(r.missing):>7} {len(r.corrupt):>7} {len(r.unlisted):>8}"
+        )
     for kind, r in reports.items():
         for c in r.corrupt[:20]:
-            print(f"corrupt {kind}: {c['path']} ({c.get('reason') or 'md5 ' + c['actual'] + ' != ' + c['expected']})")
+            print(
+                f"corrupt {kind}: {c['path']} ({c.get('reason') or 'md5 ' + c['actual'] + ' != ' + c['expected']})"
+            )
         for key in r.missing[:20]:
             print(f"missing {kind}: {key}")
         if len(r.missing) > 20:

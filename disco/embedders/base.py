@@ -116,9 +116,7 @@ def get_embedder(name: str, **options: Any) -> Embedder:
     ``get_embedder("vggish", handle=..., checkpoint=..., pca_params=..., precision=None)``."""
     target = EMBEDDER_REGISTRY.get(name)
     if target is None:
-        raise ConfigError(
-            f"unknown embedder {name!r}; available: {', '.join(available_embedders())}"
-        )
+        raise ConfigError(f"unknown embedder {name!r}; available: {', '.join(available_embedders())}")
     module_name, _, attr = target.partition(":")
     factory = getattr(importlib.import_module(module_name), attr)
     embedder = factory(**options)

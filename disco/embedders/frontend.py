@@ -151,9 +151,7 @@ class VGGishFrontend(keras.layers.Layer):
             fft_length=VGGISH_FFT_LENGTH,
         )
         features = log_mel(magnitude, self._mel, log_offset=params.VGGISH_LOG_OFFSET)
-        return frame_examples(
-            features, window=params.VGGISH_NUM_FRAMES, hop=VGGISH_EXAMPLE_HOP_FRAMES
-        )
+        return frame_examples(features, window=params.VGGISH_NUM_FRAMES, hop=VGGISH_EXAMPLE_HOP_FRAMES)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         samples = input_shape[-1]

@@ -352,9 +352,7 @@ def read_checkpoint(prefix: str) -> dict[str, np.ndarray]:
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
-def assign_checkpoint_weights(
-    network: keras.Model, weights: dict[str, np.ndarray], *, source: str
-) -> None:
+def assign_checkpoint_weights(network: keras.Model, weights: dict[str, np.ndarray], *, source: str) -> None:
     """Set every conv / dense / batch-norm layer from the TF1 variables; all must be present with
     the expected shape (conv2d kernels spanning all features are reshaped to Conv1D kernels)."""
     missing, wrong, assignments = [], [], []
@@ -380,8 +378,7 @@ def assign_checkpoint_weights(
         layer = network.get_layer(layer_name)
         shape = tuple(layer.gamma.shape)
         values = [
-            fetch(f"{scope}/{part}", shape)
-            for part in ("gamma", "beta", "moving_mean", "moving_variance")
+            fetch(f"{scope}/{part}", shape) for part in ("gamma", "beta", "moving_mean", "moving_variance")
         ]
         assignments.append((layer, values))
     if missing or wrong:
@@ -456,9 +453,7 @@ class MusicnnEmbedder(Embedder):
         self.version = f"{params.MUSICNN_MODEL}@musicnn-{_musicnn_version()}/{layer}" + (
             "" if hop == PATCH_FRAMES else f"/hop{hop}"
         )
-        self._model = build_musicnn_model(
-            self.network, layer=layer, input_samples=input_samples, hop=hop
-        )
+        self._model = build_musicnn_model(self.network, layer=layer, input_samples=input_samples, hop=hop)
         log.info("musicnn weights loaded from %s (precision %s)", self.source, self.precision)
 
     def keras_model(self) -> keras.Model:

@@ -31,7 +31,8 @@ import keras
 import numpy as np
 
 from disco import params
-from disco.embedders import frontend, precision as precision_mod
+from disco.embedders import frontend
+from disco.embedders import precision as precision_mod
 from disco.embedders.base import Embedder
 from disco.errors import ConfigError, EmbedderUnavailableError
 
@@ -105,8 +106,7 @@ def build_vggish_model(
     examples = frontend.vggish_num_examples(input_samples)
     if examples < 1:
         raise ConfigError(
-            f"vggish needs at least 15600 samples (0.975 s) per clip, "
-            f"got input_samples={input_samples}"
+            f"vggish needs at least 15600 samples (0.975 s) per clip, got input_samples={input_samples}"
         )
     with precision_mod.keras_precision(precision):
         waveform = keras.Input((input_samples,), dtype="float32", name="waveform")
@@ -179,9 +179,7 @@ def read_checkpoint(path: str) -> dict[str, np.ndarray]:
     return {_slim_name(n): reader.get_tensor(n) for n in names}
 
 
-_SLIM_VARIABLES = frozenset(
-    f"{slim}/{suffix}" for slim in SLIM_TO_KERAS for suffix in ("weights", "biases")
-)
+_SLIM_VARIABLES = frozenset(f"{slim}/{suffix}" for slim in SLIM_TO_KERAS for suffix in ("weights", "biases"))
 
 
 @contextlib.contextmanager
@@ -214,9 +212,7 @@ def read_hub(handle: str) -> dict[str, np.ndarray]:
             f"{handle}: tensorflow_hub cannot be imported ({exc}); {OFFLINE_HINT}"
         ) from exc
     if not _is_remote(handle) and not tf.io.gfile.isdir(handle):
-        raise EmbedderUnavailableError(
-            f"{handle}: no SavedModel directory at this path; {OFFLINE_HINT}"
-        )
+        raise EmbedderUnavailableError(f"{handle}: no SavedModel directory at this path; {OFFLINE_HINT}")
     timeout = float(os.environ.get(HUB_TIMEOUT_ENV, DEFAULT_HUB_TIMEOUT_S))
     try:
         with _socket_timeout(timeout):
@@ -301,9 +297,7 @@ class VGGishEmbedder(Embedder):
         else:
             self.source = str(handle)
             weights = read_hub(str(handle))
-        self.version = (
-            self.source + ("+pca" if postprocess else "") + ("+fc2relu" if fc2_relu else "")
-        )
+        self.version = self.source + ("+pca" if postprocess else "") + ("+fc2relu" if fc2_relu else "")
         pca = load_pca_params(pca_params) if postprocess and pca_params else None
         self._model = build_vggish_model(
             precision=self.precision, input_samples=input_samples, fc2_relu=fc2_relu, pca=pca

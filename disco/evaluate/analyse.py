@@ -23,10 +23,36 @@ AP_PLOT = "ap_per_class.png"
 # The train step's hyperparameters, in the order the table shows them.
 HYPERPARAMETERS = ("learning_rate", "dropout", "l2", "batch_size", "epochs", "patience")
 AP_PREFIX = "AP_"
-COLUMN_ORDER = ("run", "model", "embedder", *HYPERPARAMETERS, "seed", "tuned", "mAP", "f1_macro", "f1_macro_tuned",
-                "rf_mAP", "rf_f1_macro", "lr_mAP", "test_examples", "epochs_run", "best_epoch", "val_mAP")
+COLUMN_ORDER = (
+    "run",
+    "model",
+    "embedder",
+    *HYPERPARAMETERS,
+    "seed",
+    "tuned",
+    "mAP",
+    "f1_macro",
+    "f1_macro_tuned",
+    "rf_mAP",
+    "rf_f1_macro",
+    "lr_mAP",
+    "test_examples",
+    "epochs_run",
+    "best_epoch",
+    "val_mAP",
+)
 # Shown in results.md and on stdout; results.csv has every column.
-SUMMARY_COLUMNS = ("run", "model", "embedder", *HYPERPARAMETERS[:3], "seed", "mAP", "f1_macro", "rf_mAP", "lr_mAP")
+SUMMARY_COLUMNS = (
+    "run",
+    "model",
+    "embedder",
+    *HYPERPARAMETERS[:3],
+    "seed",
+    "mAP",
+    "f1_macro",
+    "rf_mAP",
+    "lr_mAP",
+)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -111,8 +137,11 @@ def describe_run(run_dir: Path, root: Path) -> dict | None:
         log.warning("%s: not an evaluate output (no mAP); ignored", run_dir / params.METRICS_FILE)
         return None
     name = run_dir.relative_to(root).as_posix()
-    row: dict[str, Any] = {"run": root.name if name == "." else name, "model": metrics.get("model"),
-                           "embedder": metrics.get("embedder")}
+    row: dict[str, Any] = {
+        "run": root.name if name == "." else name,
+        "model": metrics.get("model"),
+        "embedder": metrics.get("embedder"),
+    }
 
     # Parameters, most specific last: what `disco run` was asked for, then what train recorded.
     found: dict[str, Any] = {}
@@ -145,11 +174,15 @@ def describe_run(run_dir: Path, root: Path) -> dict | None:
         row["tuned"] = bool(found["tune"])
 
     rf = metrics.get("random_forest") or {}
-    row.update(mAP=_num(metrics.get("mAP")), f1_macro=_num(metrics.get("f1_macro")),
-               f1_macro_tuned=_num(metrics.get("f1_macro_tuned")), rf_mAP=_num(rf.get("mAP")),
-               rf_f1_macro=_num(rf.get("f1_macro")),
-               lr_mAP=_num((metrics.get("logistic_regression") or {}).get("mAP")),
-               test_examples=metrics.get("examples"))
+    row.update(
+        mAP=_num(metrics.get("mAP")),
+        f1_macro=_num(metrics.get("f1_macro")),
+        f1_macro_tuned=_num(metrics.get("f1_macro_tuned")),
+        rf_mAP=_num(rf.get("mAP")),
+        rf_f1_macro=_num(rf.get("f1_macro")),
+        lr_mAP=_num((metrics.get("logistic_regression") or {}).get("mAP")),
+        test_examples=metrics.get("examples"),
+    )
     per_class = metrics.get("per_class") or {}
     for cls in params.CLASSES:
         row[f"{AP_PREFIX}{cls}"] = _num((per_class.get(cls) or {}).get("ap"))
@@ -225,8 +258,15 @@ def plot_class_ap(df, path: Path) -> None:
         for j in range(len(cols)):
             if not values.mask[i, j]:
                 v = values[i, j]
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if v > 0.6 else "white")
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if v > 0.6 else "white",
+                )
     ax.set_xticks(range(len(cols)), params.CLASSES, rotation=60, ha="right")
     ax.set_yticks(range(n), df["run"])
     ax.set_title("test AP per class (grey: no observed positive or negative)")
@@ -245,7 +285,9 @@ def analyse_runs(runs_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
         raise ConfigError(f"{runs_dir}: not a directory")
     rows = [r for r in (describe_run(d, root) for d in find_runs(root)) if r is not None]
     if not rows:
-        raise ConfigError(f"{runs_dir}: no runs found (no evaluate output, i.e. no {params.METRICS_FILE}, under it)")
+        raise ConfigError(
+            f"{runs_dir}: no runs found (no evaluate output, i.e. no {params.METRICS_FILE}, under it)"
+        )
     df = pd.DataFrame(rows)
     leading = [c for c in COLUMN_ORDER if c in df.columns]
     ap_cols = [f"{AP_PREFIX}{c}" for c in params.CLASSES]

@@ -41,12 +41,22 @@ def _per_class_scores(train, test, make_classifier, *, standardise: bool) -> np.
 def random_forest_scores(train, test, *, seed: int = params.DEFAULT_SEED) -> np.ndarray:
     from sklearn.ensemble import RandomForestClassifier
 
-    return _per_class_scores(train, test, lambda c: RandomForestClassifier(
-        n_estimators=RF_TREES, max_depth=RF_DEPTH, random_state=seed + c, n_jobs=-1), standardise=False)
+    return _per_class_scores(
+        train,
+        test,
+        lambda c: RandomForestClassifier(
+            n_estimators=RF_TREES, max_depth=RF_DEPTH, random_state=seed + c, n_jobs=-1
+        ),
+        standardise=False,
+    )
 
 
 def logistic_regression_scores(train, test, *, seed: int = params.DEFAULT_SEED) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
 
-    return _per_class_scores(train, test, lambda c: LogisticRegression(
-        C=LR_C, max_iter=LR_MAX_ITER, random_state=seed + c), standardise=True)
+    return _per_class_scores(
+        train,
+        test,
+        lambda c: LogisticRegression(C=LR_C, max_iter=LR_MAX_ITER, random_state=seed + c),
+        standardise=True,
+    )

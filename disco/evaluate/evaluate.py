@@ -22,7 +22,7 @@ SCORES_FILE = "test_scores.npz"
 def load_classifier(model_dir: str):
     import keras
 
-    import disco.train.losses  # noqa: F401  (registers custom objects)
+    import disco.train.losses
     import disco.train.models  # noqa: F401
     from disco.train.train import MODEL_FILE, THRESHOLDS_FILE
 
@@ -75,24 +75,54 @@ def run_evaluate(
         metrics["logistic_regression"] = classification_report(test.y_true, lr_scores, test.y_mask)
     else:
         rf_scores = None
-    np.savez_compressed(os.path.join(out_dir, SCORES_FILE), keys=test.keys, scores=scores, y_true=test.y_true,
-                        y_mask=test.y_mask, **({"rf_scores": rf_scores} if rf_scores is not None else {}))
+    np.savez_compressed(
+        os.path.join(out_dir, SCORES_FILE),
+        keys=test.keys,
+        scores=scores,
+        y_true=test.y_true,
+        y_mask=test.y_mask,
+        **({"rf_scores": rf_scores} if rf_scores is not None else {}),
+    )
     with open(os.path.join(out_dir, params.METRICS_FILE), "w") as fh:
         json.dump(metrics, fh, indent=2)
-    write_reports(out_dir, metrics=metrics, y_true=test.y_true, y_mask=test.y_mask, scores=scores,
-                  rf_scores=rf_scores, run_parameters=train_summary)
-    summary = {"step": "evaluate", "mAP": metrics["mAP"], "f1_macro": metrics["f1_macro"],
-               "f1_macro_tuned": metrics.get("f1_macro_tuned"),
-               "rf_mAP": metrics.get("random_forest", {}).get("mAP"),
-               "lr_mAP": metrics.get("logistic_regression", {}).get("mAP"), "examples": len(test),
-               "seconds": round(time.perf_counter() - start, 2)}
+    write_reports(
+        out_dir,
+        metrics=metrics,
+        y_true=test.y_true,
+        y_mask=test.y_mask,
+        scores=scores,
+        rf_scores=rf_scores,
+        run_parameters=train_summary,
+    )
+    summary = {
+        "step": "evaluate",
+        "mAP": metrics["mAP"],
+        "f1_macro": metrics["f1_macro"],
+        "f1_macro_tuned": metrics.get("f1_macro_tuned"),
+        "rf_mAP": metrics.get("random_forest", {}).get("mAP"),
+        "lr_mAP": metrics.get("logistic_regression", {}).get("mAP"),
+        "examples": len(test),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
     with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
         json.dump(summary, fh, indent=2)
-    write_run_info(out_dir, step="evaluate", seed=seed, parameters={
-        "model_dir": str(model_dir), "features": str(features), "rf_baseline": rf_baseline,
-        "validation_fraction": validation_fraction})
-    log.info("evaluate: test mAP %.4f, macro F1 %.4f (random forest mAP %s)", metrics["mAP"], metrics["f1_macro"],
-             f"{summary['rf_mAP']:.4f}" if summary["rf_mAP"] is not None else "n/a")
+    write_run_info(
+        out_dir,
+        step="evaluate",
+        seed=seed,
+        parameters={
+            "model_dir": str(model_dir),
+            "features": str(features),
+            "rf_baseline": rf_baseline,
+            "validation_fraction": validation_fraction,
+        },
+    )
+    log.info(
+        "evaluate: test mAP %.4f, macro F1 %.4f (random forest mAP %s)",
+        metrics["mAP"],
+        metrics["f1_macro"],
+        f"{summary['rf_mAP']:.4f}" if summary["rf_mAP"] is not None else "n/a",
+    )
     return summary
 
 
@@ -102,13 +132,19 @@ def metrics_table(metrics: dict) -> str:
     fmt = lambda v: "  n/a" if v is None else f"{v:5.3f}"  # noqa: E731
     lines = [f"{'class':<18} {'AP':>5} {'F1':>5} {'F1@t':>5} {'RF AP':>5} {'pos':>4} {'obs':>4}"]
     for name, row in metrics["per_class"].items():
-        lines.append(f"{name:<18} {fmt(row['ap'])} {fmt(row['f1'])} {fmt(row.get('f1_tuned'))} "
-                     f"{fmt(rf.get(name, {}).get('ap'))} {row['support']:>4} {row['observed']:>4}")
+        lines.append(
+            f"{name:<18} {fmt(row['ap'])} {fmt(row['f1'])} {fmt(row.get('f1_tuned'))} "
+            f"{fmt(rf.get(name, {}).get('ap'))} {row['support']:>4} {row['observed']:>4}"
+        )
     rf_map = metrics.get("random_forest", {}).get("mAP")
-    lines.append(f"{'mean':<18} {fmt(metrics['mAP'])} {fmt(metrics['f1_macro'])} "
-                 f"{fmt(metrics.get('f1_macro_tuned'))} {fmt(rf_map)}")
+    lines.append(
+        f"{'mean':<18} {fmt(metrics['mAP'])} {fmt(metrics['f1_macro'])} "
+        f"{fmt(metrics.get('f1_macro_tuned'))} {fmt(rf_map)}"
+    )
     if "logistic_regression" in metrics:
         lr = metrics["logistic_regression"]
-        lines.append(f"\nlogistic regression per class (mean features): mAP {fmt(lr['mAP'])}, "
-                     f"macro F1 {fmt(lr['f1_macro'])}")
+        lines.append(
+            f"\nlogistic regression per class (mean features): mAP {fmt(lr['mAP'])}, "
+            f"macro F1 {fmt(lr['f1_macro'])}"
+        )
     return "\n".join(lines)

@@ -88,12 +88,20 @@ def classification_report(y_true, y_score, y_mask, *, thresholds=None) -> dict:
     per_class = {}
     for c, name in enumerate(params.CLASSES):
         row = {
-            "ap": aps[c], "precision": at_half["precision"][c], "recall": at_half["recall"][c],
-            "f1": at_half["f1"][c], "support": at_half["support"][c], "observed": at_half["observed"][c],
+            "ap": aps[c],
+            "precision": at_half["precision"][c],
+            "recall": at_half["recall"][c],
+            "f1": at_half["f1"][c],
+            "support": at_half["support"][c],
+            "observed": at_half["observed"][c],
         }
         if tuned is not None:
-            row.update(threshold=float(thresholds[c]), f1_tuned=tuned["f1"][c],
-                       precision_tuned=tuned["precision"][c], recall_tuned=tuned["recall"][c])
+            row.update(
+                threshold=float(thresholds[c]),
+                f1_tuned=tuned["f1"][c],
+                precision_tuned=tuned["precision"][c],
+                recall_tuned=tuned["recall"][c],
+            )
         per_class[name] = row
     report = {
         "mAP": macro(aps),

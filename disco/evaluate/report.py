@@ -74,8 +74,9 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
-def write_reports(out_dir: str, *, metrics: dict, y_true, y_mask, scores, rf_scores=None,
-                  run_parameters: dict | None = None) -> tuple[str, str]:
+def write_reports(
+    out_dir: str, *, metrics: dict, y_true, y_mask, scores, rf_scores=None, run_parameters: dict | None = None
+) -> tuple[str, str]:
     rows = []
     rf = metrics.get("random_forest", {}).get("per_class", {})
     for name, r in metrics["per_class"].items():
@@ -90,18 +91,18 @@ def write_reports(out_dir: str, *, metrics: dict, y_true, y_mask, scores, rf_sco
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}</style></head><body>
 <h1>disco evaluation: test split</h1>
-<p>Model <b>{html.escape(str(metrics.get('model')))}</b> on <b>{html.escape(str(metrics.get('embedder')))}</b> features.
-{metrics['examples']} test clips, {metrics['observed_entries']} observed (clip, class) entries; only observed entries
+<p>Model <b>{html.escape(str(metrics.get("model")))}</b> on <b>{html.escape(str(metrics.get("embedder")))}</b> features.
+{metrics["examples"]} test clips, {metrics["observed_entries"]} observed (clip, class) entries; only observed entries
 count; positive means relevance &ge; 0.5.</p>
 <table><tr><th></th><th>mAP</th><th>macro F1 @0.5</th><th>macro F1 @tuned</th></tr>
-<tr><td>model</td><td>{_fmt(metrics['mAP'])}</td><td>{_fmt(metrics['f1_macro'])}</td><td>{_fmt(metrics.get('f1_macro_tuned'))}</td></tr>
-{f"<tr><td>random forest (100 trees, depth 8)</td><td>{_fmt(metrics['random_forest']['mAP'])}</td><td>{_fmt(metrics['random_forest']['f1_macro'])}</td><td></td></tr>" if 'random_forest' in metrics else ''}
-{f"<tr><td>logistic regression per class</td><td>{_fmt(metrics['logistic_regression']['mAP'])}</td><td>{_fmt(metrics['logistic_regression']['f1_macro'])}</td><td></td></tr>" if 'logistic_regression' in metrics else ''}
+<tr><td>model</td><td>{_fmt(metrics["mAP"])}</td><td>{_fmt(metrics["f1_macro"])}</td><td>{_fmt(metrics.get("f1_macro_tuned"))}</td></tr>
+{f"<tr><td>random forest (100 trees, depth 8)</td><td>{_fmt(metrics['random_forest']['mAP'])}</td><td>{_fmt(metrics['random_forest']['f1_macro'])}</td><td></td></tr>" if "random_forest" in metrics else ""}
+{f"<tr><td>logistic regression per class</td><td>{_fmt(metrics['logistic_regression']['mAP'])}</td><td>{_fmt(metrics['logistic_regression']['f1_macro'])}</td><td></td></tr>" if "logistic_regression" in metrics else ""}
 </table>
 <h2>Average precision per class</h2><img alt="AP per class" src="data:image/png;base64,{_ap_bars(metrics)}">
 <h2>Per class (thresholds tuned on validation)</h2>
 <table><tr><th>class</th><th>AP</th><th>RF AP</th><th>P@0.5</th><th>R@0.5</th><th>F1@0.5</th><th>threshold</th>
-<th>F1@threshold</th><th>positives</th><th>observed</th></tr>{''.join(rows)}</table>
+<th>F1@threshold</th><th>positives</th><th>observed</th></tr>{"".join(rows)}</table>
 <h2>Precision-recall curves</h2><img alt="PR curves" src="data:image/png;base64,{_pr_curves(y_true, y_mask, scores)}">
 <h2>Run parameters</h2><pre>{params_json}</pre></body></html>"""
     html_path = os.path.join(out_dir, HTML_FILE)
@@ -109,11 +110,16 @@ count; positive means relevance &ge; 0.5.</p>
         fh.write(doc)
     md = ["| class | AP | RF AP | F1@0.5 | F1@tuned | positives/observed |", "|---|---|---|---|---|---|"]
     for name, r in metrics["per_class"].items():
-        md.append(f"| {name} | {_fmt(r['ap'])} | {_fmt(rf.get(name, {}).get('ap'))} | {_fmt(r['f1'])} | "
-                  f"{_fmt(r.get('f1_tuned'))} | {r['support']}/{r['observed']} |")
+        md.append(
+            f"| {name} | {_fmt(r['ap'])} | {_fmt(rf.get(name, {}).get('ap'))} | {_fmt(r['f1'])} | "
+            f"{_fmt(r.get('f1_tuned'))} | {r['support']}/{r['observed']} |"
+        )
     rf_map = metrics.get("random_forest", {}).get("mAP")
-    md.insert(0, f"**test mAP {_fmt(metrics['mAP'])}**, macro F1 {_fmt(metrics['f1_macro'])} "
-                 f"(random forest mAP {_fmt(rf_map)})\n")
+    md.insert(
+        0,
+        f"**test mAP {_fmt(metrics['mAP'])}**, macro F1 {_fmt(metrics['f1_macro'])} "
+        f"(random forest mAP {_fmt(rf_map)})\n",
+    )
     md_path = os.path.join(out_dir, MARKDOWN_FILE)
     with open(md_path, "w") as fh:
         fh.write("\n".join(md) + "\n")

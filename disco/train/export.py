@@ -17,8 +17,14 @@ log = logging.getLogger(__name__)
 SAVED_MODEL_DIR = "saved_model"
 
 
-def run_export(model_dir: str, out_dir: str, *, embedder: str | None = None, vggish_handle: str | None = None,
-               vggish_checkpoint: str | None = None) -> dict:
+def run_export(
+    model_dir: str,
+    out_dir: str,
+    *,
+    embedder: str | None = None,
+    vggish_handle: str | None = None,
+    vggish_checkpoint: str | None = None,
+) -> dict:
     import keras
 
     from disco.beam.embed import embedder_options
@@ -30,14 +36,22 @@ def run_export(model_dir: str, out_dir: str, *, embedder: str | None = None, vgg
         info = json.load(fh)
     embedder = embedder or info["embedder"]
     if embedder not in ("musicnn", "vggish"):
-        raise ConfigError(f"model trained on {info['embedder']!r} features: pass --embedder musicnn|vggish "
-                          "(release features are VGGish after PCA: export needs --embedder vggish with PCA params)")
+        raise ConfigError(
+            f"model trained on {info['embedder']!r} features: pass --embedder musicnn|vggish "
+            "(release features are VGGish after PCA: export needs --embedder vggish with PCA params)"
+        )
     classifier, _ = load_classifier(model_dir)
-    emb = get_embedder(embedder, **embedder_options(embedder, vggish_handle=vggish_handle,
-                                                     vggish_checkpoint=vggish_checkpoint, precision="float32"))
+    emb = get_embedder(
+        embedder,
+        **embedder_options(
+            embedder, vggish_handle=vggish_handle, vggish_checkpoint=vggish_checkpoint, precision="float32"
+        ),
+    )
     if (emb.frames_per_clip, emb.dim) != (info["frames"], info["dim"]):
-        raise ConfigError(f"embedder gives {emb.frames_per_clip}x{emb.dim}, classifier expects "
-                          f"{info['frames']}x{info['dim']}")
+        raise ConfigError(
+            f"embedder gives {emb.frames_per_clip}x{emb.dim}, classifier expects "
+            f"{info['frames']}x{info['dim']}"
+        )
     wave = keras.Input((params.CLIP_SAMPLES,), name="waveform")
     full = keras.Model(wave, classifier(emb.keras_model()(wave)), name="disco_waveform_classifier")
     os.makedirs(out_dir, exist_ok=True)
@@ -46,8 +60,13 @@ def run_export(model_dir: str, out_dir: str, *, embedder: str | None = None, vgg
         shutil.rmtree(target)
     full.export(target, format="tf_saved_model", verbose=False)
     shutil.copy(os.path.join(model_dir, THRESHOLDS_FILE), os.path.join(out_dir, THRESHOLDS_FILE))
-    summary = {"step": "export", "saved_model": target, "embedder": emb.describe(), "classes": list(params.CLASSES),
-               "input": f"float32 [batch, {params.CLIP_SAMPLES}] mono {params.SAMPLE_RATE} Hz in [-1, 1]"}
+    summary = {
+        "step": "export",
+        "saved_model": target,
+        "embedder": emb.describe(),
+        "classes": list(params.CLASSES),
+        "input": f"float32 [batch, {params.CLIP_SAMPLES}] mono {params.SAMPLE_RATE} Hz in [-1, 1]",
+    }
     with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
         json.dump(summary, fh, indent=2)
     write_run_info(out_dir, step="export", parameters={"model_dir": str(model_dir), "embedder": embedder})

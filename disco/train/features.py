@@ -32,7 +32,7 @@ class SplitData:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def originals(self) -> "SplitData":
+    def originals(self) -> SplitData:
         m = self.augmentation_id == 0
         return SplitData(self.x[m], self.y_true[m], self.y_mask[m], self.keys[m], self.augmentation_id[m])
 
@@ -48,8 +48,13 @@ class FeatureSet:
 
 
 def _empty(frames: int, dim: int) -> SplitData:
-    return SplitData(np.zeros((0, frames, dim), np.float32), np.zeros((0, params.NUM_CLASSES), np.float32),
-                     np.zeros((0, params.NUM_CLASSES), np.float32), np.array([], str), np.zeros(0, int))
+    return SplitData(
+        np.zeros((0, frames, dim), np.float32),
+        np.zeros((0, params.NUM_CLASSES), np.float32),
+        np.zeros((0, params.NUM_CLASSES), np.float32),
+        np.array([], str),
+        np.zeros(0, int),
+    )
 
 
 def _from_records(path: str) -> FeatureSet:
@@ -69,9 +74,17 @@ def _from_records(path: str) -> FeatureSet:
     splits = {}
     for split in params.SPLITS:
         m = sp == split
-        splits[split] = (SplitData(x[m].astype(np.float32), yt[m].astype(np.float32), ym[m].astype(np.float32),
-                                   k[m].astype(str), aug[m].astype(np.int64))
-                         if m.any() else _empty(frames, dim))
+        splits[split] = (
+            SplitData(
+                x[m].astype(np.float32),
+                yt[m].astype(np.float32),
+                ym[m].astype(np.float32),
+                k[m].astype(str),
+                aug[m].astype(np.int64),
+            )
+            if m.any()
+            else _empty(frames, dim)
+        )
     return FeatureSet(splits, path, "records", first.embedder, int(frames), int(dim))
 
 
@@ -85,7 +98,10 @@ def _from_release(path: str, *, seed: int, validation_fraction: float, kind: str
         index = {str(k): i for i, k in enumerate(feats.sample_key)}
         missing = [c.key for c in clips if c.key not in index]
         if missing:
-            raise DatasetError(ds.source.location(params.NPZ_FILE), f"{len(missing)} partition keys have no features, e.g. {missing[:3]}")
+            raise DatasetError(
+                ds.source.location(params.NPZ_FILE),
+                f"{len(missing)} partition keys have no features, e.g. {missing[:3]}",
+            )
         get = lambda key: feats.X[index[key]]  # noqa: E731
     else:
         get = ds.vggish_json
@@ -97,15 +113,23 @@ def _from_release(path: str, *, seed: int, validation_fraction: float, kind: str
             continue
         x = np.stack([get(c.key) for c in chosen])
         x = dequantize(x) if x.dtype == np.uint8 else x.astype(np.float32)
-        splits[split] = SplitData(x, np.stack([c.y_true for c in chosen]).astype(np.float32),
-                                  np.stack([c.y_mask for c in chosen]).astype(np.float32),
-                                  np.array([c.key for c in chosen]), np.zeros(len(chosen), int))
+        splits[split] = SplitData(
+            x,
+            np.stack([c.y_true for c in chosen]).astype(np.float32),
+            np.stack([c.y_mask for c in chosen]).astype(np.float32),
+            np.array([c.key for c in chosen]),
+            np.zeros(len(chosen), int),
+        )
     frames, dim = next(s.x.shape[1:] for s in splits.values() if len(s))
     return FeatureSet(splits, path, kind, params.RELEASE_EMBEDDER, int(frames), int(dim))
 
 
-def load_features(path: str, *, seed: int = params.DEFAULT_SEED,
-                  validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION) -> FeatureSet:
+def load_features(
+    path: str,
+    *,
+    seed: int = params.DEFAULT_SEED,
+    validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
+) -> FeatureSet:
     from disco.records import list_shards
 
     path = str(path)
@@ -120,8 +144,15 @@ def load_features(path: str, *, seed: int = params.DEFAULT_SEED,
             f"{path}: no features found: expected embedding shards ({params.EMBEDDING_PREFIX}-*"
             f"{params.TFRECORD_SUFFIX}), {params.NPZ_FILE}, or a {params.VGGISH_DIR}/ folder"
         )
-    log.info("features from %s (%s, %s): %s; %d frames x %d dims", path, fs.kind, fs.embedder,
-             ", ".join(f"{k} {len(v)}" for k, v in fs.splits.items()), fs.frames, fs.dim)
+    log.info(
+        "features from %s (%s, %s): %s; %d frames x %d dims",
+        path,
+        fs.kind,
+        fs.embedder,
+        ", ".join(f"{k} {len(v)}" for k, v in fs.splits.items()),
+        fs.frames,
+        fs.dim,
+    )
     return fs
 
 
@@ -148,17 +179,41 @@ def write_release_records(data_uri: str, out_dir: str, *, seed: int, validation_
     for shard in range(total):
         path = os.path.join(out_dir, records.shard_name(params.EMBEDDING_PREFIX, shard, total))
         with records.AtomicShardWriter(path) as writer:
-            for split, i in rows[shard * params.RELEASE_RECORDS_PER_SHARD : (shard + 1) * params.RELEASE_RECORDS_PER_SHARD]:
+            for split, i in rows[
+                shard * params.RELEASE_RECORDS_PER_SHARD : (shard + 1) * params.RELEASE_RECORDS_PER_SHARD
+            ]:
                 d = fs.splits[split]
-                writer.write(records.encode_embedding(records.EmbeddingRecord(
-                    key=str(d.keys[i]), split=split, embedding=d.x[i], y_true=d.y_true[i],
-                    y_mask=d.y_mask[i].astype(np.int64), embedder=params.RELEASE_EMBEDDER, embedder_version=version)))
+                writer.write(
+                    records.encode_embedding(
+                        records.EmbeddingRecord(
+                            key=str(d.keys[i]),
+                            split=split,
+                            embedding=d.x[i],
+                            y_true=d.y_true[i],
+                            y_mask=d.y_mask[i].astype(np.int64),
+                            embedder=params.RELEASE_EMBEDDER,
+                            embedder_version=version,
+                        )
+                    )
+                )
         log.info("release features: shard %d/%d written", shard + 1, total)
     splits = {s: len(d) for s, d in fs.splits.items() if len(d)}
-    summary = {"records": len(rows), "splits": splits, "shards": total, "embedder": params.RELEASE_EMBEDDER,
-               "frames": fs.frames, "dim": fs.dim, "source": source, "precision": "uint8-dequantized"}
-    write_run_info(out_dir, step="import_features", seed=seed,
-                   parameters={"data_uri": str(data_uri), "validation_fraction": validation_fraction})
+    summary = {
+        "records": len(rows),
+        "splits": splits,
+        "shards": total,
+        "embedder": params.RELEASE_EMBEDDER,
+        "frames": fs.frames,
+        "dim": fs.dim,
+        "source": source,
+        "precision": "uint8-dequantized",
+    }
+    write_run_info(
+        out_dir,
+        step="import_features",
+        seed=seed,
+        parameters={"data_uri": str(data_uri), "validation_fraction": validation_fraction},
+    )
     with open(os.path.join(out_dir, params.SUMMARY_FILE), "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=2, sort_keys=True)
         fh.write("\n")

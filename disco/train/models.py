@@ -43,19 +43,32 @@ class AttentionPooling(layers.Layer):
 
 
 def build_model(
-    name: str, *, frames: int, dim: int, dropout: float = params.DEFAULT_DROPOUT, l2: float = params.DEFAULT_L2,
-    hidden: int = 1024, mean=None, variance=None,
+    name: str,
+    *,
+    frames: int,
+    dim: int,
+    dropout: float = params.DEFAULT_DROPOUT,
+    l2: float = params.DEFAULT_L2,
+    hidden: int = 1024,
+    mean=None,
+    variance=None,
 ) -> keras.Model:
     """``mean``/``variance`` (per feature, from the training split) standardise the input inside
     the model, so the exported model takes raw embeddings."""
     inputs = keras.Input((frames, dim), name="embedding")
     reg = regularizers.l2(l2) if l2 else None
-    x0 = inputs if mean is None else layers.Normalization(axis=-1, mean=mean, variance=variance, name="standardise")(inputs)
+    x0 = (
+        inputs
+        if mean is None
+        else layers.Normalization(axis=-1, mean=mean, variance=variance, name="standardise")(inputs)
+    )
     if name == "baseline":
         x = layers.Flatten()(x0)
         x = layers.Dense(hidden, activation="relu", kernel_regularizer=reg)(x)
         x = layers.Dropout(dropout)(x)
-        outputs = layers.Dense(params.NUM_CLASSES, activation="sigmoid", kernel_regularizer=reg, name="probabilities")(x)
+        outputs = layers.Dense(
+            params.NUM_CLASSES, activation="sigmoid", kernel_regularizer=reg, name="probabilities"
+        )(x)
     elif name == "attention":
         x = layers.LayerNormalization()(x0)
         x = layers.Dense(256, activation="relu", kernel_regularizer=reg)(x)

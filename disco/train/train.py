@@ -50,8 +50,14 @@ def _callbacks(val, patience: int, out_dir: str):
             logs["val_mAP"] = score
             loss = float(logs.get("val_loss", np.inf))
             improved = score > self.best + 1e-6 or (abs(score - self.best) <= 1e-6 and loss < self.best_loss)
-            log.info("epoch %3d  loss %.4f  val_loss %.4f  val_mAP %.4f%s", epoch + 1, logs.get("loss", np.nan),
-                     logs.get("val_loss", np.nan), score, "  *" if improved else "")
+            log.info(
+                "epoch %3d  loss %.4f  val_loss %.4f  val_mAP %.4f%s",
+                epoch + 1,
+                logs.get("loss", np.nan),
+                logs.get("val_loss", np.nan),
+                score,
+                "  *" if improved else "",
+            )
             if improved:
                 self.best, self.best_loss, self.best_epoch, self.wait = max(score, self.best), loss, epoch, 0
                 self.best_weights = self.model.get_weights()
@@ -64,11 +70,24 @@ def _callbacks(val, patience: int, out_dir: str):
             if self.best_weights is not None:
                 self.model.set_weights(self.best_weights)
 
-    return ValidationMAP(), keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False)
+    return ValidationMAP(), keras.callbacks.TensorBoard(
+        os.path.join(out_dir, "tensorboard"), write_graph=False
+    )
 
 
-def fit_model(fs, *, model: str, batch_size: int, epochs: int, learning_rate: float, dropout: float, l2: float,
-              patience: int, out_dir: str, seed: int):
+def fit_model(
+    fs,
+    *,
+    model: str,
+    batch_size: int,
+    epochs: int,
+    learning_rate: float,
+    dropout: float,
+    l2: float,
+    patience: int,
+    out_dir: str,
+    seed: int,
+):
     import keras
 
     from disco.train.losses import MaskedBinaryCrossentropy, pack_targets
@@ -78,16 +97,30 @@ def fit_model(fs, *, model: str, batch_size: int, epochs: int, learning_rate: fl
     if len(train) == 0:
         raise ConfigError(f"{fs.source}: no training examples")
     if len(val) == 0:
-        raise ConfigError(f"{fs.source}: no validation examples; lower nothing, add data or a validation fraction")
+        raise ConfigError(
+            f"{fs.source}: no validation examples; lower nothing, add data or a validation fraction"
+        )
     seed_everything(seed)
     flat = train.x.reshape(-1, fs.dim)
-    net = build_model(model, frames=fs.frames, dim=fs.dim, dropout=dropout, l2=l2,
-                      mean=flat.mean(0), variance=flat.var(0) + 1e-6)
+    net = build_model(
+        model,
+        frames=fs.frames,
+        dim=fs.dim,
+        dropout=dropout,
+        l2=l2,
+        mean=flat.mean(0),
+        variance=flat.var(0) + 1e-6,
+    )
     net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=MaskedBinaryCrossentropy())
     best, tensorboard = _callbacks(val, patience, out_dir)
     history = net.fit(
-        train.x, pack_targets(train.y_true, train.y_mask), batch_size=batch_size, epochs=epochs,
-        validation_data=(val.x, pack_targets(val.y_true, val.y_mask)), shuffle=True, verbose=0,
+        train.x,
+        pack_targets(train.y_true, train.y_mask),
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=(val.x, pack_targets(val.y_true, val.y_mask)),
+        shuffle=True,
+        verbose=0,
         callbacks=[best, tensorboard],
     )
     return net, history.history, best
@@ -115,8 +148,15 @@ def run_train(
     start = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)
     fs = load_features(features, seed=seed, validation_fraction=validation_fraction)
-    hp = {"model": model, "batch_size": batch_size, "epochs": epochs, "learning_rate": learning_rate,
-          "dropout": dropout, "l2": l2, "patience": patience}
+    hp = {
+        "model": model,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "dropout": dropout,
+        "l2": l2,
+        "patience": patience,
+    }
     if tune:
         from disco.train.tuning import tune_hyperparameters
 
@@ -127,11 +167,23 @@ def run_train(
     thresholds = tune_thresholds(val.y_true, val_scores, val.y_mask)
     net.save(os.path.join(out_dir, MODEL_FILE))
     with open(os.path.join(out_dir, THRESHOLDS_FILE), "w") as fh:
-        json.dump({"classes": list(params.CLASSES), "thresholds": thresholds,
-                   "tuned_on": params.SPLIT_VALIDATION}, fh, indent=2)
+        json.dump(
+            {"classes": list(params.CLASSES), "thresholds": thresholds, "tuned_on": params.SPLIT_VALIDATION},
+            fh,
+            indent=2,
+        )
     with open(os.path.join(out_dir, FEATURES_INFO_FILE), "w") as fh:
-        json.dump({"source": str(features), "kind": fs.kind, "embedder": fs.embedder, "frames": fs.frames,
-                   "dim": fs.dim}, fh, indent=2)
+        json.dump(
+            {
+                "source": str(features),
+                "kind": fs.kind,
+                "embedder": fs.embedder,
+                "frames": fs.frames,
+                "dim": fs.dim,
+            },
+            fh,
+            indent=2,
+        )
     with open(os.path.join(out_dir, HISTORY_FILE), "w", newline="") as fh:
         keys = list(history)
         w = csv.writer(fh)
@@ -155,8 +207,22 @@ def run_train(
     }
     with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
         json.dump(summary, fh, indent=2)
-    write_run_info(out_dir, step="train", seed=seed, parameters={**hp, "features": str(features), "tune": tune,
-                                                                   "validation_fraction": validation_fraction})
-    log.info("train: %s, best epoch %d of %d, val mAP %.4f", model, summary["best_epoch"], summary["epochs_run"],
-             summary["val_mAP"])
+    write_run_info(
+        out_dir,
+        step="train",
+        seed=seed,
+        parameters={
+            **hp,
+            "features": str(features),
+            "tune": tune,
+            "validation_fraction": validation_fraction,
+        },
+    )
+    log.info(
+        "train: %s, best epoch %d of %d, val mAP %.4f",
+        model,
+        summary["best_epoch"],
+        summary["epochs_run"],
+        summary["val_mAP"],
+    )
     return summary

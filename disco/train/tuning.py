@@ -28,18 +28,39 @@ def tune_hyperparameters(fs, *, base: dict, out_dir: str, seed: int, trials: int
     class MAPTuner(kt.RandomSearch):
         def run_trial(self, trial, *args, **kwargs):
             hp = trial.hyperparameters
-            net = build_model(base["model"], frames=fs.frames, dim=fs.dim, dropout=hp.Float("dropout", 0.1, 0.6),
-                              l2=hp.Float("l2", 1e-5, 1e-2, sampling="log"), mean=mean, variance=var)
-            net.compile(optimizer=keras.optimizers.Adam(hp.Float("learning_rate", 1e-4, 3e-3, sampling="log")),
-                        loss=MaskedBinaryCrossentropy())
-            net.fit(train.x, pack_targets(train.y_true, train.y_mask), batch_size=base["batch_size"],
-                    epochs=min(base["epochs"], 30), verbose=0, shuffle=True)
+            net = build_model(
+                base["model"],
+                frames=fs.frames,
+                dim=fs.dim,
+                dropout=hp.Float("dropout", 0.1, 0.6),
+                l2=hp.Float("l2", 1e-5, 1e-2, sampling="log"),
+                mean=mean,
+                variance=var,
+            )
+            net.compile(
+                optimizer=keras.optimizers.Adam(hp.Float("learning_rate", 1e-4, 3e-3, sampling="log")),
+                loss=MaskedBinaryCrossentropy(),
+            )
+            net.fit(
+                train.x,
+                pack_targets(train.y_true, train.y_mask),
+                batch_size=base["batch_size"],
+                epochs=min(base["epochs"], 30),
+                verbose=0,
+                shuffle=True,
+            )
             score = mean_ap(val.y_true, net.predict(val.x, verbose=0), val.y_mask)
             log.info("tuning trial %s: val mAP %.4f", trial.trial_id, score)
             return {"val_mAP": score}
 
-    tuner = MAPTuner(objective=kt.Objective("val_mAP", direction="max"), max_trials=trials, seed=seed,
-                     directory=os.path.join(out_dir, "tuning"), project_name=base["model"], overwrite=True)
+    tuner = MAPTuner(
+        objective=kt.Objective("val_mAP", direction="max"),
+        max_trials=trials,
+        seed=seed,
+        directory=os.path.join(out_dir, "tuning"),
+        project_name=base["model"],
+        overwrite=True,
+    )
     tuner.search()
     best = tuner.get_best_hyperparameters(1)[0].values
     log.info("tuning: best %s", best)
