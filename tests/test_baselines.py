@@ -8,7 +8,7 @@ import pytest
 
 from disco import params
 from disco.evaluate.baseline import logistic_regression_scores, random_forest_scores
-from disco.evaluate.metrics import classification_report
+from disco.metrics import classification_report
 from disco.train.features import SplitData
 
 

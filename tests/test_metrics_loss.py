@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from disco import params
-from disco.evaluate.metrics import average_precision, classification_report, mean_ap, prf
+from disco.metrics import average_precision, classification_report, mean_ap, prf
 
 
 def _labels(rng, n=40):

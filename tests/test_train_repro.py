@@ -46,7 +46,7 @@ def _test_split(data: Path):
 
 
 def test_same_seed_same_model_and_metrics(trained):
-    from disco.evaluate.metrics import mean_ap
+    from disco.metrics import mean_ap
 
     a, again = _model(trained["a"]), _model(trained["a_again"])
     test = _test_split(trained["data"])

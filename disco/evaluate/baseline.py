@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from disco import params
-from disco.evaluate.metrics import binarize
+from disco.metrics import binarize
 
 RF_TREES = 100
 RF_DEPTH = 8

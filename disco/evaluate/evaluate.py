@@ -44,8 +44,8 @@ def run_evaluate(
     validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
 ) -> dict:
     from disco.evaluate.baseline import logistic_regression_scores, random_forest_scores
-    from disco.evaluate.metrics import classification_report
     from disco.evaluate.report import write_reports
+    from disco.metrics import classification_report
     from disco.train.features import load_features
 
     start = time.perf_counter()

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from disco import params
-from disco.evaluate.metrics import binarize
+from disco.metrics import binarize
 
 HTML_FILE = params.REPORT_FILE
 MARKDOWN_FILE = "report.md"

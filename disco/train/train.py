@@ -25,7 +25,7 @@ FEATURES_INFO_FILE = "features.json"
 def _callbacks(val, patience: int, out_dir: str):
     import keras
 
-    from disco.evaluate.metrics import mean_ap
+    from disco.metrics import mean_ap
 
     class ValidationMAP(keras.callbacks.Callback):
         """Masked validation mAP each epoch; keeps the best weights and stops after `patience`
@@ -142,7 +142,7 @@ def run_train(
     tune: bool = False,
     tune_trials: int = 6,
 ) -> dict:
-    from disco.evaluate.metrics import mean_ap, tune_thresholds
+    from disco.metrics import mean_ap, tune_thresholds
     from disco.train.features import load_features
 
     start = time.perf_counter()

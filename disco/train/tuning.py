@@ -16,7 +16,7 @@ def tune_hyperparameters(fs, *, base: dict, out_dir: str, seed: int, trials: int
     import keras
     import keras_tuner as kt
 
-    from disco.evaluate.metrics import mean_ap
+    from disco.metrics import mean_ap
     from disco.train.losses import MaskedBinaryCrossentropy, pack_targets
     from disco.train.models import build_model
 
