@@ -72,9 +72,10 @@ compile: ## Compile the KFP pipeline to $(PIPELINE_YAML)
 	$(DISCO) compile --output $(PIPELINE_YAML)
 
 .PHONY: lint
-lint: ## ruff (lint + format check), Dockerfiles (hadolint), Kubernetes manifests
+lint: ## ruff (lint + format check), import layers (import-linter), Dockerfiles (hadolint), Kubernetes manifests
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q tests/test_dockerfiles.py tests/test_k8s_manifests.py
 
 .PHONY: format

@@ -57,10 +57,10 @@ def main() -> int:
     import tensorflow as tf
 
     from disco import params
-    from disco.beam.embed import embedder_options, run_embed
+    from disco.beam.embed import run_embed
     from disco.beam.resample import run_resample
     from disco.data.demo import generate_demo_dataset
-    from disco.embedders import get_embedder
+    from disco.embedders import embedder_options, get_embedder
     from disco.records import iter_resampled
 
     kw = {"embedder": args.embedder, "batch_size": args.batch_size}

@@ -211,6 +211,10 @@ PIPELINE_NAME = "disco-openmic"
 # Relative to the repository root; the Makefile's PIPELINE_YAML mirrors it (a test keeps them equal).
 PIPELINE_YAML = f"pipelines/{PIPELINE_NAME}.yaml"
 PIPELINE_LOG_FILE = "pipeline.log"  # `disco run`'s full log, beside metrics.json and report.html
+RUN_SUMMARY_FILE = "run_summary.json"  # `disco run`'s parameters, timing and headline metrics
+PIPELINE_ROOT_DIR = "pipeline_root"  # kfp.local's artifacts, under a run directory
+# kfp.local's task cache, shared by the runs under one parent directory; `disco analyse` skips it.
+CACHE_DIR_NAME = ".kfp-cache"
 # Image name prefix for `make build-images`, the compiled pipeline's default images and kind's smoke
 # test; kind loads local images by name, so no registry has to exist. The Makefile's REGISTRY mirrors it.
 DEFAULT_REGISTRY = "localhost/disco"

@@ -38,10 +38,6 @@ from disco.errors import ConfigError, DatasetError, DiscoError
 
 log = logging.getLogger(__name__)
 
-PIPELINE_ROOT_DIR = "pipeline_root"
-CACHE_DIR_NAME = ".kfp-cache"
-RUN_SUMMARY_FILE = "run_summary.json"
-
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # kfp.local's own orchestration lines worth showing as progress.
 _KFP_PROGRESS = re.compile(
@@ -210,13 +206,13 @@ def run_local(
     if remote_out:
         staging = Path(tempfile.mkdtemp(prefix="disco-run-"))
         out = staging
-        default_cache = staging / CACHE_DIR_NAME
+        default_cache = staging / params.CACHE_DIR_NAME
     else:
         out = Path(output_dir).expanduser().resolve()
-        default_cache = out.parent / CACHE_DIR_NAME
+        default_cache = out.parent / params.CACHE_DIR_NAME
     out.mkdir(parents=True, exist_ok=True)
     cache_root = Path(cache_dir).expanduser().resolve() if cache_dir else default_cache
-    pipeline_root = out / PIPELINE_ROOT_DIR
+    pipeline_root = out / params.PIPELINE_ROOT_DIR
     log_path = out / params.PIPELINE_LOG_FILE
 
     arguments = dict(
@@ -326,7 +322,7 @@ def run_local(
         cached_tasks=sorted(set(tee.cached) | set(hits.cached)),
         parameters=arguments,
     )
-    (out / RUN_SUMMARY_FILE).write_text(
+    (out / params.RUN_SUMMARY_FILE).write_text(
         json.dumps(
             {
                 "parameters": arguments,
@@ -366,7 +362,7 @@ def _upload_tree(local_dir: Path, gs_uri: str) -> int:
     bucket = client.bucket(bucket_name)
     count = 0
     for path in sorted(local_dir.rglob("*")):
-        if not path.is_file() or CACHE_DIR_NAME in path.parts:
+        if not path.is_file() or params.CACHE_DIR_NAME in path.parts:
             continue
         rel = path.relative_to(local_dir).as_posix()
         blob = bucket.blob(f"{prefix.rstrip('/')}/{rel}" if prefix else rel)

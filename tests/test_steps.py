@@ -101,9 +101,9 @@ def test_export_matches_embedder_plus_classifier_and_predict(chain, tmp_path, ca
 
     from disco.cli import main
     from disco.embedders import get_embedder
-    from disco.evaluate.evaluate import load_classifier
     from disco.train import run_train
     from disco.train.export import load_exported, run_export
+    from disco.train.train import load_classifier
 
     emb_dir = str(chain["root"] / "embeddings")
     run_train(emb_dir, str(tmp_path / "model"), model="baseline", epochs=1, seed=2)

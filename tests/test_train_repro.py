@@ -34,7 +34,7 @@ def trained(tmp_path_factory, openmic_sample) -> dict:
 
 
 def _model(path: Path):
-    from disco.evaluate.evaluate import load_classifier
+    from disco.train.train import load_classifier
 
     return load_classifier(str(path))[0]
 

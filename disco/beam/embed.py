@@ -22,6 +22,7 @@ from disco import fileio, params
 from disco.beam.options import pipeline_options
 from disco.beam.progress import Progress
 from disco.beam.sinks import read_dead_letters, remove_stale_temp
+from disco.embedders import embedder_options
 from disco.errors import ConfigError, DiscoError, SchemaError
 from disco.runinfo import write_run_info
 
@@ -29,28 +30,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 64
 FAILED_TAG = "failed"  # the Decode step's dead-letter output
-
-
-def embedder_options(
-    embedder: str,
-    *,
-    vggish_handle: str | None = None,
-    vggish_checkpoint: str | None = None,
-    pca_params: str | None = None,
-    precision: str | None = None,
-) -> dict[str, Any]:
-    """The keyword options for get_embedder(): each embedder takes only its own."""
-    opts: dict[str, Any] = {"precision": precision}
-    if embedder == "vggish":
-        if vggish_checkpoint:
-            opts["checkpoint"] = vggish_checkpoint
-        else:
-            opts["handle"] = vggish_handle or params.VGGISH_DEFAULT_HANDLE
-        if pca_params:
-            opts["pca_params"] = pca_params
-    elif vggish_checkpoint or pca_params:
-        raise ConfigError(f"--vggish-checkpoint/--pca-params apply to the vggish embedder, not {embedder}")
-    return opts
 
 
 # The embedder the launcher built, reused by a worker in the same process (the local runner): a

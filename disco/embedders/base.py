@@ -129,3 +129,25 @@ def get_embedder(name: str, **options: Any) -> Embedder:
         embedder.precision,
     )
     return embedder
+
+
+def embedder_options(
+    embedder: str,
+    *,
+    vggish_handle: str | None = None,
+    vggish_checkpoint: str | None = None,
+    pca_params: str | None = None,
+    precision: str | None = None,
+) -> dict[str, Any]:
+    """The keyword options for get_embedder(): each embedder takes only its own."""
+    opts: dict[str, Any] = {"precision": precision}
+    if embedder == "vggish":
+        if vggish_checkpoint:
+            opts["checkpoint"] = vggish_checkpoint
+        else:
+            opts["handle"] = vggish_handle or params.VGGISH_DEFAULT_HANDLE
+        if pca_params:
+            opts["pca_params"] = pca_params
+    elif vggish_checkpoint or pca_params:
+        raise ConfigError(f"--vggish-checkpoint/--pca-params apply to the vggish embedder, not {embedder}")
+    return opts

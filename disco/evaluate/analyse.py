@@ -96,18 +96,17 @@ def find_runs(runs_dir: str | os.PathLike[str]) -> list[Path]:
     ``metrics.json`` at the top of the run directory (with ``run_summary.json``); the top directory
     stands for the run and the nested original is left out. Other nested evaluate outputs of the same
     directory (earlier pipeline runs into it) remain runs of their own."""
-    from disco.runner import CACHE_DIR_NAME, RUN_SUMMARY_FILE
 
     root = Path(runs_dir).resolve()
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         # Hidden directories (.kfp-cache, .git, ...) hold no runs of their own.
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != CACHE_DIR_NAME)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != params.CACHE_DIR_NAME)
         if params.METRICS_FILE in filenames:
             found.append(Path(dirpath))
     covered: set[Path] = set()
     for top in found:
-        summary = _read_json(top / RUN_SUMMARY_FILE)
+        summary = _read_json(top / params.RUN_SUMMARY_FILE)
         if summary is None:
             continue
         evaluation = _resolve_recorded(summary.get("evaluation_dir"), top, root)
@@ -130,7 +129,6 @@ def _num(value: Any) -> float:
 
 def describe_run(run_dir: Path, root: Path) -> dict | None:
     """One results row: identity, hyperparameters, headline metrics and per-class AP of a run."""
-    from disco.runner import RUN_SUMMARY_FILE
 
     metrics = _read_json(run_dir / params.METRICS_FILE)
     if metrics is None or "mAP" not in metrics:
@@ -146,7 +144,7 @@ def describe_run(run_dir: Path, root: Path) -> dict | None:
     # Parameters, most specific last: what `disco run` was asked for, then what train recorded.
     found: dict[str, Any] = {}
     evaluation_dir = run_dir
-    run_summary = _read_json(run_dir / RUN_SUMMARY_FILE)
+    run_summary = _read_json(run_dir / params.RUN_SUMMARY_FILE)
     own_info = _read_json(run_dir / params.RUN_INFO_FILE) or {}
     if run_summary is not None:
         found.update(run_summary.get("parameters") or {})

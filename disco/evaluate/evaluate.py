@@ -19,21 +19,6 @@ log = logging.getLogger(__name__)
 SCORES_FILE = "test_scores.npz"
 
 
-def load_classifier(model_dir: str):
-    import keras
-
-    import disco.train.losses
-    import disco.train.models  # noqa: F401
-    from disco.train.train import MODEL_FILE, THRESHOLDS_FILE
-
-    path = os.path.join(model_dir, MODEL_FILE)
-    if not os.path.exists(path):
-        raise ConfigError(f"{model_dir}: no {MODEL_FILE}; is this a train step output?")
-    with open(os.path.join(model_dir, THRESHOLDS_FILE)) as fh:
-        thresholds = json.load(fh)["thresholds"]
-    return keras.models.load_model(path), thresholds
-
-
 def run_evaluate(
     model_dir: str,
     features: str,
@@ -47,6 +32,7 @@ def run_evaluate(
     from disco.evaluate.report import write_reports
     from disco.metrics import classification_report
     from disco.train.features import load_features
+    from disco.train.train import load_classifier
 
     start = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)

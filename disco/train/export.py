@@ -27,10 +27,8 @@ def run_export(
 ) -> dict:
     import keras
 
-    from disco.beam.embed import embedder_options
-    from disco.embedders import get_embedder
-    from disco.evaluate.evaluate import load_classifier
-    from disco.train.train import FEATURES_INFO_FILE, THRESHOLDS_FILE
+    from disco.embedders import embedder_options, get_embedder
+    from disco.train.train import FEATURES_INFO_FILE, THRESHOLDS_FILE, load_classifier
 
     with open(os.path.join(model_dir, FEATURES_INFO_FILE)) as fh:
         info = json.load(fh)

@@ -226,3 +226,18 @@ def run_train(
         summary["val_mAP"],
     )
     return summary
+
+
+def load_classifier(model_dir: str):
+    """The trained Keras classifier and its per-class thresholds from a train step's output."""
+    import keras
+
+    import disco.train.losses
+    import disco.train.models  # noqa: F401
+
+    path = os.path.join(model_dir, MODEL_FILE)
+    if not os.path.exists(path):
+        raise ConfigError(f"{model_dir}: no {MODEL_FILE}; is this a train step output?")
+    with open(os.path.join(model_dir, THRESHOLDS_FILE)) as fh:
+        thresholds = json.load(fh)["thresholds"]
+    return keras.models.load_model(path), thresholds

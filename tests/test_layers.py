@@ -1,0 +1,92 @@
+"""The layers (#15): application > pipeline > components > library, checked by import-linter.
+
+The contract lives in pyproject.toml ([tool.importlinter]); `make lint` runs it too. Besides the
+contract itself, these tests check that no module sits outside every layer (a new module would
+otherwise escape the contract) and that the contract does fail on an import against the layers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import grimp
+import pytest
+
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def _config(repo_root: Path) -> dict:
+    return tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["importlinter"]
+
+
+def _layer_modules(config: dict) -> list[str]:
+    (layers,) = [c for c in config["contracts"] if c["type"] == "layers"]
+    names = []
+    for layer in layers["layers"]:
+        names += [part.strip() for part in layer.replace(":", "|").split("|")]
+    return names
+
+
+def _lint_imports(cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"], cwd=cwd, capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_contracts_are_kept(repo_root):
+    result = _lint_imports(repo_root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_every_module_is_in_a_layer(repo_root):
+    config = _config(repo_root)
+    roots = config["root_packages"]
+    layers = _layer_modules(config)
+    graph = grimp.build_graph(*roots)
+    outside = sorted(
+        m
+        for m in graph.modules
+        if m not in roots and not any(m == layer or m.startswith(layer + ".") for layer in layers)
+    )
+    assert outside == [], f"modules in no layer of pyproject's [tool.importlinter]: {outside}"
+
+
+@pytest.mark.parametrize(
+    ("module_file", "bad_import", "expected"),
+    [
+        # the library reaching up into the pipeline
+        (
+            "disco/evaluate/analyse.py",
+            "import pipelines.factory",
+            "disco.evaluate.analyse -> pipelines.factory",
+        ),
+        # the library importing KFP directly
+        ("disco/records.py", "import kfp", "disco.records -> kfp"),
+        # a lower library layer importing a higher one
+        (
+            "disco/train/losses.py",
+            "import disco.evaluate.report",
+            "disco.train.losses -> disco.evaluate.report",
+        ),
+    ],
+)
+def test_contract_fails_on_an_import_against_the_layers(
+    repo_root, tmp_path, module_file, bad_import, expected
+):
+    roots = _config(repo_root)["root_packages"]
+    for name in roots:
+        shutil.copytree(repo_root / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(repo_root / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / module_file
+    target.write_text(target.read_text() + f"\n{bad_import}  # noqa\n")
+    # The copy comes first on sys.path, ahead of the editable install of the real tree.
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = _lint_imports(tmp_path, env)
+    assert result.returncode != 0, result.stdout
+    assert expected in result.stdout, result.stdout
