@@ -66,7 +66,7 @@ def main() -> int:
     kw = {"embedder": args.embedder, "batch_size": args.batch_size}
     if args.embedder == "vggish" and not (args.vggish_checkpoint or args.vggish_handle):
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        from tests.vggish_fixtures import random_weights, write_v1_checkpoint
+        from tests.helpers.vggish_fixtures import random_weights, write_v1_checkpoint
 
         os.makedirs(args.workdir, exist_ok=True)
         args.vggish_checkpoint = os.path.join(args.workdir, "vggish-random.ckpt")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from train_fixtures import make_release_features
+from helpers.train_fixtures import make_release_features
 
 from disco import params
 from disco.errors import ConfigError

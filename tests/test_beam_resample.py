@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from resample_fixtures import clip_key, encode, peak_hz, rms_db, tone, write_dataset
+from helpers.resample_fixtures import clip_key, encode, peak_hz, rms_db, tone, write_dataset
 
 from disco import params
 from disco.records import iter_resampled, list_shards
@@ -282,7 +282,7 @@ def test_stream_truncated_ogg_is_dead_lettered(mixed):
 
 
 def test_release_tarball_gives_the_same_records(mixed, tmp_path):
-    from openmic_fixtures import make_tgz
+    from helpers.openmic_fixtures import make_tgz
 
     from disco.beam.resample import run_resample
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pipeline_fixtures import (
+from helpers.pipeline_fixtures import (
     E2E_SEED,
     make_demo_dataset,
     read_failures,

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 import pytest
-from gcs_emulator import gcs_emulator  # noqa: F401  (pytest fixture)
+from helpers.gcs_emulator import gcs_emulator  # noqa: F401  (pytest fixture)
 
 from disco import fileio, params
 from disco.records import ResampledRecord, count_records, encode_resampled, list_shards, shard_name

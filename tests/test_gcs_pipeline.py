@@ -14,7 +14,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from pipeline_fixtures import E2E_SEED, add_release_npz, emulator, make_demo_dataset, make_release_tarball
+from helpers.pipeline_fixtures import (
+    E2E_SEED,
+    add_release_npz,
+    emulator,
+    make_demo_dataset,
+    make_release_tarball,
+)
 
 from disco import params
 

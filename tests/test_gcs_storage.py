@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gcs_emulator import gcs_emulator  # noqa: F401  (pytest fixture)
+from helpers.gcs_emulator import gcs_emulator  # noqa: F401  (pytest fixture)
 
 from disco import params
 from disco.data.openmic import open_dataset

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-import images_fixtures as fx
+import helpers.images_fixtures as fx
 import pytest
 
 from disco import images, params
@@ -235,7 +235,7 @@ def _host_versions() -> tuple[str, str]:
 def test_lightweight_component_executor_runs_in_image(built_images, tmp_path):
     """The launcher contract on its own: a component compiled against our image, its exact command,
     a real executor input, outputs written where the executor input says."""
-    from images_probe import probe
+    from helpers.images_probe import probe
     from kfp import compiler, dsl
 
     comp = dsl.component(probe, base_image=built_images["runtime"], install_kfp_package=False)

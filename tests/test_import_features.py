@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pipeline_fixtures import E2E_SEED, add_release_npz, make_demo_dataset, step_output
+from helpers.pipeline_fixtures import E2E_SEED, add_release_npz, make_demo_dataset, step_output
 
 from disco import params, records
 

@@ -219,7 +219,7 @@ def test_golden_against_original(
     out = tmp_path / "golden.npz"
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(
-        [sys.executable, str(repo_root / "tests" / "musicnn_golden.py"), str(out), *paths],
+        [sys.executable, str(repo_root / "tests" / "helpers" / "musicnn_golden.py"), str(out), *paths],
         env=env,
         capture_output=True,
         text=True,

@@ -11,8 +11,8 @@ import shutil
 from contextlib import redirect_stdout
 from pathlib import Path
 
+import helpers.openmic_fixtures as fx
 import numpy as np
-import openmic_fixtures as fx
 import pytest
 
 from disco import params

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import helpers.vggish_fixtures as fx
 import keras
 import numpy as np
 import pytest
-import vggish_fixtures as fx
 
 from disco.embedders import precision
 from disco.embedders.base import get_embedder

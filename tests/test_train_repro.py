@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from train_fixtures import chance_map, make_release_features
+from helpers.train_fixtures import chance_map, make_release_features
 
 from disco import params
 

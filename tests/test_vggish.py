@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import helpers.vggish_fixtures as fx
 import numpy as np
 import pytest
 import tensorflow as tf
-import vggish_fixtures as fx
 
 from disco import params
 from disco.embedders import frontend

