@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-STEP_MODULES = ("import_features", "resample", "augment", "embed", "train", "evaluate")
+from disco.steps import STEP_NAMES
 
 
 def component_factories() -> dict[str, Callable]:
-    """``{step: make_component}`` for every step (imports kfp)."""
+    """``{step: make_component}`` for every step of :data:`disco.steps.STEPS` (imports kfp)."""
     import importlib
 
-    return {name: importlib.import_module(f"components.{name}").make_component for name in STEP_MODULES}
+    return {name: importlib.import_module(f"{__name__}.{name}").make_component for name in STEP_NAMES}

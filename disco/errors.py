@@ -7,7 +7,10 @@ import os
 
 
 class DiscoError(Exception):
-    """Base class: the CLI prints ``error: <message>`` and exits with status 2."""
+    """Base class: the CLI prints ``error: <message>`` and exits with ``exit_code``: 2, a usage or
+    input error, unless a subclass says a step or run failed (1)."""
+
+    exit_code = 2
 
 
 class DatasetError(DiscoError):

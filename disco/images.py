@@ -27,6 +27,7 @@ from pathlib import Path
 
 from disco import params
 from disco.errors import ConfigError, DiscoError
+from disco.steps import STEPS
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ DOCKERFILE = "docker/Dockerfile"
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
 VARIANTS = ("cpu", "gpu")
 RUNTIME_TARGET = "runtime"
-# Dockerfile stage names of the per-step targets (import-features: a stage name cannot hold "_").
-STEP_TARGETS = ("resample", "augment", "embed", "import-features", "train", "evaluate")
+# Dockerfile stage names of the per-step targets, one per step (a stage name holds no "_").
+STEP_TARGETS = tuple(step.target for step in STEPS)
 BACKENDS = ("auto", "docker", "buildah")
 
 

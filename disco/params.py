@@ -178,6 +178,9 @@ DEFAULT_SEED: int = 2018
 
 # --- Models ----------------------------------------------------------------------------------
 MODELS: tuple[str, ...] = ("baseline", "attention")  # disco.train.models.build_model names
+DEFAULT_MODEL = "baseline"
+DEFAULT_EMBEDDER = "musicnn"  # a name of disco.embedders.available_embedders()
+DEFAULT_AUGMENT_COPIES: int = 1  # audiomentations copies per training clip in a pipeline run
 
 # --- The release's precomputed features ---------------------------------------------------------
 RELEASE_EMBEDDER = "vggish-release"  # embedder name on records made from openmic-2018.npz / vggish/*.json

@@ -53,6 +53,8 @@ _TASK_NAME = re.compile(r"Task '?([\w-]+)'? cache hit")
 class PipelineRunError(DiscoError):
     """A step of the local pipeline run failed; the message names the log file to read."""
 
+    exit_code = 1  # the run failed (bad input is found before it starts and exits 2)
+
 
 @dataclass
 class RunResult:
@@ -120,11 +122,10 @@ class _ProgressTee(io.TextIOBase):
 
 def _step_title(task: str) -> str:
     """``train-classifier-2`` -> the step's display name (the branch copy has a numeric suffix)."""
-    from pipelines.factory import DISPLAY_NAMES, TASK_STEPS
+    from disco.steps import step_of_task
 
-    base = re.sub(r"-\d+$", "", task)
-    step = TASK_STEPS.get(base)
-    return f"{DISPLAY_NAMES[step]} [{task}]" if step else task
+    step = step_of_task(task)
+    return f"{step.display_name} [{task}]" if step else task
 
 
 class _CacheHitCollector(logging.Handler):

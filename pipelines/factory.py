@@ -18,7 +18,7 @@ A CPU-only cluster therefore gets a pipeline compiled with ``gpu=False``.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from disco import params
+from disco import params, steps
 from disco.errors import ConfigError
 
 PIPELINE_DESCRIPTION = (
@@ -26,15 +26,9 @@ PIPELINE_DESCRIPTION = (
     "or the release's precomputed VGGish features -> train -> evaluate."
 )
 DEFAULT_IMAGE = "localhost/disco/disco-cpu:dev"  # placeholder: `disco compile --image` sets the real tag
-DEFAULT_EMBEDDER = "musicnn"
-DEFAULT_AUGMENT_COPIES = 1
-DEFAULT_MODEL = "baseline"
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
-GPU_STEPS = ("embed", "train")
-# Steps that read remote storage (gs:// dataset, TF Hub handle) retry transient failures.
-REMOTE_READ_STEPS = ("import_features", "resample", "embed")
 
 
 @dataclass(frozen=True)
@@ -46,45 +40,10 @@ class GpuConfig:
     node_label_key: str = GKE_ACCELERATOR_LABEL
     node_label_value: str = params.DEFAULT_GPU_TYPE
     toleration_key: str = GPU_RESOURCE
-    steps: tuple[str, ...] = GPU_STEPS
+    steps: tuple[str, ...] = steps.GPU_STEPS
 
 
-@dataclass(frozen=True)
-class Resources:
-    """Requests/limits per step for a cluster (kfp.local ignores them)."""
-
-    cpu_request: str
-    memory_request: str
-    memory_limit: str
-
-
-DEFAULT_RESOURCES: dict[str, Resources] = {
-    "import_features": Resources("1", "4G", "8G"),
-    "resample": Resources("2", "4G", "8G"),
-    "augment": Resources("2", "4G", "8G"),
-    "embed": Resources("4", "8G", "16G"),
-    "train": Resources("2", "8G", "16G"),
-    "evaluate": Resources("1", "4G", "8G"),
-}
-
-# KFP task names (from the component functions' names) -> step names.
-TASK_STEPS = {
-    "import-release-features": "import_features",
-    "resample-audio": "resample",
-    "augment-audio": "augment",
-    "embed-audio": "embed",
-    "train-classifier": "train",
-    "evaluate-classifier": "evaluate",
-}
-
-DISPLAY_NAMES = {
-    "import_features": "Import release VGGish features",
-    "resample": "Resample audio (16 kHz mono, 10 s)",
-    "augment": "Augment training audio",
-    "embed": "Embed audio (Beam)",
-    "train": "Train classifier",
-    "evaluate": "Evaluate on split01 test",
-}
+DEFAULT_RESOURCES: dict[str, steps.Resources] = {s.name: s.resources for s in steps.STEPS}
 
 
 def make_pipeline(
@@ -97,13 +56,14 @@ def make_pipeline(
     retries: int = 3,
     retry_backoff: str = "30s",
     caching: bool = True,
-    resources: dict[str, Resources] | None = DEFAULT_RESOURCES,
+    resources: dict[str, steps.Resources] | None = DEFAULT_RESOURCES,
 ) -> Callable:
     """Build the disco pipeline function.
 
     Args:
         image: the CPU image every step runs in on a cluster (kfp.local runs it in-process's venv).
-        gpu_image: image for the GPU steps (``GPU_STEPS``) when ``gpu`` is on; defaults to ``image``.
+        gpu_image: image for the GPU steps (``disco.steps.GPU_STEPS``) when ``gpu`` is on; defaults to
+            ``image``.
         step_images: per-step overrides ``{step: image}`` (per-step image targets), applied last.
         gpu: False for CPU-only clusters; True (GKE T4 defaults) or a :class:`GpuConfig` to request
             a GPU for embed and train, with a node selector and toleration for a GPU node pool.
@@ -117,11 +77,9 @@ def make_pipeline(
     import components
 
     gpu_config = GpuConfig() if gpu is True else (gpu or None)
-    unknown = set(step_images or {}) - set(components.STEP_MODULES)
+    unknown = set(step_images or {}) - set(steps.STEP_NAMES)
     if unknown:
-        raise ConfigError(
-            f"step_images names unknown steps {sorted(unknown)}; steps are {components.STEP_MODULES}"
-        )
+        raise ConfigError(f"step_images names unknown steps {sorted(unknown)}; steps are {steps.STEP_NAMES}")
     factories = components.component_factories()
 
     def build(step: str):
@@ -135,9 +93,10 @@ def make_pipeline(
     comps = {step: build(step) for step in factories}
 
     def configure(task, step: str):
-        task.set_display_name(DISPLAY_NAMES[step])
+        spec = steps.STEP[step]
+        task.set_display_name(spec.display_name)
         task.set_caching_options(enable_caching=caching)
-        if retries > 0 and step in REMOTE_READ_STEPS:
+        if retries > 0 and spec.remote_read:
             task.set_retry(num_retries=retries, backoff_duration=retry_backoff, backoff_factor=2.0)
         if resources and step in resources:
             res = resources[step]
@@ -155,38 +114,28 @@ def make_pipeline(
             )
         return task
 
-    def train_and_evaluate(
-        features, *, model, epochs, batch_size, learning_rate, dropout, l2, patience, seed
-    ):
+    def train_and_evaluate(features, values):
         trained = configure(
-            comps["train"](
-                features=features,
-                model_type=model,
-                epochs=epochs,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-                dropout=dropout,
-                l2=l2,
-                patience=patience,
-                seed=seed,
-            ),
-            "train",
+            comps["train"](features=features, **steps.STEP["train"].component_arguments(values)), "train"
         )
-        evaluated = configure(
-            comps["evaluate"](model=trained.outputs["model"], features=features, seed=seed),
+        return configure(
+            comps["evaluate"](
+                model=trained.outputs["model"],
+                features=features,
+                **steps.STEP["evaluate"].component_arguments(values),
+            ),
             "evaluate",
         )
-        return evaluated
 
     @dsl.pipeline(name=pipeline_name, description=PIPELINE_DESCRIPTION)
     def disco_pipeline(
         data_uri: str,
-        embedder: str = DEFAULT_EMBEDDER,
+        embedder: str = params.DEFAULT_EMBEDDER,
         vggish_handle: str = params.VGGISH_DEFAULT_HANDLE,
-        augment_copies: int = DEFAULT_AUGMENT_COPIES,
+        augment_copies: int = params.DEFAULT_AUGMENT_COPIES,
         augment_mixup: int = 0,
         augment_masks: bool = False,
-        model: str = DEFAULT_MODEL,
+        model: str = params.DEFAULT_MODEL,
         epochs: int = params.DEFAULT_EPOCHS,
         batch_size: int = params.DEFAULT_BATCH_SIZE,
         learning_rate: float = params.DEFAULT_LEARNING_RATE,
@@ -198,58 +147,32 @@ def make_pipeline(
         use_release_features: bool = False,
         beam_options: str = "",
     ) -> str:
-        hyper = dict(
-            model=model,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            dropout=dropout,
-            l2=l2,
-            patience=patience,
-            seed=seed,
-        )
+        # The parameters, by name, for disco.steps to hand each component its own (the first
+        # statement, so locals() holds exactly the pipeline's parameters).
+        values = dict(locals())
+
+        def step_args(step: str) -> dict:
+            return steps.STEP[step].component_arguments(values)
+
         # Train and evaluate sit inside each branch: kfp.local 2.17 cannot resolve a dsl.OneOf of
         # artifacts (only of parameters), so the branches join on evaluate's parameter outputs.
         with dsl.If(use_release_features == True, name="release-features"):  # noqa: E712 (KFP condition)
-            imported = configure(
-                comps["import_features"](
-                    data_uri=data_uri, seed=seed, validation_fraction=validation_fraction
-                ),
-                "import_features",
-            )
-            from_release = train_and_evaluate(imported.outputs["features"], **hyper)
+            imported = configure(comps["import_features"](**step_args("import_features")), "import_features")
+            from_release = train_and_evaluate(imported.outputs["features"], values)
         with dsl.Else(name="from-audio"):
-            resampled = configure(
-                comps["resample"](
-                    data_uri=data_uri,
-                    seed=seed,
-                    validation_fraction=validation_fraction,
-                    beam_options=beam_options,
-                ),
-                "resample",
-            )
+            resampled = configure(comps["resample"](**step_args("resample")), "resample")
             augmented = configure(
-                comps["augment"](
-                    resampled=resampled.outputs["resampled"],
-                    copies=augment_copies,
-                    mixup=augment_mixup,
-                    masks=augment_masks,
-                    seed=seed,
-                    beam_options=beam_options,
-                ),
-                "augment",
+                comps["augment"](resampled=resampled.outputs["resampled"], **step_args("augment")), "augment"
             )
             embedded = configure(
                 comps["embed"](
                     resampled=resampled.outputs["resampled"],
                     augmented=augmented.outputs["augmented"],
-                    embedder=embedder,
-                    vggish_handle=vggish_handle,
-                    beam_options=beam_options,
+                    **step_args("embed"),
                 ),
                 "embed",
             )
-            from_audio = train_and_evaluate(embedded.outputs["embeddings"], **hyper)
+            from_audio = train_and_evaluate(embedded.outputs["embeddings"], values)
         return dsl.OneOf(from_release.outputs["evaluation_uri"], from_audio.outputs["evaluation_uri"])
 
     return disco_pipeline

@@ -11,6 +11,7 @@ import pkgutil
 import sys
 
 from disco import __version__
+from disco.cli._help import HelpFormatter, examples_epilog
 from disco.errors import DiscoError
 
 # Subcommand modules are discovered, so adding a command is adding a file; this tuple only fixes
@@ -42,20 +43,49 @@ def command_modules() -> list[str]:
 log = logging.getLogger("disco")
 
 
+# Exit statuses (README "Exit codes"): a step or run that failed is 1; a usage or input error
+# (argparse's own, or a DiscoError naming the file and reason) is 2.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+MAIN_EXAMPLES = (
+    "make demo-data && disco run --data data/demo/openmic-2018",
+    "disco info data/demo/openmic-2018 -q",
+)
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, *, default) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="store_true", default=default, help="debug logging")
+    group.add_argument("-q", "--quiet", action="store_true", default=default, help="warnings and errors only")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="disco",
         description="Musical instrument recognition on OpenMIC-2018: resample, augment, embed, "
-        "train, evaluate, export and predict.",
+        "train, evaluate, export and predict.\n\nExit status: 0 ok, 1 a step or run failed, "
+        "2 usage or input error.",
+        formatter_class=HelpFormatter,
+        epilog=examples_epilog(MAIN_EXAMPLES),
     )
     parser.add_argument("--version", action="version", version=f"disco {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    _add_verbosity(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in command_modules():
         module = importlib.import_module(f"disco.cli.{name}")
+        before = set(sub.choices)
         module.register(sub)
+        for command in set(sub.choices) - before:
+            sub_parser = sub.choices[command]
+            sub_parser.formatter_class = HelpFormatter
+            sub_parser.epilog = examples_epilog(module.EXAMPLES)
+            # Also after the subcommand (`disco info D -q`); SUPPRESS keeps the main parser's value
+            # when the option is given before it.
+            _add_verbosity(sub_parser, default=argparse.SUPPRESS)
     return parser
 
 
@@ -82,11 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         rc = args.func(args)
     except DiscoError as exc:
         print(f"disco {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    return int(rc or 0)
+        return EXIT_INTERRUPTED
+    return int(rc or EXIT_OK)
 
 
 if __name__ == "__main__":  # pragma: no cover

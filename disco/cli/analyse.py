@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+# `disco analyse --help` ends with these.
+EXAMPLES = (
+    "disco analyse runs",
+    "disco analyse runs --out runs/analysis",
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -14,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "test mAP, macro F1, random-forest mAP, AP per class; best mAP first), results.md, "
         "map_per_run.png and ap_per_class.png.",
     )
-    p.add_argument("runs_dir")
+    p.add_argument("runs_dir", help="directory holding runs (searched recursively)")
     p.add_argument("--out", help="where the results go (default: RUNS_DIR/analysis)")
     p.set_defaults(func=handle)
 

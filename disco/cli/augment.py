@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+# `disco augment --help` ends with these.
+EXAMPLES = ("disco augment work/resampled --out work/augmented --copies 2 --mixup 1",)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from disco import params
 
     p = subparsers.add_parser("augment", help="K augmented copies of each train clip (audiomentations, Beam)")
     p.add_argument("resampled", help="resample output directory")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--copies", type=int, default=1, help="audiomentations copies per train clip")
     p.add_argument("--mixup", type=int, default=0, help="mixtures with other train clips per train clip")
     p.add_argument(
         "--masks", action="store_true", help="add SpecAugment-style time and frequency masks to the copies"
     )
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
+    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED, help="seed of the augmentations")
     p.set_defaults(func=handle, accepts_extra=True)
 
 

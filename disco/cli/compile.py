@@ -10,6 +10,13 @@ from disco import params
 log = logging.getLogger(__name__)
 
 
+# `disco compile --help` ends with these.
+EXAMPLES = (
+    "disco compile",
+    "disco compile --gpu --tag 0.1.0-abc123 -o disco-gpu.yaml",
+)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "compile",

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+# `disco demo-data --help` ends with these.
+EXAMPLES = ("disco demo-data --out data/demo/openmic-2018 --clips 200",)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from disco import params
@@ -18,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="output directory (becomes the dataset root)")
     p.add_argument("--clips", type=int, default=200, help="number of clips (default 200)")
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
+    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED, help="same seed, same dataset")
     p.add_argument("--corrupt", type=int, default=0, help="break N train clips on purpose (dead-letter demo)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+# `disco embed --help` ends with these.
+EXAMPLES = ("disco embed work/resampled work/augmented --out work/embeddings --embedder musicnn",)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from disco import params
@@ -18,23 +21,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "go to Beam unchanged.",
     )
     p.add_argument("audio", nargs="+", help="resample / augment output directories")
-    p.add_argument("--out", required=True)
-    p.add_argument("--embedder", choices=available_embedders(), default="musicnn")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument(
+        "--embedder", choices=available_embedders(), default=params.DEFAULT_EMBEDDER, help="embedding model"
+    )
     p.add_argument(
         "--vggish-handle",
         default=params.VGGISH_DEFAULT_HANDLE,
         help="TF Hub handle, local dir or gs:// path of the VGGish SavedModel",
     )
-    p.add_argument("--vggish-checkpoint", default=None, help="official vggish_model.ckpt instead of a handle")
-    p.add_argument("--pca-params", default=None, help="vggish_pca_params.npz: emit PCA'd, quantised features")
+    p.add_argument(
+        "--vggish-checkpoint",
+        default=None,
+        help="official vggish_model.ckpt instead of a handle (default: none, use the handle)",
+    )
+    p.add_argument(
+        "--pca-params",
+        default=None,
+        help="vggish_pca_params.npz: emit PCA'd, quantised features (default: none, raw embeddings)",
+    )
     p.add_argument(
         "--precision",
         choices=("float32", "bfloat16"),
         default=None,
         help="default: bfloat16 where the hardware computes it natively, else float32",
     )
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--batch-size", type=int, default=64, help="clips per inference batch")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=handle, accepts_extra=True)
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+# `disco evaluate --help` ends with these.
+EXAMPLES = ("disco evaluate work/model work/embeddings --out work/evaluation",)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from disco import params
@@ -12,12 +15,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="test-split AP/mAP/F1 over observed entries, random-forest recipe, HTML report",
     )
-    p.add_argument("model_dir")
-    p.add_argument("features")
-    p.add_argument("--out", required=True)
+    p.add_argument("model_dir", help="train step output")
+    p.add_argument("features", help="embed output (its test split is scored)")
+    p.add_argument("--out", required=True, help="output directory (metrics.json, report.html)")
     p.add_argument("--no-rf", action="store_true", help="skip the random-forest recipe")
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
-    p.add_argument("--validation-fraction", type=float, default=params.DEFAULT_VALIDATION_FRACTION)
+    p.add_argument(
+        "--seed", type=int, default=params.DEFAULT_SEED, help="seed of the split and the baselines"
+    )
+    p.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=params.DEFAULT_VALIDATION_FRACTION,
+        help="validation carved from train, grouped by artist",
+    )
     p.set_defaults(func=handle)
 
 

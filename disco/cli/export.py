@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import argparse
 
+# `disco export --help` ends with these.
+EXAMPLES = ("disco export work/model --out work/export",)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="export embedder + classifier as one SavedModel (waveform in)")
     p.add_argument("model_dir", help="train step output")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output directory (the SavedModel)")
     p.add_argument(
         "--embedder",
         choices=("musicnn", "vggish"),
         default=None,
         help="default: the embedder the model was trained on",
     )
-    p.add_argument("--vggish-handle", default=None)
-    p.add_argument("--vggish-checkpoint", default=None)
+    p.add_argument(
+        "--vggish-handle", default=None, help="VGGish TF Hub handle or path (default: the training one)"
+    )
+    p.add_argument(
+        "--vggish-checkpoint", default=None, help="official vggish_model.ckpt (default: none, use the handle)"
+    )
     p.set_defaults(func=handle)
 
 

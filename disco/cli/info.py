@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+# `disco info --help` ends with these.
+EXAMPLES = (
+    "disco info data/demo/openmic-2018",
+    "disco info gs://bucket/openmic-2018 --json",
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -26,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="also show the artist-grouped validation split carved from train (default: params)",
     )
-    p.add_argument("--seed", type=int, default=None, help="seed of the validation split")
+    p.add_argument("--seed", type=int, default=None, help="seed of the validation split (default: params)")
     p.set_defaults(func=handle)
 
 

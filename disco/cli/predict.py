@@ -5,15 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 
+# `disco predict --help` ends with these.
+EXAMPLES = (
+    "disco predict work/export song.ogg",
+    "disco predict work/export a.wav b.ogg --all --json",
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "predict", help="instruments in audio files, with probabilities (exported model)"
     )
     p.add_argument("model_dir", help="export output directory")
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="+", help="audio files")
     p.add_argument("--all", action="store_true", help="list every class, not only those above threshold")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON lines, one per file")
     p.set_defaults(func=handle)
 
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 
-from disco import params
+from disco import steps
 
 DEFAULT_RUNS_DIR = "runs"
+DEFAULT_DATA = "data/demo/openmic-2018"  # where `make demo-data` writes the demo dataset
+
+
+# `disco run --help` ends with these.
+EXAMPLES = (
+    "disco run --data data/demo/openmic-2018",
+    "disco run --data openmic-2018-v1.0.0.tgz --embedder vggish --epochs 20",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,36 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "showing progress step by step; prints the test metrics and where the report is. Finished "
         "steps are cached (shared by runs under the same parent directory).",
     )
-    p.add_argument(
-        "--data", default="data/demo/openmic-2018", help="dataset: directory, release .tgz or gs://"
+    # The pipeline's parameters, declared once in disco.steps.
+    steps.add_arguments(
+        p,
+        [q.name for q in steps.RUN_PARAMETERS],
+        data_uri={"default": DEFAULT_DATA, "required": False},
     )
     p.add_argument("--output-dir", default=None, help="run directory, local or gs:// (default runs/<run-id>)")
-    p.add_argument("--embedder", default="musicnn", choices=("musicnn", "vggish"), help="embedding model")
-    p.add_argument(
-        "--vggish-handle", default=params.VGGISH_DEFAULT_HANDLE, help="VGGish TF Hub handle or path"
-    )
-    p.add_argument("--copies", type=int, default=1, help="augmented copies per training clip (0: none)")
-    p.add_argument(
-        "--mixup", type=int, default=0, help="mixtures with other training clips per training clip"
-    )
-    p.add_argument(
-        "--masks", action="store_true", help="add SpecAugment-style time and frequency masks to the copies"
-    )
-    p.add_argument("--model", default="baseline", choices=("baseline", "attention"), help="classifier")
-    p.add_argument("--epochs", type=int, default=params.DEFAULT_EPOCHS)
-    p.add_argument("--batch-size", type=int, default=params.DEFAULT_BATCH_SIZE)
-    p.add_argument("--learning-rate", type=float, default=params.DEFAULT_LEARNING_RATE)
-    p.add_argument("--dropout", type=float, default=params.DEFAULT_DROPOUT)
-    p.add_argument("--l2", type=float, default=params.DEFAULT_L2)
-    p.add_argument("--patience", type=int, default=params.DEFAULT_PATIENCE)
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
-    p.add_argument("--validation-fraction", type=float, default=params.DEFAULT_VALIDATION_FRACTION)
-    p.add_argument(
-        "--release-features",
-        action="store_true",
-        help="use the release's precomputed VGGish features (openmic-2018.npz): skips resample/augment/embed",
-    )
-    p.add_argument("--beam-options", default="", help="options passed to the Beam steps, one quoted string")
     p.add_argument("--no-cache", action="store_true", help="run every step, ignoring cached results")
     p.add_argument("--cache-dir", default=None, help="task cache (default <output-dir>/../.kfp-cache)")
     p.add_argument("--show-logs", action="store_true", help="stream every step's full log, not only progress")
@@ -58,25 +43,11 @@ def handle(args: argparse.Namespace) -> int:
     from disco.runner import default_run_id, metrics_table, run_local
 
     output_dir = args.output_dir or os.path.join(DEFAULT_RUNS_DIR, default_run_id())
+    values = steps.values_from(args, [q.name for q in steps.RUN_PARAMETERS])
     result = run_local(
-        args.data,
+        values.pop("data_uri"),
         output_dir,
-        embedder=args.embedder,
-        vggish_handle=args.vggish_handle,
-        augment_copies=args.copies,
-        augment_mixup=args.mixup,
-        augment_masks=args.masks,
-        model=args.model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        dropout=args.dropout,
-        l2=args.l2,
-        patience=args.patience,
-        seed=args.seed,
-        validation_fraction=args.validation_fraction,
-        use_release_features=args.release_features,
-        beam_options=args.beam_options,
+        **values,
         cache=not args.no_cache,
         cache_dir=args.cache_dir,
         stream_all=args.show_logs,

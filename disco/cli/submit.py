@@ -61,13 +61,22 @@ def parse_parameters(pairs: list[str], types: dict[str, str], *, package: str) -
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--package", default=params.PIPELINE_YAML, help="compiled pipeline YAML")
     p.add_argument(
-        "--data", default=None, help="dataset URI as the cluster sees it (gs://... ; sets data_uri)"
+        "--data",
+        default=None,
+        help="dataset URI as the cluster sees it (gs://... ; sets data_uri; default: --param data_uri=...)",
     )
     p.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter (repeatable)"
     )
     p.add_argument("--run-name", default=None, help="run display name (default <pipeline>-<time>)")
     p.add_argument("--no-cache", action="store_true", help="disable execution caching for this run")
+
+
+# `disco submit --help` ends with these.
+EXAMPLES = (
+    "disco submit --endpoint http://localhost:8080 --data gs://bucket/openmic-2018 --wait",
+    "disco vertex-submit --project P --pipeline-root gs://bucket/root --data gs://bucket/openmic-2018",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -79,7 +88,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--endpoint", required=True, help="KFP API host, e.g. http://localhost:8080")
     p.add_argument("--experiment", default="disco", help="experiment name")
-    p.add_argument("--namespace", default=None, help="Kubernetes namespace (multi-user KFP)")
+    p.add_argument(
+        "--namespace", default=None, help="Kubernetes namespace (multi-user KFP; default: the user's own)"
+    )
     p.add_argument(
         "--wait", action="store_true", help="wait for the run to finish and exit non-zero on failure"
     )
@@ -96,8 +107,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--project", required=True, help="Google Cloud project id")
     v.add_argument("--region", default="us-central1", help="Vertex AI region")
     v.add_argument("--pipeline-root", required=True, help="gs:// root for artifacts")
-    v.add_argument("--service-account", default=None, help="service account the pipeline runs as")
-    v.add_argument("--experiment", default=None, help="Vertex AI experiment to attach the run to")
+    v.add_argument(
+        "--service-account",
+        default=None,
+        help="service account the pipeline runs as (default: the project's default)",
+    )
+    v.add_argument(
+        "--experiment", default=None, help="Vertex AI experiment to attach the run to (default: none)"
+    )
     v.add_argument("--wait", action="store_true", help="block until the job finishes")
     _common(v)
     v.set_defaults(func=handle_vertex)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from disco import steps
+
+TRAIN_PARAMETERS = (*steps.STEP["train"].arguments.values(), "validation_fraction")
+
+# `disco train --help` ends with these.
+EXAMPLES = ("disco train work/embeddings --out work/model --model attention",)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from disco import params
-
     p = subparsers.add_parser(
         "train",
         help="train a masked multi-label classifier on embeddings or the release's features",
@@ -15,17 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(+ partitions/), or one with the release's vggish/*.json. Sigmoid outputs, binary "
         "cross-entropy masked by Y_mask, early stopping on validation mAP (best weights restored).",
     )
-    p.add_argument("features")
+    p.add_argument("features", help="embed output, or a dataset root with the release's features")
     p.add_argument("--out", required=True, help="model directory")
-    p.add_argument("--model", choices=params.MODELS, default="baseline")
-    p.add_argument("--batch-size", type=int, default=params.DEFAULT_BATCH_SIZE)
-    p.add_argument("--epochs", type=int, default=params.DEFAULT_EPOCHS)
-    p.add_argument("--learning-rate", type=float, default=params.DEFAULT_LEARNING_RATE)
-    p.add_argument("--dropout", type=float, default=params.DEFAULT_DROPOUT)
-    p.add_argument("--l2", type=float, default=params.DEFAULT_L2)
-    p.add_argument("--patience", type=int, default=params.DEFAULT_PATIENCE)
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
-    p.add_argument("--validation-fraction", type=float, default=params.DEFAULT_VALIDATION_FRACTION)
+    # The train step's parameters as the pipeline declares them (disco.steps), and the split's.
+    steps.add_arguments(p, TRAIN_PARAMETERS)
     p.add_argument("--tune", action="store_true", help="Keras Tuner search before the final fit")
     p.set_defaults(func=handle)
 
@@ -33,20 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from disco.train import run_train
 
-    s = run_train(
-        args.features,
-        args.out,
-        model=args.model,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        dropout=args.dropout,
-        l2=args.l2,
-        patience=args.patience,
-        seed=args.seed,
-        validation_fraction=args.validation_fraction,
-        tune=args.tune,
-    )
+    s = run_train(args.features, args.out, **steps.values_from(args, TRAIN_PARAMETERS), tune=args.tune)
     print(
         f"{s['model']}: best epoch {s['best_epoch']}/{s['epochs_run']}, validation mAP {s['val_mAP']:.4f} → {args.out}"
     )

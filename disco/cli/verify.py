@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+# `disco verify --help` ends with these.
+EXAMPLES = (
+    "disco verify data/demo/openmic-2018",
+    "disco verify openmic-2018-v1.0.0.tgz --json",
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -15,8 +21,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "or corrupt files, 2 unusable input.",
     )
     p.add_argument("data", help="openmic-2018/ directory, release .tgz, or gs://bucket/prefix")
-    p.add_argument("--audio-md5", help="CSV of sample_key,md5 for audio/*.ogg")
-    p.add_argument("--vggish-md5", help="CSV of sample_key,md5 for vggish/*.json")
+    p.add_argument(
+        "--audio-md5",
+        help="CSV of sample_key,md5 for audio/*.ogg (default: checksums-audio.csv in the dataset root)",
+    )
+    p.add_argument(
+        "--vggish-md5",
+        help="CSV of sample_key,md5 for vggish/*.json (default: checksums-vggish.csv in the dataset root)",
+    )
     p.add_argument(
         "--present-only",
         action="store_true",

@@ -1,0 +1,263 @@
+"""One declaration per step: the pipeline's run parameters and each step's spec.
+
+What is declared here once, and who reads it:
+
+* :data:`RUN_PARAMETERS`: name, type, default, help and CLI flag of every pipeline parameter. ``disco run``
+  and ``disco train`` build their flags from it (:func:`add_arguments`); the pipeline function in
+  ``pipelines/factory.py``, ``disco.runner.run_local`` and docs/pipeline.md's parameter table are
+  checked against it by tests/test_step_specs.py (KFP reads real annotations, so those signatures
+  stay written out).
+* :data:`STEPS`: per step its component function (and so its KFP task name), display name, which
+  run parameters its component takes (under which argument name), GPU, retry and resource settings,
+  and the container image target. The factory wires and configures tasks from it, the local runner
+  names progress lines with it, ``disco.images`` builds one image per step from it; the component
+  signatures are checked against it.
+
+Defaults come from :mod:`disco.params`; nothing here imports KFP.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from disco import params
+from disco.embedders import available_embedders
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A pipeline parameter. ``default`` None with ``required`` means the pipeline has no default."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    flag: str = ""  # CLI flag; "" means --<name with dashes>
+    choices: tuple[Any, ...] | None = None
+    required: bool = False
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+
+RUN_PARAMETERS: tuple[Parameter, ...] = (
+    Parameter(
+        "data_uri",
+        str,
+        None,
+        "dataset: extracted directory, release .tgz, or gs://bucket/prefix",
+        flag="--data",
+        required=True,
+    ),
+    Parameter(
+        "embedder", str, params.DEFAULT_EMBEDDER, "embedding model", choices=tuple(available_embedders())
+    ),
+    Parameter(
+        "vggish_handle", str, params.VGGISH_DEFAULT_HANDLE, "TF Hub handle or local/gs:// path of VGGish"
+    ),
+    Parameter(
+        "augment_copies",
+        int,
+        params.DEFAULT_AUGMENT_COPIES,
+        "augmented copies per training clip (0: none)",
+        flag="--copies",
+    ),
+    Parameter(
+        "augment_mixup", int, 0, "mixtures with other training clips per training clip", flag="--mixup"
+    ),
+    Parameter(
+        "augment_masks",
+        bool,
+        False,
+        "SpecAugment-style time and frequency masks on the copies",
+        flag="--masks",
+    ),
+    Parameter("model", str, params.DEFAULT_MODEL, "classifier", choices=params.MODELS),
+    Parameter("epochs", int, params.DEFAULT_EPOCHS, "most training epochs (early stopping may end sooner)"),
+    Parameter("batch_size", int, params.DEFAULT_BATCH_SIZE, "training batch size"),
+    Parameter("learning_rate", float, params.DEFAULT_LEARNING_RATE, "Adam learning rate"),
+    Parameter("dropout", float, params.DEFAULT_DROPOUT, "dropout rate of the classifier"),
+    Parameter("l2", float, params.DEFAULT_L2, "L2 weight penalty of the classifier"),
+    Parameter("patience", int, params.DEFAULT_PATIENCE, "epochs without validation progress before stopping"),
+    Parameter("seed", int, params.DEFAULT_SEED, "seed of every seeded step (split, augmentation, training)"),
+    Parameter(
+        "validation_fraction",
+        float,
+        params.DEFAULT_VALIDATION_FRACTION,
+        "validation carved from train, grouped by artist",
+    ),
+    Parameter(
+        "use_release_features",
+        bool,
+        False,
+        "train on the release's openmic-2018.npz VGGish features; skips resample, augment, embed",
+        flag="--release-features",
+    ),
+    Parameter(
+        "beam_options",
+        str,
+        "",
+        "extra Beam pipeline options for the Beam steps, one shell-quoted string",
+    ),
+)
+RUN_PARAMETER = {p.name: p for p in RUN_PARAMETERS}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Requests/limits of a step on a cluster (kfp.local ignores them)."""
+
+    cpu_request: str
+    memory_request: str
+    memory_limit: str
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """A pipeline step. ``arguments`` maps the component's parameter names to run parameters."""
+
+    name: str
+    component: str  # the component function in components/<name>.py
+    display_name: str
+    arguments: Mapping[str, str]
+    resources: Resources
+    gpu: bool = False
+    # Reads remote storage (gs:// dataset, TF Hub handle): retries transient failures on a cluster.
+    remote_read: bool = False
+    image_target: str = ""  # docker/Dockerfile target; "" means the name with dashes
+
+    @property
+    def task_name(self) -> str:
+        """KFP names a task after its component function, dashed (a branch copy adds ``-2``)."""
+        return self.component.replace("_", "-")
+
+    @property
+    def target(self) -> str:
+        return self.image_target or self.name.replace("_", "-")
+
+    def component_arguments(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The component's parameter arguments from the run's parameter values."""
+        return {arg: values[param] for arg, param in self.arguments.items()}
+
+
+_SEEDED_SPLIT = {"data_uri": "data_uri", "seed": "seed", "validation_fraction": "validation_fraction"}
+
+STEPS: tuple[StepSpec, ...] = (
+    StepSpec(
+        "import_features",
+        "import_release_features",
+        "Import release VGGish features",
+        _SEEDED_SPLIT,
+        Resources("1", "4G", "8G"),
+        remote_read=True,
+    ),
+    StepSpec(
+        "resample",
+        "resample_audio",
+        "Resample audio (16 kHz mono, 10 s)",
+        {**_SEEDED_SPLIT, "beam_options": "beam_options"},
+        Resources("2", "4G", "8G"),
+        remote_read=True,
+    ),
+    StepSpec(
+        "augment",
+        "augment_audio",
+        "Augment training audio",
+        {
+            "copies": "augment_copies",
+            "mixup": "augment_mixup",
+            "masks": "augment_masks",
+            "seed": "seed",
+            "beam_options": "beam_options",
+        },
+        Resources("2", "4G", "8G"),
+    ),
+    StepSpec(
+        "embed",
+        "embed_audio",
+        "Embed audio (Beam)",
+        {"embedder": "embedder", "vggish_handle": "vggish_handle", "beam_options": "beam_options"},
+        Resources("4", "8G", "16G"),
+        gpu=True,
+        remote_read=True,
+    ),
+    StepSpec(
+        "train",
+        "train_classifier",
+        "Train classifier",
+        {
+            "model_type": "model",
+            **{
+                name: name
+                for name in ("epochs", "batch_size", "learning_rate", "dropout", "l2", "patience", "seed")
+            },
+        },
+        Resources("2", "8G", "16G"),
+        gpu=True,
+    ),
+    StepSpec(
+        "evaluate",
+        "evaluate_classifier",
+        "Evaluate on split01 test",
+        {"seed": "seed"},
+        Resources("1", "4G", "8G"),
+    ),
+)
+STEP = {s.name: s for s in STEPS}
+STEP_NAMES: tuple[str, ...] = tuple(s.name for s in STEPS)
+GPU_STEPS: tuple[str, ...] = tuple(s.name for s in STEPS if s.gpu)
+REMOTE_READ_STEPS: tuple[str, ...] = tuple(s.name for s in STEPS if s.remote_read)
+
+
+def step_of_task(task: str) -> StepSpec | None:
+    """The step a KFP task name belongs to (``train-classifier-2`` is the second branch's copy)."""
+    base = task.rsplit("-", 1)[0] if task.rsplit("-", 1)[-1].isdigit() else task
+    return next((s for s in STEPS if s.task_name == base), None)
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str], **overrides: Any) -> None:
+    """Add the CLI options of the named run parameters (dest = the parameter name).
+    ``overrides`` maps a name to add_argument keywords that differ for this command (e.g. a default)."""
+    for name in names:
+        p = RUN_PARAMETER[name]
+        kwargs: dict[str, Any] = {"dest": p.name, "help": p.help}
+        if p.type is bool:
+            kwargs.update(action="store_true")
+        else:
+            kwargs.update(type=p.type, default=p.default, required=p.required)
+            if p.choices:
+                kwargs["choices"] = p.choices
+        kwargs.update(overrides.get(name, {}))
+        parser.add_argument(p.cli_flag, **kwargs)
+
+
+def values_from(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
+    """The named run parameters' values from parsed CLI arguments."""
+    return {name: getattr(args, name) for name in names}
+
+
+def parameters_markdown() -> str:
+    """docs/pipeline.md's parameter table (tests/test_step_specs.py keeps the doc equal to it)."""
+    rows = ["| parameter | `disco run` flag | default | meaning |", "| --- | --- | --- | --- |"]
+    for p in RUN_PARAMETERS:
+        if p.required:
+            default = "(required)"
+        elif p.type is bool:
+            default = str(p.default).lower()
+        elif p.type is str:
+            default = f"`{p.default}`" if p.default else '`""`'
+        elif p.type is float:
+            default = f"{p.default:g}"
+        else:
+            default = str(p.default)
+        choices = f" ({' or '.join(f'`{c}`' for c in p.choices)})" if p.choices else ""
+        rows.append(f"| `{p.name}` | `{p.cli_flag}` | {default} | {p.help}{choices} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(parameters_markdown(), end="")

@@ -1,0 +1,143 @@
+"""One declaration per step (#15): the places that must spell out a step's parameters (KFP reads real
+signatures) are checked against disco.steps, so they cannot drift apart."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+from kfp import dsl
+
+from disco import params, steps
+
+PRIMITIVES = (int, float, str, bool)
+KFP_TYPES = {int: "NUMBER_INTEGER", float: "NUMBER_DOUBLE", str: "STRING", bool: "BOOLEAN"}
+
+
+def _component_function(step: steps.StepSpec):
+    # The package's own name (components today) is read from the factory that imports it.
+    import components
+
+    return getattr(importlib.import_module(f"{components.__name__}.{step.name}"), step.component)
+
+
+def test_one_list_of_steps():
+    import components
+    from disco import images
+
+    assert set(components.component_factories()) == set(steps.STEP_NAMES)
+    assert images.STEP_TARGETS == tuple(s.target for s in steps.STEPS)
+    assert len(set(s.task_name for s in steps.STEPS)) == len(steps.STEPS)
+    for step in steps.STEPS:
+        assert set(step.arguments.values()) <= set(steps.RUN_PARAMETER), step.name
+
+
+@pytest.mark.parametrize("step", steps.STEPS, ids=lambda s: s.name)
+def test_component_signature_matches_the_spec(step):
+    signature = inspect.signature(_component_function(step))
+    parameters = {n: p.annotation for n, p in signature.parameters.items() if p.annotation in PRIMITIVES}
+    assert set(parameters) == set(step.arguments), f"{step.component}: parameters drifted from disco.steps"
+    for arg, run_name in step.arguments.items():
+        assert parameters[arg] is steps.RUN_PARAMETER[run_name].type, f"{step.component}({arg})"
+
+
+def test_pipeline_signature_matches_the_spec(repo_root):
+    import yaml
+
+    from pipelines.factory import make_pipeline
+
+    signature = inspect.signature(make_pipeline().pipeline_func)
+    assert list(signature.parameters) == [p.name for p in steps.RUN_PARAMETERS]
+    # What KFP made of it (the golden YAML; tests/test_pipeline_compile.py keeps it current).
+    compiled = yaml.safe_load((repo_root / params.PIPELINE_YAML).read_text())
+    inputs = compiled["root"]["inputDefinitions"]["parameters"]
+    assert set(inputs) == set(steps.RUN_PARAMETER)
+    for p in steps.RUN_PARAMETERS:
+        declared = signature.parameters[p.name]
+        assert declared.annotation is p.type, p.name
+        assert inputs[p.name]["parameterType"] == KFP_TYPES[p.type], p.name
+        if p.required:
+            assert declared.default is inspect.Parameter.empty, p.name
+            assert "defaultValue" not in inputs[p.name]
+        else:
+            assert declared.default == p.default, p.name
+            assert inputs[p.name]["defaultValue"] == p.default, p.name
+
+
+def test_tasks_are_configured_from_the_spec(tmp_path):
+    """The compiled pipeline's tasks carry the spec's display names, retries and resources."""
+    import yaml
+    from kfp import compiler
+
+    from pipelines.factory import make_pipeline
+
+    out = tmp_path / "p.yaml"
+    compiler.Compiler().compile(make_pipeline(retries=2), str(out))
+    spec = yaml.safe_load(out.read_text())
+    tasks = {}
+    for comp in spec["components"].values():
+        for name, task in (comp.get("dag") or {}).get("tasks", {}).items():
+            tasks[name] = task
+    for name, task in spec["root"]["dag"]["tasks"].items():
+        tasks.setdefault(name, task)
+    seen = set()
+    for name, task in tasks.items():
+        step = steps.step_of_task(name)
+        if step is None:
+            continue  # the If/Else condition branches
+        seen.add(step.name)
+        assert task["taskInfo"]["name"] == step.display_name
+        assert ("retryPolicy" in task) == step.remote_read, name
+    assert seen == set(steps.STEP_NAMES)
+    executors = spec["deploymentSpec"]["executors"]
+    for step in steps.STEPS:
+        resources = executors[f"exec-{step.task_name}"]["container"]["resources"]
+        assert resources["memoryLimit"] == float(step.resources.memory_limit.rstrip("G"))  # KFP: GB
+
+
+def test_run_local_signature_matches_the_spec():
+    from disco.runner import run_local
+
+    signature = inspect.signature(run_local)
+    names = list(signature.parameters)
+    assert names[0] == "data_uri"
+    for p in steps.RUN_PARAMETERS[1:]:
+        assert p.name in signature.parameters, f"run_local has no {p.name}"
+        assert signature.parameters[p.name].default == p.default, p.name
+
+
+def test_library_training_defaults_match_the_spec():
+    from disco.train import run_train
+
+    signature = inspect.signature(run_train)
+    for name in (*steps.STEP["train"].arguments.values(), "validation_fraction"):
+        assert signature.parameters[name].default == steps.RUN_PARAMETER[name].default, name
+
+
+def test_cli_flags_come_from_the_spec():
+    from disco.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["run"])
+    for p in steps.RUN_PARAMETERS[1:]:
+        assert getattr(args, p.name) == p.default, p.name
+    flags = {p.cli_flag: p for p in steps.RUN_PARAMETERS}
+    args = parser.parse_args(["run", "--copies", "3", "--release-features", "--model", params.MODELS[-1]])
+    assert (args.augment_copies, args.use_release_features, args.model) == (3, True, params.MODELS[-1])
+    assert "--patience" in flags
+
+
+def test_docs_parameter_table_is_the_spec(repo_root):
+    table = steps.parameters_markdown()
+    doc = (repo_root / "docs" / "pipeline.md").read_text()
+    assert table in doc, (
+        "docs/pipeline.md's parameter table drifted; paste `python -m disco.steps`:\n" + table
+    )
+
+
+def test_component_functions_are_dsl_components():
+    for step in steps.STEPS:
+        component = importlib.import_module(_component_function(step).__module__).make_component("img")
+        assert isinstance(component, dsl.base_component.BaseComponent)
+        assert component.name == step.task_name
