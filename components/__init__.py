@@ -2,7 +2,7 @@
 
 Each module holds the component's Python function and ``make_component(image)``, because KFP fixes
 a lightweight component's ``base_image`` at decoration time and the image is an argument of the
-pipeline factory (:func:`pipelines.factory.make_pipeline`), never a module-level constant.
+pipeline factory (:func:`disco_pipelines.factory.make_pipeline`), never a module-level constant.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ def augment_audio(
 ):
     """Write `copies` augmented versions and `mixup` mixtures of each train clip (with SpecAugment-style
     masks when `masks`); none of either writes an empty, valid step output."""
-    from components import _runtime
+    from disco_components import _runtime
 
     _runtime.setup_logging()
     if copies <= 0 and mixup <= 0:

@@ -14,9 +14,9 @@ def embed_audio(
     stats: Output[Metrics],
 ):
     """Embed every resampled clip (and every augmented copy, when there are any)."""
-    from components import _runtime
     from disco import params
     from disco.beam.embed import run_embed
+    from disco_components import _runtime
 
     _runtime.setup_logging()
     audio_dirs = [resampled.path]

@@ -20,9 +20,9 @@ def evaluate_classifier(
     import os
     from collections import namedtuple
 
-    from components import _runtime
     from disco import params
     from disco.evaluate import run_evaluate
+    from disco_components import _runtime
 
     _runtime.setup_logging()
     summary = run_evaluate(model.path, features.path, evaluation.path, seed=seed)

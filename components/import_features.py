@@ -17,8 +17,8 @@ def import_release_features(
     stats: Output[Metrics],
 ):
     """Convert the release's openmic-2018.npz into embedding records (skips resample/embed)."""
-    from components import _runtime
     from disco.train.features import write_release_records
+    from disco_components import _runtime
 
     _runtime.setup_logging()
     summary = write_release_records(

@@ -18,8 +18,8 @@ def resample_audio(
     failures: Output[Markdown],
 ):
     """Decode, resample and split the dataset's clips; corrupt clips go to failures.jsonl."""
-    from components import _runtime
     from disco.beam.resample import run_resample
+    from disco_components import _runtime
 
     _runtime.setup_logging()
     summary = run_resample(

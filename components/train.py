@@ -18,8 +18,8 @@ def train_classifier(
     history: Output[Metrics],
 ):
     """Train on the features' train split, early-stop on validation, tune per-class thresholds."""
-    from components import _runtime
     from disco.train import run_train
+    from disco_components import _runtime
 
     _runtime.setup_logging()
     summary = run_train(

@@ -43,7 +43,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _KFP_PROGRESS = re.compile(
     r"Running pipeline|Executing task|finished with status|cache hit|Skipping|failed \(attempt|Pipeline .* finished"
 )
-# Our steps' log lines (format set by components._runtime.setup_logging): "HH:MM:SS LEVEL name: msg".
+# Our steps' log lines (format set by disco_components._runtime.setup_logging): "HH:MM:SS LEVEL name: msg".
 _STEP_LOG = re.compile(r"^\d\d:\d\d:\d\d (INFO|WARNING|ERROR|CRITICAL)\s+(disco|components)[\w.]*: ")
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
 _EXECUTING = re.compile(r"Executing task '?([\w-]+)'?")
@@ -196,7 +196,7 @@ def run_local(
     when the run succeeds (kfp.local writes artifacts through local paths only)."""
     from kfp import local
 
-    from pipelines.factory import make_pipeline
+    from disco_pipelines.factory import make_pipeline
 
     if augment_copies < 0 or augment_mixup < 0:
         raise ConfigError(f"augment copies and mixup must be >= 0, got {augment_copies} and {augment_mixup}")

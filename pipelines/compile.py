@@ -40,7 +40,7 @@ def compile_pipeline(
     """Compile to ``output`` (default ``pipelines/<pipeline name>.yaml``) and return the path."""
     from kfp import compiler
 
-    from pipelines import factory
+    from disco_pipelines import factory
 
     name = pipeline_name or params.PIPELINE_NAME
     gpu_arg: bool | factory.GpuConfig = gpu

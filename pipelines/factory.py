@@ -1,4 +1,4 @@
-"""The pipeline factory: wires the components of :mod:`components` into the disco KFP pipeline.
+"""The pipeline factory: wires the components of :mod:`disco_components` into the disco KFP pipeline.
 
 Everything that depends on where the pipeline runs (images, GPU requests, node pool labels,
 retries) is an argument of :func:`make_pipeline`; nothing is read from the environment at import,
@@ -74,13 +74,13 @@ def make_pipeline(
     """
     from kfp import dsl, kubernetes
 
-    import components
+    import disco_components
 
     gpu_config = GpuConfig() if gpu is True else (gpu or None)
     unknown = set(step_images or {}) - set(steps.STEP_NAMES)
     if unknown:
         raise ConfigError(f"step_images names unknown steps {sorted(unknown)}; steps are {steps.STEP_NAMES}")
-    factories = components.component_factories()
+    factories = disco_components.component_factories()
 
     def build(step: str):
         step_image = image

@@ -99,7 +99,7 @@ def test_pods_non_root_with_requests_and_limits(rendered, rel):
 
 
 def test_gke_gpu_job_matches_the_pipelines_gpu_contract(rendered):
-    from pipelines.factory import GpuConfig
+    from disco_pipelines.factory import GpuConfig
 
     gpu = GpuConfig()
     (job,) = [d for d in rendered["k8s/gke"] if d["kind"] == "Job"]
@@ -110,7 +110,7 @@ def test_gke_gpu_job_matches_the_pipelines_gpu_contract(rendered):
 
 
 def test_gke_pool_script_creates_the_label_and_taint_the_pipeline_expects(repo_root):
-    from pipelines.factory import GpuConfig
+    from disco_pipelines.factory import GpuConfig
 
     gpu = GpuConfig()
     proc = subprocess.run(

@@ -20,8 +20,18 @@ import pytest
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
+def _tool(repo_root: Path) -> dict:
+    return tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]
+
+
 def _config(repo_root: Path) -> dict:
-    return tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["importlinter"]
+    return _tool(repo_root)["importlinter"]
+
+
+def _package_dirs(repo_root: Path) -> dict[str, Path]:
+    """Installed top-level package -> its folder (components/ installs as disco_components)."""
+    mapping = _tool(repo_root)["setuptools"]["package-dir"]
+    return {name: repo_root / mapping.get(name, name) for name in _config(repo_root)["root_packages"]}
 
 
 def _layer_modules(config: dict) -> list[str]:
@@ -63,11 +73,17 @@ def test_every_module_is_in_a_layer(repo_root):
         # the library reaching up into the pipeline
         (
             "disco/evaluate/analyse.py",
-            "import pipelines.factory",
-            "disco.evaluate.analyse -> pipelines.factory",
+            "import disco_pipelines.factory",
+            "disco.evaluate.analyse -> disco_pipelines.factory",
         ),
         # the library importing KFP directly
         ("disco/records.py", "import kfp", "disco.records -> kfp"),
+        # a component reaching up into the pipeline
+        (
+            "disco_components/train.py",
+            "import disco_pipelines.compile",
+            "disco_components.train -> disco_pipelines.compile",
+        ),
         # a lower library layer importing a higher one
         (
             "disco/train/losses.py",
@@ -79,9 +95,8 @@ def test_every_module_is_in_a_layer(repo_root):
 def test_contract_fails_on_an_import_against_the_layers(
     repo_root, tmp_path, module_file, bad_import, expected
 ):
-    roots = _config(repo_root)["root_packages"]
-    for name in roots:
-        shutil.copytree(repo_root / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name, folder in _package_dirs(repo_root).items():
+        shutil.copytree(folder, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(repo_root / "pyproject.toml", tmp_path / "pyproject.toml")
     target = tmp_path / module_file
     target.write_text(target.read_text() + f"\n{bad_import}  # noqa\n")
@@ -90,3 +105,18 @@ def test_contract_fails_on_an_import_against_the_layers(
     result = _lint_imports(tmp_path, env)
     assert result.returncode != 0, result.stdout
     assert expected in result.stdout, result.stdout
+
+
+def test_installed_packages_are_the_package_folders(repo_root):
+    """pyproject lists packages explicitly (for the disco_components / disco_pipelines mapping): it
+    must name every package folder, or an install would silently leave one out."""
+    tool = _tool(repo_root)
+    listed = set(tool["setuptools"]["packages"])
+    found = set()
+    for name, folder in _package_dirs(repo_root).items():
+        for init in folder.rglob("__init__.py"):
+            rel = init.parent.relative_to(folder).parts
+            found.add(".".join((name, *rel)))
+    assert listed == found
+    # No generic top-level names in site-packages.
+    assert all(name.split(".")[0].startswith("disco") for name in listed)

@@ -48,7 +48,7 @@ def test_makefile_defaults_mirror_params(makefile_defaults, variable, expected):
 
 
 def test_pipeline_yaml_is_where_compile_writes_by_default(repo_root):
-    from pipelines.compile import default_output
+    from disco_pipelines.compile import default_output
 
     assert default_output(params.PIPELINE_NAME) == repo_root / params.PIPELINE_YAML
     assert (repo_root / params.PIPELINE_YAML).is_file()

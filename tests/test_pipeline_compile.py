@@ -45,7 +45,7 @@ def _load(path: Path) -> list:
 
 
 def _compile(tmp_path: Path, name: str = "p.yaml", **kwargs) -> list:
-    from pipelines.compile import compile_pipeline
+    from disco_pipelines.compile import compile_pipeline
 
     return _load(compile_pipeline(tmp_path / name, **kwargs))
 
@@ -167,7 +167,7 @@ def test_components_use_the_image_and_never_pip_install(cpu_docs):
         command = " ".join(executor["container"]["command"])
         assert "pip install" not in command, f"{name} would pip-install at run time"
         assert "kfp.dsl.executor_main" in command
-        assert "from components import _runtime" in command
+        assert "from disco_components import _runtime" in command
 
 
 def test_typed_artifacts(cpu_docs):
@@ -186,7 +186,7 @@ def test_typed_artifacts(cpu_docs):
 
 
 def test_unknown_step_image_is_a_config_error():
-    from pipelines.factory import make_pipeline
+    from disco_pipelines.factory import make_pipeline
 
     with pytest.raises(ConfigError, match="unknown steps"):
         make_pipeline(image="x", step_images={"resampel": "y"})

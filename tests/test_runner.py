@@ -88,7 +88,7 @@ def test_missing_dataset_and_bad_parameters_fail_before_running(tmp_path):
 
 
 def test_component_markdown_tables():
-    from components import _runtime
+    from disco_components import _runtime
 
     md = _runtime.failures_markdown(
         {

@@ -16,17 +16,15 @@ KFP_TYPES = {int: "NUMBER_INTEGER", float: "NUMBER_DOUBLE", str: "STRING", bool:
 
 
 def _component_function(step: steps.StepSpec):
-    # The package's own name (components today) is read from the factory that imports it.
-    import components
 
-    return getattr(importlib.import_module(f"{components.__name__}.{step.name}"), step.component)
+    return getattr(importlib.import_module(f"disco_components.{step.name}"), step.component)
 
 
 def test_one_list_of_steps():
-    import components
+    import disco_components
     from disco import images
 
-    assert set(components.component_factories()) == set(steps.STEP_NAMES)
+    assert set(disco_components.component_factories()) == set(steps.STEP_NAMES)
     assert images.STEP_TARGETS == tuple(s.target for s in steps.STEPS)
     assert len(set(s.task_name for s in steps.STEPS)) == len(steps.STEPS)
     for step in steps.STEPS:
@@ -45,7 +43,7 @@ def test_component_signature_matches_the_spec(step):
 def test_pipeline_signature_matches_the_spec(repo_root):
     import yaml
 
-    from pipelines.factory import make_pipeline
+    from disco_pipelines.factory import make_pipeline
 
     signature = inspect.signature(make_pipeline().pipeline_func)
     assert list(signature.parameters) == [p.name for p in steps.RUN_PARAMETERS]
@@ -70,7 +68,7 @@ def test_tasks_are_configured_from_the_spec(tmp_path):
     import yaml
     from kfp import compiler
 
-    from pipelines.factory import make_pipeline
+    from disco_pipelines.factory import make_pipeline
 
     out = tmp_path / "p.yaml"
     compiler.Compiler().compile(make_pipeline(retries=2), str(out))

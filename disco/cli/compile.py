@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from pipelines.compile import compile_pipeline
+    from disco_pipelines.compile import compile_pipeline
 
     out = compile_pipeline(
         args.output,
