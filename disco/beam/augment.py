@@ -91,8 +91,24 @@ def run_augment(
     num_shards: int | None = None,
     beam_args: Sequence[str] = (),
 ) -> dict:
-    """``copies`` audiomentations copies (ids 1..copies) and ``mixup`` mixtures with other train clips
-    (ids copies+1..copies+mixup) of every train clip."""
+    """The augment step: ``copies`` audiomentations copies (augmentation ids 1..copies) and ``mixup``
+    mixtures with other train clips (ids copies+1..copies+mixup) of every train clip, in the
+    resampled-audio record schema. Validation and test clips are never augmented.
+
+    Args:
+        resampled_dir: a resample step output.
+        out_dir: where the shards, ``summary.json`` and ``run_info.json`` go.
+        copies: augmented copies per train clip.
+        seed: seed of every random draw (same seed, same copies).
+        mixup: mixtures per train clip.
+        masks: add SpecAugment-style time and frequency masks to the copies.
+        num_shards: output shards; None sizes them from the record count.
+        beam_args: Beam pipeline options.
+
+    Returns:
+        The summary also written to ``summary.json``: ``records`` written, ``copies``, ``mixup``,
+        ``masks``, the augmentation chain and timings.
+    """
     import apache_beam as beam
 
     from disco.audio.augment import CHAIN_DESCRIPTION, MASKS_DESCRIPTION, MIXUP_WEIGHT_RANGE

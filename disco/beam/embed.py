@@ -198,6 +198,25 @@ def run_embed(
     num_shards: int | None = None,
     beam_args: Sequence[str] = (),
 ) -> dict:
+    """The embed step: resampled (and augmented) records through the embedder in batches (Beam
+    RunInference) to sharded embedding TFRecords per split, labels and masks carried through.
+
+    Args:
+        audio_dirs: resample and augment step outputs.
+        out_dir: where the shards, ``failures.jsonl``, ``summary.json`` and ``run_info.json`` go.
+        embedder: a name of :func:`disco.embedders.available_embedders`.
+        vggish_handle: VGGish TF Hub handle or path (vggish only).
+        vggish_checkpoint: the official TF1 checkpoint instead of a handle (vggish only).
+        pca_params: VGGish PCA parameters: emit PCA'd, quantised features (vggish only).
+        precision: ``float32`` or ``bfloat16``; None picks bfloat16 where the hardware computes it.
+        batch_size: clips per inference batch.
+        num_shards: output shards; None sizes them from the record count.
+        beam_args: Beam pipeline options.
+
+    Returns:
+        The summary also written to ``summary.json``: ``records`` and ``failed`` counts, ``splits``,
+        ``shards``, the embedder's ``frames``, ``dim``, ``precision`` and version, and timings.
+    """
     import apache_beam as beam
     from apache_beam.ml.inference.base import RunInference
 

@@ -121,6 +121,25 @@ def run_resample(
     threads: int | None = None,
     beam_args: Sequence[str] = (),
 ) -> dict:
+    """The resample step: every clip of the dataset decoded, mixed to mono, resampled to 16 kHz, padded
+    or trimmed to 10 s and written as sharded resampled-audio TFRecords per split.
+
+    Args:
+        data_uri: the dataset: an extracted ``openmic-2018/`` directory, the release ``.tgz``, or a
+            ``gs://`` prefix.
+        out_dir: where the shards, ``failures.jsonl`` (dead letters: clips that cannot be decoded),
+            ``summary.json`` and ``run_info.json`` go (local or ``gs://``).
+        seed: seed of the artist-grouped validation split carved from split01 train.
+        validation_fraction: share of the train partition that becomes validation.
+        num_shards: shards per split; None sizes them from the clip count.
+        batch_size: clips per decode batch.
+        threads: decode threads per worker; None uses every core.
+        beam_args: Beam pipeline options (e.g. ``--runner DataflowRunner``).
+
+    Returns:
+        The summary also written to ``summary.json``: ``ok`` and ``failed`` clip counts, ``splits``
+        (clips per split), ``shards``, ``failures`` and timings.
+    """
     import apache_beam as beam
 
     from disco.data.openmic import open_dataset

@@ -28,6 +28,22 @@ def run_evaluate(
     seed: int = params.DEFAULT_SEED,
     validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
 ) -> dict:
+    """The evaluate step: the trained classifier scored on the official split01 test split, over
+    observed (``y_mask``) entries only, beside the random-forest and logistic-regression baselines.
+
+    Args:
+        model_dir: a train step output.
+        features: the features the model was trained on (their test split is scored).
+        out_dir: where ``metrics.json``, ``report.html``, the test scores, ``summary.json`` and
+            ``run_info.json`` go.
+        rf_baseline: also fit and score the baselines on the same features.
+        seed: seed of the baselines and of the validation split (release features).
+        validation_fraction: validation share carved from train (release features only).
+
+    Returns:
+        The summary also written to ``summary.json``: test ``mAP``, ``f1_macro``, the baselines'
+        mAP (``rf_mAP``; None when skipped) and timings; ``metrics.json`` holds the per-class table.
+    """
     from disco.evaluate.baseline import logistic_regression_scores, random_forest_scores
     from disco.evaluate.report import write_reports
     from disco.metrics import classification_report

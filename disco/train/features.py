@@ -130,6 +130,19 @@ def load_features(
     seed: int = params.DEFAULT_SEED,
     validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
 ) -> FeatureSet:
+    """Training features from any of the three sources, as one :class:`FeatureSet` of
+    ``[examples, frames, dim]`` arrays with ``y_true`` / ``y_mask`` per split.
+
+    Args:
+        path: an embed step output (embedding records), or a dataset root with the release's
+            ``openmic-2018.npz`` (+ ``partitions/``) or its ``vggish/*.json`` files.
+        seed: seed of the artist-grouped validation split (release features; records carry theirs).
+        validation_fraction: validation share carved from train (release features).
+
+    Returns:
+        The feature set: ``splits`` (train / validation / test), ``kind`` of source, ``embedder``,
+        ``frames`` and ``dim``.
+    """
     from disco.records import list_shards
 
     path = str(path)

@@ -142,6 +142,27 @@ def run_train(
     tune: bool = False,
     tune_trials: int = 6,
 ) -> dict:
+    """The train step: a masked multi-label classifier (sigmoid outputs, binary cross-entropy over
+    observed entries only) on the train split, early-stopped on validation mAP, with per-class
+    decision thresholds tuned on validation.
+
+    Args:
+        features: an embed step output, or a dataset root with the release's ``openmic-2018.npz``
+            or ``vggish/*.json`` features.
+        out_dir: where ``model.keras``, ``thresholds.json``, ``features.json``, the history,
+            ``summary.json`` and ``run_info.json`` go.
+        model: a name of ``params.MODELS``.
+        batch_size, epochs, learning_rate, dropout, l2, patience: training hyperparameters
+            (``patience``: epochs without validation progress before stopping).
+        seed: seed of the split (release features) and of training.
+        validation_fraction: validation share carved from train (release features only).
+        tune: run a Keras Tuner search before the final fit.
+        tune_trials: trials of that search.
+
+    Returns:
+        The summary also written to ``summary.json``: the hyperparameters, ``embedder``, ``frames``,
+        ``dim``, ``examples`` per split, ``epochs_run``, ``best_epoch``, ``val_mAP`` and timings.
+    """
     from disco.metrics import mean_ap, tune_thresholds
     from disco.train.features import load_features
 
