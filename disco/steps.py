@@ -228,9 +228,10 @@ def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str], **overr
         if p.type is bool:
             kwargs.update(action="store_true")
         else:
-            kwargs.update(type=p.type, default=p.default, required=p.required)
+            metavar = p.cli_flag.lstrip("-").upper().replace("-", "_")
+            kwargs.update(type=p.type, default=p.default, required=p.required, metavar=metavar)
             if p.choices:
-                kwargs["choices"] = p.choices
+                kwargs.update(choices=p.choices, metavar="{" + ",".join(map(str, p.choices)) + "}")
         kwargs.update(overrides.get(name, {}))
         parser.add_argument(p.cli_flag, **kwargs)
 

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+from disco import steps
+
+# The augment step's arguments (run_augment's keywords) -> run parameters; Beam options come as
+# extra command-line options here.
+AUGMENT = {arg: param for arg, param in steps.STEP["augment"].arguments.items() if param != "beam_options"}
+
 # `disco augment --help` ends with these.
 EXAMPLES = ("disco augment work/resampled --out work/augmented --copies 2 --mixup 1",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from disco import params
-
     p = subparsers.add_parser("augment", help="K augmented copies of each train clip (audiomentations, Beam)")
     p.add_argument("resampled", help="resample output directory")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--copies", type=int, default=1, help="audiomentations copies per train clip")
-    p.add_argument("--mixup", type=int, default=0, help="mixtures with other train clips per train clip")
-    p.add_argument(
-        "--masks", action="store_true", help="add SpecAugment-style time and frequency masks to the copies"
-    )
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED, help="seed of the augmentations")
+    # As the pipeline declares them (disco.steps): --copies, --mixup, --masks, --seed.
+    steps.add_arguments(p, AUGMENT.values())
     p.set_defaults(func=handle, accepts_extra=True)
 
 
@@ -29,10 +29,7 @@ def handle(args: argparse.Namespace) -> int:
     s = run_augment(
         args.resampled,
         args.out,
-        copies=args.copies,
-        mixup=args.mixup,
-        masks=args.masks,
-        seed=args.seed,
+        **{arg: getattr(args, param) for arg, param in AUGMENT.items()},
         beam_args=args.extra,
     )
     print(

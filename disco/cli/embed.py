@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from disco import steps
+
 # `disco embed --help` ends with these.
 EXAMPLES = ("disco embed work/resampled work/augmented --out work/embeddings --embedder musicnn",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from disco import params
-    from disco.embedders import available_embedders
-
     p = subparsers.add_parser(
         "embed",
         help="embed resampled records with VGGish or musicnn (Beam RunInference)",
@@ -22,14 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("audio", nargs="+", help="resample / augment output directories")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument(
-        "--embedder", choices=available_embedders(), default=params.DEFAULT_EMBEDDER, help="embedding model"
-    )
-    p.add_argument(
-        "--vggish-handle",
-        default=params.VGGISH_DEFAULT_HANDLE,
-        help="TF Hub handle, local dir or gs:// path of the VGGish SavedModel",
-    )
+    steps.add_arguments(p, ("embedder", "vggish_handle"))  # as the pipeline declares them
     p.add_argument(
         "--vggish-checkpoint",
         default=None,

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from disco import steps
+
+SPLIT_PARAMETERS = ("seed", "validation_fraction")
+
 # `disco evaluate --help` ends with these.
 EXAMPLES = ("disco evaluate work/model work/embeddings --out work/evaluation",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from disco import params
-
     p = subparsers.add_parser(
         "evaluate",
         help="test-split AP/mAP/F1 over observed entries, random-forest recipe, HTML report",
@@ -19,15 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("features", help="embed output (its test split is scored)")
     p.add_argument("--out", required=True, help="output directory (metrics.json, report.html)")
     p.add_argument("--no-rf", action="store_true", help="skip the random-forest recipe")
-    p.add_argument(
-        "--seed", type=int, default=params.DEFAULT_SEED, help="seed of the split and the baselines"
-    )
-    p.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=params.DEFAULT_VALIDATION_FRACTION,
-        help="validation carved from train, grouped by artist",
-    )
+    steps.add_arguments(p, SPLIT_PARAMETERS)
     p.set_defaults(func=handle)
 
 
@@ -43,8 +37,7 @@ def handle(args: argparse.Namespace) -> int:
         args.features,
         args.out,
         rf_baseline=not args.no_rf,
-        seed=args.seed,
-        validation_fraction=args.validation_fraction,
+        **steps.values_from(args, SPLIT_PARAMETERS),
     )
     with open(os.path.join(args.out, params.METRICS_FILE)) as fh:
         print(metrics_table(json.load(fh)))

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from disco import steps
+
+SPLIT_PARAMETERS = ("seed", "validation_fraction")
+
 # `disco resample --help` ends with these.
 EXAMPLES = ("disco resample data/demo/openmic-2018 --out work/resampled",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from disco import params
-
     p = subparsers.add_parser(
         "resample",
         help="decode every clip, mono 16 kHz 10 s, sharded TFRecords (Beam)",
@@ -22,16 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", help="dataset: openmic-2018/ dir, release .tgz or gs:// prefix")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED, help="seed of the validation split")
-    p.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=params.DEFAULT_VALIDATION_FRACTION,
-        help="validation carved from train, grouped by artist",
-    )
     p.add_argument("--num-shards", type=int, default=None, help="shards per split (default ~1000 clips each)")
     p.add_argument("--threads", type=int, default=None, help="decode threads per worker (default: cores)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    steps.add_arguments(p, SPLIT_PARAMETERS)
     p.set_defaults(func=handle, accepts_extra=True)
 
 
@@ -41,8 +37,7 @@ def handle(args: argparse.Namespace) -> int:
     s = run_resample(
         args.data,
         args.out,
-        seed=args.seed,
-        validation_fraction=args.validation_fraction,
+        **steps.values_from(args, SPLIT_PARAMETERS),
         num_shards=args.num_shards,
         threads=args.threads,
         beam_args=args.extra,
