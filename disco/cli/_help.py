@@ -26,9 +26,17 @@ def shows_default(action: argparse.Action) -> bool:
     return "%(default)" in text or "default" in text.lower() or action.default is not None
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+class HelpFormatter(argparse.HelpFormatter):
     """Appends ``(default: X)`` to an option's help unless the text already says what the default
-    is; an option whose default is None must say so in its text (tests/test_cli.py checks)."""
+    is; an option whose default is None must say so in its text (tests/test_cli.py checks).
+    Descriptions are wrapped paragraph by paragraph; the examples keep their lines."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(EXAMPLES_HEADING):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return "\n\n".join(
+            super(HelpFormatter, self)._fill_text(part, width, indent) for part in text.split("\n\n")
+        )
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -45,5 +53,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+EXAMPLES_HEADING = "examples:"
+
+
 def examples_epilog(examples: Sequence[str]) -> str:
-    return "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    return EXAMPLES_HEADING + "\n" + "\n".join(f"  {line}" for line in examples)
