@@ -139,3 +139,16 @@ def test_component_functions_are_dsl_components():
         component = importlib.import_module(_component_function(step).__module__).make_component("img")
         assert isinstance(component, dsl.base_component.BaseComponent)
         assert component.name == step.task_name
+
+
+def test_docs_step_table_names_every_step_and_argument(repo_root):
+    """docs/pipeline.md's step table: display name, task name and every parameter argument of each
+    component (artifact inputs are listed too, but only the parameters come from the spec)."""
+    doc = (repo_root / "docs" / "pipeline.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in doc.splitlines() if line.startswith("| ")}
+    for step in steps.STEPS:
+        title = f"{step.display_name} (`{step.task_name}`)"
+        assert title in rows, f"docs/pipeline.md has no step row {title!r}"
+        inputs = rows[title].split("|")[2]
+        missing = [arg for arg in step.arguments if f"`{arg}`" not in inputs]
+        assert missing == [], f"{title}: inputs column misses {missing}"
