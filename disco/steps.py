@@ -3,7 +3,7 @@
 What is declared here once, and who reads it:
 
 * :data:`RUN_PARAMETERS`: name, type, default, help and CLI flag of every pipeline parameter. ``disco run``
-  and ``disco train`` build their flags from it (:func:`add_arguments`); the pipeline function in
+  and ``disco train`` build their flags from it (:func:`disco.cli._params.add_arguments`); the pipeline function in
   ``pipelines/factory.py``, ``disco.runner.run_local`` and docs/pipeline.md's parameter table are
   checked against it by tests/test_step_specs.py (KFP reads real annotations, so those signatures
   stay written out).
@@ -18,8 +18,7 @@ Defaults come from :mod:`disco.params`; nothing here imports KFP.
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,28 +216,6 @@ def step_of_task(task: str) -> StepSpec | None:
     """The step a KFP task name belongs to (``train-classifier-2`` is the second branch's copy)."""
     base = task.rsplit("-", 1)[0] if task.rsplit("-", 1)[-1].isdigit() else task
     return next((s for s in STEPS if s.task_name == base), None)
-
-
-def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str], **overrides: Any) -> None:
-    """Add the CLI options of the named run parameters (dest = the parameter name).
-    ``overrides`` maps a name to add_argument keywords that differ for this command (e.g. a default)."""
-    for name in names:
-        p = RUN_PARAMETER[name]
-        kwargs: dict[str, Any] = {"dest": p.name, "help": p.help}
-        if p.type is bool:
-            kwargs.update(action="store_true")
-        else:
-            metavar = p.cli_flag.lstrip("-").upper().replace("-", "_")
-            kwargs.update(type=p.type, default=p.default, required=p.required, metavar=metavar)
-            if p.choices:
-                kwargs.update(choices=p.choices, metavar="{" + ",".join(map(str, p.choices)) + "}")
-        kwargs.update(overrides.get(name, {}))
-        parser.add_argument(p.cli_flag, **kwargs)
-
-
-def values_from(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
-    """The named run parameters' values from parsed CLI arguments."""
-    return {name: getattr(args, name) for name in names}
 
 
 def parameters_markdown() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from disco import steps
+from disco.cli import _params
 
 # The augment step's arguments (run_augment's keywords) -> run parameters; Beam options come as
 # extra command-line options here.
@@ -19,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("resampled", help="resample output directory")
     p.add_argument("--out", required=True, help="output directory")
     # As the pipeline declares them (disco.steps): --copies, --mixup, --masks, --seed.
-    steps.add_arguments(p, AUGMENT.values())
+    _params.add_arguments(p, AUGMENT.values())
     p.set_defaults(func=handle, accepts_extra=True)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from disco import steps
+from disco.cli import _params
 
 # `disco embed --help` ends with these.
 EXAMPLES = ("disco embed work/resampled work/augmented --out work/embeddings --embedder musicnn",)
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("audio", nargs="+", help="resample / augment output directories")
     p.add_argument("--out", required=True, help="output directory")
-    steps.add_arguments(p, ("embedder", "vggish_handle"))  # as the pipeline declares them
+    _params.add_arguments(p, ("embedder", "vggish_handle"))  # as the pipeline declares them
     p.add_argument(
         "--vggish-checkpoint",
         default=None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from disco import steps
+from disco.cli import _params
 
 SPLIT_PARAMETERS = ("seed", "validation_fraction")
 
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("features", help="embed output (its test split is scored)")
     p.add_argument("--out", required=True, help="output directory (metrics.json, report.html)")
     p.add_argument("--no-rf", action="store_true", help="skip the random-forest recipe")
-    steps.add_arguments(p, SPLIT_PARAMETERS)
+    _params.add_arguments(p, SPLIT_PARAMETERS)
     p.set_defaults(func=handle)
 
 
@@ -37,7 +37,7 @@ def handle(args: argparse.Namespace) -> int:
         args.features,
         args.out,
         rf_baseline=not args.no_rf,
-        **steps.values_from(args, SPLIT_PARAMETERS),
+        **_params.values_from(args, SPLIT_PARAMETERS),
     )
     with open(os.path.join(args.out, params.METRICS_FILE)) as fh:
         print(metrics_table(json.load(fh)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from disco import steps
+from disco.cli import _params
 
 SPLIT_PARAMETERS = ("seed", "validation_fraction")
 
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-shards", type=int, default=None, help="shards per split (default ~1000 clips each)")
     p.add_argument("--threads", type=int, default=None, help="decode threads per worker (default: cores)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    steps.add_arguments(p, SPLIT_PARAMETERS)
+    _params.add_arguments(p, SPLIT_PARAMETERS)
     p.set_defaults(func=handle, accepts_extra=True)
 
 
@@ -37,7 +37,7 @@ def handle(args: argparse.Namespace) -> int:
     s = run_resample(
         args.data,
         args.out,
-        **steps.values_from(args, SPLIT_PARAMETERS),
+        **_params.values_from(args, SPLIT_PARAMETERS),
         num_shards=args.num_shards,
         threads=args.threads,
         beam_args=args.extra,

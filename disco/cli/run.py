@@ -6,6 +6,7 @@ import argparse
 import os
 
 from disco import steps
+from disco.cli import _params
 
 DEFAULT_RUNS_DIR = "runs"
 DEFAULT_DATA = "data/demo/openmic-2018"  # where `make demo-data` writes the demo dataset
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "steps are cached (shared by runs under the same parent directory).",
     )
     # The pipeline's parameters, declared once in disco.steps.
-    steps.add_arguments(
+    _params.add_arguments(
         p,
         [q.name for q in steps.RUN_PARAMETERS],
         data_uri={"default": DEFAULT_DATA, "required": False},
@@ -43,7 +44,7 @@ def handle(args: argparse.Namespace) -> int:
     from disco.runner import default_run_id, metrics_table, run_local
 
     output_dir = args.output_dir or os.path.join(DEFAULT_RUNS_DIR, default_run_id())
-    values = steps.values_from(args, [q.name for q in steps.RUN_PARAMETERS])
+    values = _params.values_from(args, [q.name for q in steps.RUN_PARAMETERS])
     result = run_local(
         values.pop("data_uri"),
         output_dir,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from disco import steps
+from disco.cli import _params
 
 TRAIN_PARAMETERS = (*steps.STEP["train"].arguments.values(), "validation_fraction")
 
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("features", help="embed output, or a dataset root with the release's features")
     p.add_argument("--out", required=True, help="model directory")
     # The train step's parameters as the pipeline declares them (disco.steps), and the split's.
-    steps.add_arguments(p, TRAIN_PARAMETERS)
+    _params.add_arguments(p, TRAIN_PARAMETERS)
     p.add_argument("--tune", action="store_true", help="Keras Tuner search before the final fit")
     p.set_defaults(func=handle)
 
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from disco.train import run_train
 
-    s = run_train(args.features, args.out, **steps.values_from(args, TRAIN_PARAMETERS), tune=args.tune)
+    s = run_train(args.features, args.out, **_params.values_from(args, TRAIN_PARAMETERS), tune=args.tune)
     print(
         f"{s['model']}: best epoch {s['best_epoch']}/{s['epochs_run']}, validation mAP {s['val_mAP']:.4f} → {args.out}"
     )

@@ -1,0 +1,32 @@
+"""CLI options generated from :mod:`disco.steps`: a command that takes a pipeline parameter gets
+the same flag, type, default, choices and help as ``disco run``, declared once in the spec."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from typing import Any
+
+from disco.steps import RUN_PARAMETER
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str], **overrides: Any) -> None:
+    """Add the CLI options of the named run parameters (dest = the parameter name).
+    ``overrides`` maps a name to add_argument keywords that differ for this command (e.g. a default)."""
+    for name in names:
+        p = RUN_PARAMETER[name]
+        kwargs: dict[str, Any] = {"dest": p.name, "help": p.help}
+        if p.type is bool:
+            kwargs.update(action="store_true")
+        else:
+            metavar = p.cli_flag.lstrip("-").upper().replace("-", "_")
+            kwargs.update(type=p.type, default=p.default, required=p.required, metavar=metavar)
+            if p.choices:
+                kwargs.update(choices=p.choices, metavar="{" + ",".join(map(str, p.choices)) + "}")
+        kwargs.update(overrides.get(name, {}))
+        parser.add_argument(p.cli_flag, **kwargs)
+
+
+def values_from(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
+    """The named run parameters' values from parsed CLI arguments."""
+    return {name: getattr(args, name) for name in names}
