@@ -2,11 +2,11 @@
 
 What is declared here once, and who reads it:
 
-* :data:`RUN_PARAMETERS`: name, type, default, help and CLI flag of every pipeline parameter. ``disco run``
-  and ``disco train`` build their flags from it (:func:`disco.cli._params.add_arguments`); the pipeline function in
-  ``pipelines/factory.py``, ``disco.runner.run_local`` and docs/pipeline.md's parameter table are
-  checked against it by tests/test_step_specs.py (KFP reads real annotations, so those signatures
-  stay written out).
+* :data:`RUN_PARAMETERS`: name, type, default, help and CLI flag of every pipeline parameter. The
+  commands that take one (``disco run``, ``train``, ``resample``, ...) build its flag from it
+  (:func:`disco.cli._params.add_arguments`); the pipeline function in ``pipelines/factory.py``,
+  ``disco.runner.run_local`` and docs/pipeline.md's tables are checked against it by
+  tests/test_step_specs.py (KFP reads real annotations, so those signatures stay written out).
 * :data:`STEPS`: per step its component function (and so its KFP task name), display name, which
   run parameters its component takes (under which argument name), GPU, retry and resource settings,
   and the container image target. The factory wires and configures tasks from it, the local runner
@@ -127,7 +127,6 @@ class StepSpec:
     gpu: bool = False
     # Reads remote storage (gs:// dataset, TF Hub handle): retries transient failures on a cluster.
     remote_read: bool = False
-    image_target: str = ""  # docker/Dockerfile target; "" means the name with dashes
 
     @property
     def task_name(self) -> str:
@@ -136,7 +135,8 @@ class StepSpec:
 
     @property
     def target(self) -> str:
-        return self.image_target or self.name.replace("_", "-")
+        """The step's docker/Dockerfile target (a stage name holds no "_")."""
+        return self.name.replace("_", "-")
 
     def component_arguments(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The component's parameter arguments from the run's parameter values."""
