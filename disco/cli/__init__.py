@@ -43,7 +43,7 @@ def command_modules() -> list[str]:
 log = logging.getLogger("disco")
 
 
-# Exit statuses (README "Exit codes"): a step or run that failed is 1; a usage or input error
+# Exit statuses (README, "The `disco` command"): a step or run that failed is 1; a usage or input error
 # (argparse's own, or a DiscoError naming the file and reason) is 2.
 EXIT_OK = 0
 EXIT_FAILED = 1
