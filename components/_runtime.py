@@ -13,6 +13,7 @@ import logging
 import os
 import shlex
 import shutil
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -33,6 +34,42 @@ def setup_logging() -> None:
         root.addHandler(handler)
     root.setLevel(logging.INFO)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _record_failure()
+
+
+def _record_failure() -> None:
+    """Where the local runner asks for it (``params.STEP_ERRORS_ENV``), an exception that ends the
+    step is also written as ``{"error": type, "message": text}`` to a file there; the traceback
+    still goes to stderr as usual."""
+    directory = os.environ.get(params.STEP_ERRORS_ENV)
+    if not directory or getattr(sys.excepthook, "_disco_step", False):
+        return
+    previous = sys.excepthook
+
+    def hook(kind, value, traceback) -> None:
+        try:
+            os.makedirs(directory, exist_ok=True)
+            with open(os.path.join(directory, f"{os.getpid()}.json"), "w", encoding="utf-8") as fh:
+                json.dump({"error": kind.__name__, "message": str(value)}, fh)
+        finally:
+            previous(kind, value, traceback)
+
+    hook._disco_step = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
+def step_error(directory: str) -> str | None:
+    """The most recent error a step recorded in ``directory`` (see :func:`_record_failure`)."""
+    if not os.path.isdir(directory):
+        return None
+    paths = [os.path.join(directory, name) for name in os.listdir(directory) if name.endswith(".json")]
+    for path in sorted(paths, key=os.path.getmtime, reverse=True):
+        try:
+            record = read_json(path)
+        except (OSError, ValueError):
+            continue  # a step killed while writing it
+        return f"{record.get('error')}: {record.get('message')}"
+    return None
 
 
 def split_args(options: str) -> list[str]:

@@ -276,6 +276,11 @@ def run_local(
             if handler is not hits and handler.level == logging.NOTSET:
                 handler.setLevel(root_level or logging.WARNING)
                 quietened.append(handler)
+    # A failing step writes its error here (disco_components._runtime); the step subprocesses
+    # inherit the variable.
+    errors_dir = tempfile.mkdtemp(prefix="disco-step-errors-")
+    errors_before = os.environ.get(params.STEP_ERRORS_ENV)
+    os.environ[params.STEP_ERRORS_ENV] = errors_dir
     try:
         with open(log_path, "a", encoding="utf-8") as log_file:
             tee = _ProgressTee(log_file, term, stream_all=stream_all)
@@ -283,13 +288,23 @@ def run_local(
                 try:
                     task = pipeline(**arguments)
                 except RuntimeError as exc:
-                    reason = f" ({tee.last_error})" if tee.last_error else ""
+                    from disco_components._runtime import step_error
+
+                    # The traceback's last line is the fallback for a step that died before
+                    # setting up (an import error in its body).
+                    error = step_error(errors_dir) or tee.last_error
+                    reason = f" ({error})" if error else ""
                     raise PipelineRunError(
                         f"{_ANSI.sub('', str(exc)).strip()}{reason}; the full log is {log_path}"
                     ) from exc
                 finally:
                     tee.flush()
     finally:
+        shutil.rmtree(errors_dir, ignore_errors=True)
+        if errors_before is None:
+            os.environ.pop(params.STEP_ERRORS_ENV, None)
+        else:
+            os.environ[params.STEP_ERRORS_ENV] = errors_before
         root.removeHandler(hits)
         root.setLevel(root_level)
         for handler in quietened:

@@ -93,4 +93,6 @@ def test_a_failed_run_exits_1(tmp_path):
         timeout=600,
     )
     assert result.returncode == EXIT_FAILED, result.stderr[-2000:]
-    assert "pipeline.log" in result.stderr.splitlines()[-1]
+    last = result.stderr.splitlines()[-1]
+    # The step's own typed error, as the step recorded it, and where the full log is.
+    assert "DatasetError: " in last and str(empty) in last and "pipeline.log" in last, last
