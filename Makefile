@@ -41,9 +41,9 @@ $(PY):
 	$(PIP) install --quiet --upgrade "pip>=24" "setuptools>=68,<81" wheel
 
 .PHONY: setup
-setup: $(PY) ## Create .venv and install disco with pinned dependencies (requirements/constraints.txt)
-	$(PIP) install --progress-bar off -c requirements/constraints.txt -e ".[dev]"
-	$(PIP) install --progress-bar off --no-deps -r requirements/nodeps.txt
+setup: $(PY) ## Create .venv and install disco, its extras (dev, cluster, demo, tune), pinned (requirements/constraints.txt)
+	$(PIP) install --progress-bar off -c requirements/constraints.txt -e ".[dev,cluster,demo,tune]"
+	$(PIP) install --progress-bar off --no-deps -r requirements/nodeps.txt -r requirements/nodeps-demo.txt
 	@$(DISCO) --version
 
 .PHONY: test

@@ -120,7 +120,7 @@ def docker_client():
     """A Docker SDK client whose daemon answers, or None."""
     try:
         import docker
-    except ImportError:
+    except ImportError:  # the 'cluster' extra; buildah needs no Python package
         return None
     try:
         client = docker.from_env(timeout=10)
@@ -137,6 +137,9 @@ def pick_backend(requested: str = "auto") -> str:
     if requested in ("auto", "docker") and docker_client() is not None:
         return "docker"
     if requested == "docker":
+        from disco.extras import require
+
+        require("docker", feature="--backend docker")  # the SDK itself missing is its own message
         raise ConfigError("backend 'docker': no Docker daemon answers (DOCKER_HOST / docker.sock)")
     if shutil.which("buildah"):
         return "buildah"

@@ -6,12 +6,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from disco import params
 from disco.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+# The kfp SDK's own variable for the API endpoint (kfp.Client reads it too); `disco submit` reads it
+# when the command runs, never at import.
+ENDPOINT_ENV = "KF_PIPELINES_ENDPOINT"
 
 _COERCE = {
     "STRING": str,
@@ -58,6 +63,79 @@ def parse_parameters(pairs: list[str], types: dict[str, str], *, package: str) -
     return values
 
 
+@dataclass(frozen=True)
+class ClientOptions:
+    """What `disco submit` hands kfp.Client: the endpoint and the SDK's usual auth options."""
+
+    host: str | None
+    namespace: str | None = None
+    existing_token: str | None = None
+    sa_token_path: str | None = None
+    client_id: str | None = None
+    other_client_id: str | None = None
+    other_client_secret: str | None = None
+    cookies: str | None = None
+    proxy: str | None = None
+    ssl_ca_cert: str | None = None
+    verify_ssl: bool | None = None
+    kube_context: str | None = None
+    ui_host: str | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, environ: dict[str, str] | None = None) -> ClientOptions:
+        env = os.environ if environ is None else environ
+        host = args.endpoint or env.get(ENDPOINT_ENV) or None
+        if not host and not args.kube_context:
+            raise ConfigError(
+                f"no KFP endpoint: pass --endpoint http://host:port or set {ENDPOINT_ENV} "
+                "(or --kube-context to reach it through the Kubernetes API proxy)"
+            )
+        if args.existing_token and args.sa_token_path:
+            raise ConfigError("--existing-token and --sa-token-path both given: pass one")
+        for flag, path in (("--ssl-ca-cert", args.ssl_ca_cert), ("--sa-token-path", args.sa_token_path)):
+            if path and not os.path.isfile(path):
+                raise ConfigError(f"{flag} {path}: file not found")
+        return cls(
+            host=host,
+            namespace=args.namespace,
+            existing_token=args.existing_token,
+            sa_token_path=args.sa_token_path,
+            client_id=args.client_id,
+            other_client_id=args.other_client_id,
+            other_client_secret=args.other_client_secret,
+            cookies=args.cookies,
+            proxy=args.proxy,
+            ssl_ca_cert=args.ssl_ca_cert,
+            verify_ssl=False if args.insecure_skip_verify else None,
+            kube_context=args.kube_context,
+            ui_host=args.ui_host,
+        )
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of kfp.Client; options left unset are left out, so the SDK's own
+        defaults (and its KF_PIPELINES_* variables) still apply."""
+        kwargs: dict[str, Any] = {
+            "host": self.host,
+            "existing_token": self.existing_token,
+            "client_id": self.client_id,
+            "other_client_id": self.other_client_id,
+            "other_client_secret": self.other_client_secret,
+            "cookies": self.cookies,
+            "proxy": self.proxy,
+            "ssl_ca_cert": self.ssl_ca_cert,
+            "verify_ssl": self.verify_ssl,
+            "kube_context": self.kube_context,
+            "ui_host": self.ui_host,
+        }
+        if self.namespace:
+            kwargs["namespace"] = self.namespace
+        if self.sa_token_path:
+            from kfp.client import ServiceAccountTokenVolumeCredentials
+
+            kwargs["credentials"] = ServiceAccountTokenVolumeCredentials(path=self.sa_token_path)
+        return {k: v for k, v in kwargs.items() if v is not None}
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--package", default=params.PIPELINE_YAML, help="compiled pipeline YAML")
     p.add_argument(
@@ -77,9 +155,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Create a run on a Kubeflow Pipelines endpoint from the compiled YAML, in an "
         "experiment (created if absent): the same as `kfp run create`.",
     )
-    p.add_argument("--endpoint", required=True, help="KFP API host, e.g. http://localhost:8080")
+    p.add_argument(
+        "--endpoint",
+        default=None,
+        help=f"KFP API host, e.g. http://localhost:8080 (default: ${ENDPOINT_ENV})",
+    )
     p.add_argument("--experiment", default="disco", help="experiment name")
     p.add_argument("--namespace", default=None, help="Kubernetes namespace (multi-user KFP)")
+    auth = p.add_argument_group("authentication (kfp.Client's options)")
+    auth.add_argument(
+        "--existing-token", default=None, help="bearer token obtained outside disco (e.g. gcloud auth)"
+    )
+    auth.add_argument(
+        "--sa-token-path",
+        default=None,
+        help="projected service-account token file (in-cluster multi-user KFP, "
+        "/var/run/secrets/kubeflow/pipelines/token)",
+    )
+    auth.add_argument("--client-id", default=None, help="IAP OAuth client id (KFP behind Cloud IAP)")
+    auth.add_argument("--other-client-id", default=None, help="OAuth client id of this app (with IAP)")
+    auth.add_argument("--other-client-secret", default=None, help="OAuth client secret of this app")
+    auth.add_argument("--cookies", default=None, help="cookie header to send (e.g. an Istio/Dex session)")
+    auth.add_argument("--proxy", default=None, help="HTTP proxy to reach the endpoint through")
+    auth.add_argument("--ssl-ca-cert", default=None, help="CA bundle that signed the endpoint's certificate")
+    auth.add_argument(
+        "--insecure-skip-verify", action="store_true", help="do not verify the endpoint's TLS certificate"
+    )
+    auth.add_argument(
+        "--kube-context", default=None, help="kubeconfig context (reach KFP through the API server proxy)"
+    )
+    auth.add_argument("--ui-host", default=None, help="KFP UI address for the printed run link")
     p.add_argument(
         "--wait", action="store_true", help="wait for the run to finish and exit non-zero on failure"
     )
@@ -116,24 +221,28 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
 def handle_submit(args: argparse.Namespace) -> int:
     import kfp
 
+    options = ClientOptions.from_args(args)
     values = _parameters(args)
+    endpoint = options.host or f"kube context {options.kube_context}"
     try:
-        client = kfp.Client(host=args.endpoint, namespace=args.namespace)
+        client = kfp.Client(**options.client_kwargs())
+        result = client.create_run_from_pipeline_package(
+            args.package,
+            arguments=values,
+            run_name=args.run_name,
+            experiment_name=args.experiment,
+            namespace=args.namespace,
+            enable_caching=not args.no_cache,
+        )
     except Exception as exc:  # urllib3/kfp_server_api raise many unrelated types for "not reachable"
         raise ConfigError(
-            f"KFP endpoint {args.endpoint} not reachable ({type(exc).__name__}); start it with "
-            "`make kind-up` and `make ui` (port-forward), or set KFP_ENDPOINT"
+            f"KFP endpoint {endpoint}: run not created ({type(exc).__name__}: {_first_line(exc)}); "
+            f"check --endpoint / {ENDPOINT_ENV} and the auth options, or start a local one with "
+            "`make kind-up` and `make ui` (port-forward)"
         ) from exc
-    result = client.create_run_from_pipeline_package(
-        args.package,
-        arguments=values,
-        run_name=args.run_name,
-        experiment_name=args.experiment,
-        namespace=args.namespace,
-        enable_caching=not args.no_cache,
-    )
+    link = options.ui_host or options.host or ""
     print(
-        f"run {result.run_id} created in experiment {args.experiment!r}: {args.endpoint}/#/runs/details/{result.run_id}"
+        f"run {result.run_id} created in experiment {args.experiment!r}: {link}/#/runs/details/{result.run_id}"
     )
     if args.wait:
         run = client.wait_for_run_completion(result.run_id, timeout=args.timeout)
@@ -143,13 +252,20 @@ def handle_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else "no message"
+
+
 def handle_vertex(args: argparse.Namespace) -> int:
     if not args.pipeline_root.startswith("gs://"):
         raise ConfigError(f"--pipeline-root {args.pipeline_root!r}: Vertex AI needs a gs:// pipeline root")
     if not args.project:
         raise ConfigError("--project is empty (set VERTEX_PROJECT for `make vertex-submit`)")
     values = _parameters(args)
-    from google.cloud import aiplatform
+    from disco.extras import require
+
+    aiplatform = require("google.cloud.aiplatform", feature="disco vertex-submit")
 
     aiplatform.init(project=args.project, location=args.region)
     job = aiplatform.PipelineJob(
