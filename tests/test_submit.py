@@ -174,6 +174,20 @@ def test_submit_creates_a_run_with_the_token_and_typed_parameters(kfp_api, monke
     assert len(seen) >= 3 and all(s.headers.get("authorization") == "Bearer tok-123" for s in seen)
 
 
+def test_a_package_for_the_other_backend_is_refused(tmp_path):
+    from disco.cli.submit import check_target
+    from pipelines.compile import compile_pipeline
+
+    vertex = compile_pipeline(tmp_path / "v.yaml", target="vertex", gpu=True)
+    kfp_gpu = compile_pipeline(tmp_path / "k.yaml", target="kfp", gpu=True)
+    check_target(str(vertex), "vertex")
+    check_target(str(kfp_gpu), "kfp")
+    with pytest.raises(ConfigError, match="--target kfp"):
+        check_target(str(vertex), "kfp")
+    with pytest.raises(ConfigError, match="--target vertex"):
+        check_target(str(kfp_gpu), "vertex")
+
+
 def test_an_unreachable_endpoint_is_one_config_error(repo_root, unused_port):
     with pytest.raises(ConfigError, match=f"127.0.0.1:{unused_port}.*{ENDPOINT_ENV}"):
         from disco.cli.submit import handle_submit

@@ -40,6 +40,31 @@ def parameter_types(package: str) -> dict[str, str]:
     return {name: str(body.get("parameterType", "STRING")) for name, body in spec.items()}
 
 
+def check_target(package: str, target: str) -> None:
+    """Refuse a package compiled for the other backend: KFP cannot schedule Vertex's accelerator
+    names, and Vertex rejects the Kubernetes resource name and platform spec (`disco compile --target`)."""
+    import yaml
+
+    with open(package, encoding="utf-8") as fh:
+        docs = [d for d in yaml.safe_load_all(fh) if d]
+    executors = (docs[0].get("deploymentSpec") or {}).get("executors") or {}
+    kinds = {
+        str(((ex.get("container") or {}).get("resources") or {}).get("accelerator", {}).get("resourceType"))
+        for ex in executors.values()
+    } - {"None"}
+    vertex_kinds = kinds & set(params.VERTEX_ACCELERATORS.values())
+    if target == "kfp" and vertex_kinds:
+        raise ConfigError(
+            f"{package}: compiled for Vertex AI (accelerator {sorted(vertex_kinds)[0]}); "
+            "compile with `disco compile --target kfp` for a KFP endpoint"
+        )
+    if target == "vertex" and (kinds - vertex_kinds or len(docs) > 1):
+        raise ConfigError(
+            f"{package}: compiled for open-source KFP (Kubernetes GPU resource / platform spec); "
+            "compile with `disco compile --target vertex` for Vertex AI"
+        )
+
+
 def parse_parameters(pairs: list[str], types: dict[str, str], *, package: str) -> dict[str, Any]:
     """``["epochs=5", ...]`` -> typed values, checked against the pipeline's parameters."""
     values: dict[str, Any] = {}
@@ -223,6 +248,7 @@ def handle_submit(args: argparse.Namespace) -> int:
 
     options = ClientOptions.from_args(args)
     values = _parameters(args)
+    check_target(args.package, "kfp")
     endpoint = options.host or f"kube context {options.kube_context}"
     try:
         client = kfp.Client(**options.client_kwargs())
@@ -263,6 +289,7 @@ def handle_vertex(args: argparse.Namespace) -> int:
     if not args.project:
         raise ConfigError("--project is empty (set VERTEX_PROJECT for `make vertex-submit`)")
     values = _parameters(args)
+    check_target(args.package, "vertex")
     from disco.extras import require
 
     aiplatform = require("google.cloud.aiplatform", feature="disco vertex-submit")
