@@ -279,7 +279,8 @@ def handle_submit(args: argparse.Namespace) -> int:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
+    # urllib3's MaxRetryError repeats the whole URL; its `reason` is the part a user can act on.
+    text = str(getattr(exc, "reason", None) or exc).strip()
     return text.splitlines()[0][:200] if text else "no message"
 
 
