@@ -213,3 +213,12 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_each_submit_command_defaults_to_its_targets_package():
+    from disco.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["submit"]).package == params.PIPELINE_YAML
+    vertex = parser.parse_args(["vertex-submit", "--project", "p", "--pipeline-root", "gs://b/r"])
+    assert vertex.package == params.PIPELINE_YAML_VERTEX

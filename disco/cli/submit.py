@@ -161,8 +161,8 @@ class ClientOptions:
         return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--package", default=params.PIPELINE_YAML, help="compiled pipeline YAML")
+def _common(p: argparse.ArgumentParser, *, package: str) -> None:
+    p.add_argument("--package", default=package, help=f"compiled pipeline YAML (default {package})")
     p.add_argument(
         "--data", default=None, help="dataset URI as the cluster sees it (gs://... ; sets data_uri)"
     )
@@ -214,7 +214,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--wait", action="store_true", help="wait for the run to finish and exit non-zero on failure"
     )
     p.add_argument("--timeout", type=int, default=3600, help="seconds to wait with --wait")
-    _common(p)
+    _common(p, package=params.PIPELINE_YAML)
     p.set_defaults(func=handle_submit)
 
     v = subparsers.add_parser(
@@ -229,7 +229,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--service-account", default=None, help="service account the pipeline runs as")
     v.add_argument("--experiment", default=None, help="Vertex AI experiment to attach the run to")
     v.add_argument("--wait", action="store_true", help="block until the job finishes")
-    _common(v)
+    _common(v, package=params.PIPELINE_YAML_VERTEX)
     v.set_defaults(func=handle_vertex)
 
 
