@@ -4,6 +4,7 @@ creation through the kfp SDK against a tiny KFP API server on 127.0.0.1 that the
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -222,3 +223,30 @@ def test_each_submit_command_defaults_to_its_targets_package():
     assert parser.parse_args(["submit"]).package == params.PIPELINE_YAML
     vertex = parser.parse_args(["vertex-submit", "--project", "p", "--pipeline-root", "gs://b/r"])
     assert vertex.package == params.PIPELINE_YAML_VERTEX
+
+
+def test_vertex_submit_without_the_cluster_extra_names_it(monkeypatch, repo_root):
+    from disco.cli.submit import handle_vertex
+    from disco.errors import MissingExtraError
+
+    # A runtime-only install: the import of the Vertex SDK fails as it would there.
+    monkeypatch.setitem(sys.modules, "google.cloud.aiplatform", None)
+    args = _args_for(
+        "vertex-submit",
+        "--project",
+        "p",
+        "--pipeline-root",
+        "gs://b/root",
+        "--package",
+        str(repo_root / params.PIPELINE_YAML_VERTEX),
+        "--data",
+        "gs://b/d",
+    )
+    with pytest.raises(MissingExtraError, match=r"disco\[cluster\]"):
+        handle_vertex(args)
+
+
+def _args_for(*argv: str):
+    from disco.cli import build_parser
+
+    return build_parser().parse_args(list(argv))
