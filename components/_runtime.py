@@ -148,7 +148,12 @@ def confusion_counts(metrics: Mapping[str, Any]) -> list[list[int]] | None:
 def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The scalars the KFP UI lists for an evaluation: mAP, macro F1, per-class AP and F1, the
     reference recipes' mAP. Values are metrics.json's own (undefined ones are dropped by log_metrics)."""
-    headline: dict[str, Any] = {"mAP": metrics.get("mAP"), "f1_macro": metrics.get("f1_macro")}
+    headline: dict[str, Any] = {
+        "mAP": metrics.get("mAP"),
+        "f1_macro": metrics.get("f1_macro"),
+        # Macro F1 at the model's own thresholds, the rule the confusion matrix uses.
+        "f1_macro_tuned": metrics.get("f1_macro_tuned"),
+    }
     for name, row in (metrics.get("per_class") or {}).items():
         headline[f"ap_{name}"] = row.get("ap")
         headline[f"f1_{name}"] = row.get("f1")

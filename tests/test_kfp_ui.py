@@ -68,6 +68,7 @@ def test_evaluate_step_publishes_metrics_json_to_the_kfp_ui(tmp_path, openmic_sa
     scalars = artifact("metrics")
     assert scalars["mAP"] == pytest.approx(result["mAP"])
     assert scalars["f1_macro"] == pytest.approx(result["f1_macro"])
+    assert scalars["f1_macro_tuned"] == pytest.approx(result["f1_macro_tuned"])
     defined = 0
     for name, row in result["per_class"].items():
         for key in ("ap", "f1"):
