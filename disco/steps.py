@@ -108,11 +108,13 @@ RUN_PARAMETER = {p.name: p for p in RUN_PARAMETERS}
 
 @dataclass(frozen=True)
 class Resources:
-    """Requests/limits of a step on a cluster (kfp.local ignores them)."""
+    """Requests/limits of a step on a cluster (kfp.local ignores them). Kubernetes schedules on the
+    requests; Vertex AI picks the machine from the limits (CPU limit = ``cpu_limit`` or the request)."""
 
     cpu_request: str
     memory_request: str
     memory_limit: str
+    cpu_limit: str | None = None
 
 
 @dataclass(frozen=True)

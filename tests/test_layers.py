@@ -107,6 +107,21 @@ def test_contract_fails_on_an_import_against_the_layers(
     assert expected in result.stdout, result.stdout
 
 
+def test_nothing_imports_the_folders_by_their_generic_names(repo_root):
+    """From the repository root `components` and `pipelines` would still import (as folders on
+    sys.path), hiding a stale import that fails once installed; only the installed names count."""
+    import re
+
+    stale = re.compile(r"^\s*(from|import) (components|pipelines)\b", re.M)
+    offenders = [
+        str(path.relative_to(repo_root))
+        for folder in ("disco", "components", "pipelines", "tests", "bench")
+        for path in (repo_root / folder).rglob("*.py")
+        if stale.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == [], f"import disco_components / disco_pipelines instead: {offenders}"
+
+
 def test_installed_packages_are_the_package_folders(repo_root):
     """pyproject lists packages explicitly (for the disco_components / disco_pipelines mapping): it
     must name every package folder, or an install would silently leave one out."""
