@@ -33,8 +33,16 @@ COMMAND_ORDER = (
 )
 
 
+# Helper modules of the CLI that are not subcommands.
+HELPER_MODULES = frozenset({"argtypes"})
+
+
 def command_modules() -> list[str]:
-    found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    found = {
+        m.name
+        for m in pkgutil.iter_modules(__path__)
+        if not m.name.startswith("_") and m.name not in HELPER_MODULES
+    }
     ordered = [name for name in COMMAND_ORDER if name in found]
     return ordered + sorted(found - set(ordered))
 
