@@ -78,7 +78,9 @@ class Source:
 
     def read_text(self, rel: str) -> str:
         try:
-            return self.read_bytes(rel).decode("utf-8")
+            # utf-8-sig: a CSV saved by a spreadsheet starts with a byte-order mark, which would
+            # otherwise become part of the first header name.
+            return self.read_bytes(rel).decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise DatasetError(self.location(rel), f"not UTF-8 text: {exc}") from exc
 

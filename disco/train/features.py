@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from disco import params
-from disco.errors import ConfigError, DatasetError
+from disco.errors import ConfigError, DatasetError, SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,24 @@ def _from_records(path: str) -> FeatureSet:
     from disco.records import decode_embedding, embedding_dataset, list_shards
 
     files = list_shards(path, params.EMBEDDING_PREFIX)
-    first = decode_embedding(next(iter(tf.data.TFRecordDataset(files[:1]).as_numpy_iterator())))
+    try:
+        first = decode_embedding(next(iter(tf.data.TFRecordDataset(files[:1]).as_numpy_iterator())))
+    except StopIteration:
+        raise DatasetError(files[0], "embedding shard holds no records") from None
+    except (tf.errors.OpError, SchemaError, ValueError) as exc:
+        raise DatasetError(files[0], f"record 0: {_reason(exc)}") from None
     frames, dim = first.embedding.shape
 
     # One pass over the shards, parsed in the graph; splits are taken from the records' own split
-    # field afterwards (producers may shard by split or mix splits).
+    # field afterwards (producers may shard by split or mix splits). The graph's errors name no
+    # file, so on any failure the shards are read again record by record to name the bad one.
     ds = embedding_dataset(files, frames=frames, dim=dim, with_split=True)
-    x, yt, ym, k, sp, aug = (np.concatenate(p) for p in zip(*ds.batch(4096).as_numpy_iterator()))
+    try:
+        x, yt, ym, k, sp, aug = (np.concatenate(p) for p in zip(*ds.batch(4096).as_numpy_iterator()))
+    except tf.errors.OpError as exc:
+        raise _locate_bad_record(files, frames, dim) or DatasetError(path, _reason(exc)) from None
+    if not np.isfinite(x).all():
+        raise _locate_bad_record(files, frames, dim) or DatasetError(path, "non-finite embedding values")
     sp = sp.astype(str)
     splits = {}
     for split in params.SPLITS:
@@ -86,6 +97,40 @@ def _from_records(path: str) -> FeatureSet:
             else _empty(frames, dim)
         )
     return FeatureSet(splits, path, "records", first.embedder, int(frames), int(dim))
+
+
+def _reason(exc: Exception) -> str:
+    # TensorFlow's messages carry the op's context on later lines; the first says what went wrong.
+    text = getattr(exc, "message", None) or str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _locate_bad_record(files: list[str], frames: int, dim: int) -> DatasetError | None:
+    """The first record of ``files`` that cannot be read (corrupt bytes, a truncated shard), that
+    does not decode, has another shape than [frames, dim], or holds non-finite values, as a
+    DatasetError naming the shard and the record's index in it."""
+    import tensorflow as tf
+
+    from disco.records import decode_embedding
+
+    for shard in files:
+        index = 0
+        try:
+            for raw in tf.data.TFRecordDataset([shard]).as_numpy_iterator():
+                rec = decode_embedding(raw)
+                if rec.embedding.shape != (frames, dim):
+                    return DatasetError(
+                        shard,
+                        f"record {index} ({rec.key}): embedding shape {rec.embedding.shape}, expected {(frames, dim)}",
+                    )
+                if not np.isfinite(rec.embedding).all():
+                    return DatasetError(
+                        shard, f"record {index} ({rec.key}): non-finite embedding values (NaN or Inf)"
+                    )
+                index += 1
+        except (tf.errors.OpError, SchemaError, ValueError) as exc:
+            return DatasetError(shard, f"record {index}: {_reason(exc)}")
+    return None
 
 
 def _from_release(path: str, *, seed: int, validation_fraction: float, kind: str) -> FeatureSet:
