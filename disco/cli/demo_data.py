@@ -30,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers", type=argtypes.positive_int, default=None, help="processes (default: all cores)"
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier demo dataset in --out (else a non-empty --out is refused)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=handle)
 
@@ -38,7 +43,12 @@ def handle(args: argparse.Namespace) -> int:
     from disco.data.demo import generate_demo_dataset
 
     summary = generate_demo_dataset(
-        args.out, clips=args.clips, seed=args.seed, corrupt=args.corrupt, workers=args.workers
+        args.out,
+        clips=args.clips,
+        seed=args.seed,
+        corrupt=args.corrupt,
+        workers=args.workers,
+        overwrite=args.overwrite,
     )
     if args.json:
         print(json.dumps(summary, indent=2))
