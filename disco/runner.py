@@ -208,6 +208,10 @@ def run_local(
     data = _resolve_data(data_uri)
     remote_out = str(output_dir) if str(output_dir).startswith("gs://") else None
     if remote_out:
+        # Before anything is staged: without credentials or write access the run fails now.
+        from disco.remote import check_gcs_output
+
+        check_gcs_output(remote_out)
         staging = Path(tempfile.mkdtemp(prefix="disco-run-"))
         out = staging
         default_cache = staging / CACHE_DIR_NAME

@@ -77,6 +77,22 @@ def configure_logging(*, verbose: bool = False, quiet: bool = False) -> None:
     )
 
 
+# Options that name a command's output location. Commands whose library step writes gs:// itself
+# declare `remote_outputs=True`; the others refuse a gs:// output instead of making a local "gs:" folder.
+OUTPUT_OPTIONS = ("out", "output_dir")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output location, before any work: no existing file in the way, and a gs:// one
+    supported and writable now (credentials, bucket, permission), so a doomed run fails in seconds."""
+    from disco.remote import check_output
+
+    for name in OUTPUT_OPTIONS:
+        value = getattr(args, name, None)
+        if value:
+            check_output(value, remote_ok=getattr(args, "remote_outputs", False))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -87,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args.extra = extra
     configure_logging(verbose=args.verbose, quiet=args.quiet)
     try:
+        check_outputs(args)
         rc = args.func(args)
     except DiscoError as exc:
         print(f"disco {args.command}: error: {exc}", file=sys.stderr)

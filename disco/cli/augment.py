@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--masks", action="store_true", help="add SpecAugment-style time and frequency masks to the copies"
     )
     p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
-    p.set_defaults(func=handle, accepts_extra=True)
+    p.set_defaults(func=handle, accepts_extra=True, remote_outputs=True)
 
 
 def handle(args: argparse.Namespace) -> int:
