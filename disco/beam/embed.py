@@ -164,6 +164,39 @@ def _decode_fn():
     return DecodeOrDeadLetter
 
 
+def _read_fn():
+    import apache_beam as beam
+    from apache_beam.metrics import Metrics
+
+    class ReadCheckedOrDeadLetter(beam.DoFn):
+        """shard file -> (shard, record bytes) per intact record; a record that fails its checksum
+        (a flipped byte) becomes a failure naming the shard and the record's index, and the shard's
+        other records are still read. Beam's own TFRecord source stops the whole run at the first
+        bad checksum, with no file name."""
+
+        def setup(self):
+            self.failed = Metrics.counter("disco_embed", "failed")
+
+        def process(self, shard):
+            from disco.records import read_tfrecord_checked
+
+            for rec in read_tfrecord_checked(shard):
+                if rec.error is None:
+                    yield str(shard), rec.data
+                    continue
+                self.failed.inc()
+                yield beam.pvalue.TaggedOutput(
+                    FAILED_TAG,
+                    {
+                        "shard": str(shard),
+                        "key": _readable_key(rec.data) if rec.data is not None else None,
+                        "reason": f"record {rec.index}: {rec.error}",
+                    },
+                )
+
+    return ReadCheckedOrDeadLetter
+
+
 def _to_record(result, name: str, version: str):
     from disco.records import EmbeddingRecord, encode_embedding
 
@@ -259,11 +292,13 @@ def run_embed(
     decoded = (
         pipeline
         | "Shards" >> beam.Create(files, reshuffle=False)
-        | "Read" >> beam.io.ReadAllFromTFRecord(with_filename=True)
-        | "Decode" >> beam.ParDo(_decode_fn()()).with_outputs(FAILED_TAG, main="ok")
+        | "Read" >> beam.ParDo(_read_fn()()).with_outputs(FAILED_TAG, main="ok")
     )
+    unreadable = decoded[FAILED_TAG]
+    decoded = decoded.ok | "Decode" >> beam.ParDo(_decode_fn()()).with_outputs(FAILED_TAG, main="ok")
     (
-        decoded[FAILED_TAG]
+        (unreadable, decoded[FAILED_TAG])
+        | "AllFailures" >> beam.Flatten()
         | "FailureJson" >> beam.Map(lambda f: json.dumps(f, sort_keys=True))
         | "WriteFailures" >> beam.io.WriteToText(failures_path, shard_name_template="", num_shards=1)
     )

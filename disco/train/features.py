@@ -100,36 +100,36 @@ def _from_records(path: str) -> FeatureSet:
 
 
 def _reason(exc: Exception) -> str:
-    # TensorFlow's messages carry the op's context on later lines; the first says what went wrong.
-    text = getattr(exc, "message", None) or str(exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    # TensorFlow's messages wrap the cause in the op's context ({{function_node ...}} ... [Op:...]).
+    import re
+
+    text = (getattr(exc, "message", None) or str(exc)).strip()
+    text = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:[^\]]*\].*$", "", text.splitlines()[0] if text else "")
+    return text or type(exc).__name__
 
 
 def _locate_bad_record(files: list[str], frames: int, dim: int) -> DatasetError | None:
     """The first record of ``files`` that cannot be read (corrupt bytes, a truncated shard), that
     does not decode, has another shape than [frames, dim], or holds non-finite values, as a
     DatasetError naming the shard and the record's index in it."""
-    import tensorflow as tf
-
-    from disco.records import decode_embedding
+    from disco.records import decode_embedding, read_tfrecord_checked
 
     for shard in files:
-        index = 0
-        try:
-            for raw in tf.data.TFRecordDataset([shard]).as_numpy_iterator():
-                rec = decode_embedding(raw)
-                if rec.embedding.shape != (frames, dim):
-                    return DatasetError(
-                        shard,
-                        f"record {index} ({rec.key}): embedding shape {rec.embedding.shape}, expected {(frames, dim)}",
-                    )
-                if not np.isfinite(rec.embedding).all():
-                    return DatasetError(
-                        shard, f"record {index} ({rec.key}): non-finite embedding values (NaN or Inf)"
-                    )
-                index += 1
-        except (tf.errors.OpError, SchemaError, ValueError) as exc:
-            return DatasetError(shard, f"record {index}: {_reason(exc)}")
+        for framed in read_tfrecord_checked(shard):
+            where = f"record {framed.index}"
+            if framed.error is not None:
+                return DatasetError(shard, f"{where}: {framed.error}")
+            try:
+                rec = decode_embedding(framed.data)
+            except (SchemaError, ValueError) as exc:
+                return DatasetError(shard, f"{where}: {exc}")
+            if rec.embedding.shape != (frames, dim):
+                return DatasetError(
+                    shard,
+                    f"{where} ({rec.key}): embedding shape {rec.embedding.shape}, expected {(frames, dim)}",
+                )
+            if not np.isfinite(rec.embedding).all():
+                return DatasetError(shard, f"{where} ({rec.key}): non-finite embedding values (NaN or Inf)")
     return None
 
 
