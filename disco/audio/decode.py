@@ -30,6 +30,14 @@ def decode_audio(data: bytes | str | os.PathLike[str], *, name: str | None = Non
 
     label = name or (str(data) if not isinstance(data, bytes) else "<bytes>")
     if not isinstance(data, bytes):
+        from disco.errors import DatasetError
+        from disco.inputs import require_regular_file
+
+        try:
+            # Opening a FIFO would block until something writes to it.
+            require_regular_file(data)
+        except DatasetError as exc:
+            raise AudioDecodeError(label, exc.reason) from None
         try:
             with open(data, "rb") as fh:
                 data = fh.read()
