@@ -154,29 +154,43 @@ def _flip_payload_byte(path: Path, record: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def _corrupt_embedding_shard(tmp: Path) -> dict[str, str]:
+def _embedding_shard(tmp: Path, *, nan_at: int | None = None) -> tuple[Path, Path]:
     from disco.records import EmbeddingRecord, encode_embedding
 
     rng = np.random.default_rng(0)
     d = tmp / "features"
     d.mkdir()
-    recs = [
-        encode_embedding(
-            EmbeddingRecord(
-                key=f"{i:06d}_0",
-                split=params.SPLITS[i % 3],
-                embedding=rng.normal(size=(4, 8)).astype(np.float32),
-                y_true=np.ones(params.NUM_CLASSES, np.float32),
-                y_mask=np.ones(params.NUM_CLASSES, np.int64),
-                embedder="musicnn",
-                embedder_version="test",
+    recs = []
+    for i in range(12):
+        emb = rng.normal(size=(4, 8)).astype(np.float32)
+        if i == nan_at:
+            emb[1, 2] = np.nan
+        recs.append(
+            encode_embedding(
+                EmbeddingRecord(
+                    key=f"{i:06d}_0",
+                    split=params.SPLITS[i % 3],
+                    embedding=emb,
+                    y_true=np.ones(params.NUM_CLASSES, np.float32),
+                    y_mask=np.ones(params.NUM_CLASSES, np.int64),
+                    embedder="musicnn",
+                    embedder_version="test",
+                )
             )
         )
-        for i in range(12)
-    ]
     shard = d / f"{params.EMBEDDING_PREFIX}-00000-of-00001{params.TFRECORD_SUFFIX}"
     _write_shard(shard, recs)
+    return d, shard
+
+
+def _corrupt_embedding_shard(tmp: Path) -> dict[str, str]:
+    d, shard = _embedding_shard(tmp)
     _flip_payload_byte(shard, 5)
+    return {"features": str(d), "file": str(shard), "out": str(tmp / "model")}
+
+
+def _nan_embedding(tmp: Path) -> dict[str, str]:
+    d, shard = _embedding_shard(tmp, nan_at=7)
     return {"features": str(d), "file": str(shard), "out": str(tmp / "model")}
 
 
@@ -405,6 +419,15 @@ FAULTS: list[Fault] = [
         "{file}",
         r"record 5: checksum mismatch",
         make=_corrupt_embedding_shard,
+        slow=True,
+    ),
+    Fault(
+        "embedding record holding a NaN",
+        ("train", "{features}", "--out", "{out}", "--epochs", "1"),
+        2,
+        "{file}",
+        r"record 7 \(000007_0\): non-finite embedding values",
+        make=_nan_embedding,
         slow=True,
     ),
     Fault(
