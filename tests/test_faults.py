@@ -609,8 +609,9 @@ def test_tiny_clips_and_absurd_rates_are_decode_errors(samples: int, sr: int, re
         ([[0] * 128] * 11, "11 frames per clip, expected 10"),
         ([[0] * 127] * 10, r"features shape \(10, 127\)"),
         ([[0] * 128, [0] * 127], "malformed VGGish JSON"),
+        ([[300] * 128] * 10, "outside 0-255"),
     ],
-    ids=["NaN", "11 frames", "127 dims", "ragged"],
+    ids=["NaN", "11 frames", "127 dims", "ragged", "not bytes"],
 )
 def test_bad_vggish_json_names_the_file(tmp_path: Path, features, reason: str) -> None:
     from disco.data.openmic import open_dataset, vggish_relpath

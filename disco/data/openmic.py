@@ -332,6 +332,9 @@ class OpenMICDataset:
             raise DatasetError(self.source.location(rel), f"features shape {features.shape}, expected [frames, 128]")
         if not (np.issubdtype(features.dtype, np.integer) or np.issubdtype(features.dtype, np.floating)):
             raise DatasetError(self.source.location(rel), f"features are not numbers ({features.dtype})")
+        if np.issubdtype(features.dtype, np.integer) and (features.min() < 0 or features.max() > 255):
+            # Quantised features are bytes; anything else would wrap around when cast to uint8.
+            raise DatasetError(self.source.location(rel), f"quantised features outside 0-255 ({features.min()}..{features.max()})")
         check_features(
             features[None], path=self.source.location(rel), frames=params.RELEASE_VGGISH_FRAMES, dim=params.VGGISH_EMBEDDING_SIZE, keys=[key]
         )
