@@ -60,15 +60,19 @@ def _empty(frames: int, dim: int) -> SplitData:
 def _from_records(path: str) -> FeatureSet:
     import tensorflow as tf
 
-    from disco.records import decode_embedding, embedding_dataset, list_shards
+    from disco.records import decode_embedding, embedding_dataset, list_shards, read_tfrecord_checked
 
     files = list_shards(path, params.EMBEDDING_PREFIX)
+    # The first record fixes [frames, dim]; a sink may leave empty shards, so look past them.
+    shard, framed = next(((f, r) for f in files for r in read_tfrecord_checked(f)), (path, None))
+    if framed is None:
+        raise DatasetError(path, "the embedding shards hold no records")
+    if framed.error is not None:
+        raise DatasetError(shard, f"record 0: {framed.error}")
     try:
-        first = decode_embedding(next(iter(tf.data.TFRecordDataset(files[:1]).as_numpy_iterator())))
-    except StopIteration:
-        raise DatasetError(files[0], "embedding shard holds no records") from None
-    except (tf.errors.OpError, SchemaError, ValueError) as exc:
-        raise DatasetError(files[0], f"record 0: {_reason(exc)}") from None
+        first = decode_embedding(framed.data)
+    except (SchemaError, ValueError) as exc:
+        raise DatasetError(shard, f"record 0: {exc}") from None
     frames, dim = first.embedding.shape
 
     # One pass over the shards, parsed in the graph; splits are taken from the records' own split
