@@ -330,6 +330,15 @@ FAULTS: list[Fault] = [
         out=None,
     ),
     Fault(
+        "export of a folder that is no train output",
+        ("export", "{dir}", "--out", "{out}"),
+        2,
+        "{dir}",
+        "no features.json; is this a train step output",
+        make=_non_empty_dir,
+        slow=True,
+    ),
+    Fault(
         "gs:// output of a local-only command (train)",
         ("train", "x", "--out", "gs://bkt/model"),
         2,

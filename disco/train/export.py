@@ -33,7 +33,10 @@ def run_export(
     from disco.evaluate.evaluate import load_classifier
     from disco.train.train import FEATURES_INFO_FILE, THRESHOLDS_FILE
 
-    with open(os.path.join(model_dir, FEATURES_INFO_FILE)) as fh:
+    info_path = os.path.join(model_dir, FEATURES_INFO_FILE)
+    if not os.path.isfile(info_path):
+        raise ConfigError(f"{model_dir}: no {FEATURES_INFO_FILE}; is this a train step output?")
+    with open(info_path) as fh:
         info = json.load(fh)
     embedder = embedder or info["embedder"]
     if embedder not in ("musicnn", "vggish"):
