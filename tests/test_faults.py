@@ -249,6 +249,7 @@ ARGS = [
     ("augment", "--copies", "-1", "must be a non-negative integer"),
     ("run", "--epochs", "abc", "is not an integer"),
     ("demo-data", "--clips", "0", "must be a positive integer"),
+    ("resample", "--seed", "-1", "must be a non-negative integer"),
 ]
 
 

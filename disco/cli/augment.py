@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--masks", action="store_true", help="add SpecAugment-style time and frequency masks to the copies"
     )
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
+    p.add_argument("--seed", type=argtypes.non_negative_int, default=params.DEFAULT_SEED)
     p.set_defaults(func=handle, accepts_extra=True, remote_outputs=True)
 
 

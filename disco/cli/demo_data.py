@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="output directory (becomes the dataset root)")
     p.add_argument("--clips", type=argtypes.positive_int, default=200, help="number of clips (default 200)")
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
+    p.add_argument("--seed", type=argtypes.non_negative_int, default=params.DEFAULT_SEED)
     p.add_argument(
         "--corrupt",
         type=argtypes.non_negative_int,

@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="also show the artist-grouped validation split carved from train (default: params)",
     )
-    p.add_argument("--seed", type=int, default=None, help="seed of the validation split")
+    p.add_argument(
+        "--seed", type=argtypes.non_negative_int, default=None, help="seed of the validation split"
+    )
     p.set_defaults(func=handle)
 
 

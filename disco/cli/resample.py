@@ -21,7 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", help="dataset: openmic-2018/ dir, release .tgz or gs:// prefix")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED, help="seed of the validation split")
+    p.add_argument(
+        "--seed",
+        type=argtypes.non_negative_int,
+        default=params.DEFAULT_SEED,
+        help="seed of the validation split",
+    )
     p.add_argument(
         "--validation-fraction",
         type=argtypes.fraction_closed_open,

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dropout", type=argtypes.fraction_closed_open, default=params.DEFAULT_DROPOUT)
     p.add_argument("--l2", type=argtypes.non_negative_float, default=params.DEFAULT_L2)
     p.add_argument("--patience", type=argtypes.non_negative_int, default=params.DEFAULT_PATIENCE)
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
+    p.add_argument("--seed", type=argtypes.non_negative_int, default=params.DEFAULT_SEED)
     p.add_argument(
         "--validation-fraction",
         type=argtypes.fraction_closed_open,
