@@ -81,7 +81,6 @@ def check_gcs_output(uri: str) -> None:
     try:
         blob = gcs_client().bucket(bucket_name).blob(name)
         blob.upload_from_string(b"", timeout=PROBE_TIMEOUT_S, retry=None)
-        blob.delete(timeout=PROBE_TIMEOUT_S, retry=None)
     except gexc.NotFound:
         raise ConfigError(f"{uri}: cannot write: bucket {bucket_name!r} does not exist") from None
     except gexc.Forbidden as exc:
@@ -92,6 +91,10 @@ def check_gcs_output(uri: str) -> None:
         raise ConfigError(f"{uri}: cannot write: {exc.message or exc}") from None
     except Exception as exc:  # transport errors (refused, timed out, DNS) come in several types
         raise ConfigError(f"{uri}: cannot reach the bucket: {type(exc).__name__}: {exc}") from None
+    try:
+        blob.delete(timeout=PROBE_TIMEOUT_S, retry=None)
+    except Exception as exc:  # writing is what the step needs; a grant without delete is not fatal
+        log.warning("%s: could not delete the write probe gs://%s/%s: %s", uri, bucket_name, name, exc)
     log.debug("%s: writable", uri)
 
 
