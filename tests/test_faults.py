@@ -9,6 +9,7 @@ same cases with their outcome.
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import os
 import re
@@ -499,9 +500,7 @@ def test_fault(fault: Fault, tmp_path: Path) -> None:
     if fault.seconds is not None:
         assert seconds < fault.seconds, f"took {seconds:.1f} s"
     if fault.env is not None and "TMPDIR" in fault.env(tmp_path):
-        assert _files_under(tmp_path / "tmpdir") == [] and not any((tmp_path / "tmpdir").iterdir()), (
-            "the failed run left files in the temp folder"
-        )
+        assert not any((tmp_path / "tmpdir").iterdir()), "the failed run left something in the temp folder"
 
 
 @pytest.mark.slow
@@ -599,8 +598,6 @@ def test_predict_input_that_is_a_fifo_fails_at_once(tmp_path: Path) -> None:
     ids=["1 sample", "0.05 s", "1 Hz"],
 )
 def test_tiny_clips_and_absurd_rates_are_decode_errors(samples: int, sr: int, reason: str) -> None:
-    import io
-
     import soundfile as sf
 
     from disco.audio.decode import decode_audio
