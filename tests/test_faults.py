@@ -233,6 +233,12 @@ def _no_credentials(tmp: Path) -> dict[str, str]:
     }
 
 
+def _fifo(tmp: Path) -> dict[str, str]:
+    fifo = tmp / "checksums.csv"
+    os.mkfifo(fifo)
+    return {"data": str(_sample_copy(tmp, _shared())), "file": str(fifo)}
+
+
 def _data_only(tmp: Path) -> dict[str, str]:
     return {"data": str(_sample_copy(tmp, _shared()))}
 
@@ -312,6 +318,24 @@ FAULTS: list[Fault] = [
         "",
         make=_csvs_with_bom,
         out=None,
+    ),
+    Fault(
+        "md5 list that is a FIFO (would block forever)",
+        ("verify", "{data}", "--audio-md5", "{file}", "--present-only"),
+        2,
+        "{file}",
+        "is a FIFO",
+        make=_fifo,
+        out=None,
+        seconds=30,
+    ),
+    Fault(
+        "dataset that is a file but no tarball",
+        ("resample", "{file}", "--out", "{out}"),
+        2,
+        "{file}",
+        "not a readable tar archive",
+        make=_existing_file,
     ),
     Fault(
         "demo-data into a non-empty folder",

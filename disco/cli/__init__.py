@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         check_outputs(args)
         rc = args.func(args)
     except DiscoError as exc:
-        print(f"disco {args.command}: error: {exc}", file=sys.stderr)
+        # One line, whatever a library's message held (a wrapped error may span several).
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"disco {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -146,7 +146,9 @@ class TarSource(Source):
         try:
             return tarfile.open(self.path, mode="r:*")
         except (tarfile.TarError, OSError, EOFError) as exc:
-            raise DatasetError(self.uri, f"not a readable tar archive: {exc}") from exc
+            # tarfile lists every compression it tried, one per line: the first line is the gist.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DatasetError(self.uri, f"not a readable tar archive: {first.rstrip(':')}") from exc
 
     def _index(self) -> None:
         names: dict[str, tarfile.TarInfo] = {}
