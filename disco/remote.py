@@ -27,52 +27,17 @@ def is_remote(uri: str | os.PathLike[str]) -> bool:
     return "://" in str(uri)
 
 
-def _credentials_error() -> str | None:
-    """Why there are no usable Google credentials, or None. The emulator needs none. Off Google
-    Cloud, google-auth's probe of the GCE metadata server only costs timeouts, so it is skipped
-    where the machine says it is not a Google VM."""
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        return None
-    import google.auth
-    from google.auth.exceptions import DefaultCredentialsError
-
-    skip_probe = _off_google_cloud() and "NO_GCE_CHECK" not in os.environ
-    if skip_probe:
-        os.environ["NO_GCE_CHECK"] = "True"
-    try:
-        google.auth.default()
-    except DefaultCredentialsError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"no Google Cloud credentials ({first})"
-    finally:
-        if skip_probe:
-            del os.environ["NO_GCE_CHECK"]
-    return None
-
-
-def _off_google_cloud() -> bool:
-    # Google's VMs (GCE, GKE nodes, Vertex workers) name themselves in the BIOS product string.
-    # Where it cannot be read, nothing is assumed and google-auth probes as usual.
-    if os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_IP"):
-        return False
-    try:
-        with open("/sys/class/dmi/id/product_name", encoding="utf-8") as fh:
-            return "Google" not in fh.read()
-    except OSError:
-        return False
-
-
 def check_gcs_output(uri: str) -> None:
     """Raise ConfigError (naming ``uri`` and the reason) unless a ``gs://`` output can be written
     now: the URI names a bucket, credentials exist, the bucket exists and accepts a write."""
-    from disco.data.storage import gcs_client, split_gcs
+    from disco.data.storage import gcs_client, missing_credentials, split_gcs
     from disco.errors import DatasetError
 
     try:
         bucket_name, prefix = split_gcs(uri)
     except DatasetError as exc:
         raise ConfigError(f"{uri}: {exc.reason}") from None
-    reason = _credentials_error()
+    reason = missing_credentials()
     if reason:
         raise ConfigError(f"{uri}: cannot write: {reason}")
     from google.api_core import exceptions as gexc

@@ -151,6 +151,12 @@ def default_run_id() -> str:
 
 def _resolve_data(data_uri: str) -> str:
     if data_uri.startswith("gs://"):
+        from disco.data.storage import missing_credentials
+
+        # Checked here, so a run without credentials fails before the pipeline starts.
+        reason = missing_credentials()
+        if reason:
+            raise DatasetError(data_uri, reason)
         return data_uri
     path = Path(data_uri).expanduser()
     if not path.exists():

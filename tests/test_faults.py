@@ -403,6 +403,15 @@ FAULTS: list[Fault] = [
         seconds=10,
     ),
     Fault(
+        "run --data gs:// without credentials",
+        ("run", "--data", "gs://bkt/openmic-2018", "--output-dir", "{out}"),
+        2,
+        "gs://bkt/openmic-2018",
+        "no Google Cloud credentials",
+        env=_no_credentials,
+        seconds=10,
+    ),
+    Fault(
         "npz X with 127 dims",
         ("train", "{data}", "--out", "{out}", "--epochs", "1"),
         2,
