@@ -38,7 +38,7 @@ class Fault:
     reason: str  # regex searched in stderr (or stdout, for dead letters reported on success)
     make: Callable[[Path], dict[str, str]] = lambda tmp: {}
     out: str | None = "{out}"  # must hold no file afterwards (None: not checked)
-    env: Callable[[Path], dict[str, str]] | None = None  # replaces the environment's entries
+    env: Callable[[Path], dict[str, str]] | None = None  # entries set in the environment ("" removes one)
     slow: bool = False
     seconds: float | None = None  # the command must fail within this many seconds
 
