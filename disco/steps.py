@@ -37,6 +37,9 @@ class Parameter:
     flag: str = ""  # CLI flag; "" means --<name with dashes>
     choices: tuple[Any, ...] | None = None
     required: bool = False
+    # The CLI's range check: a validator's name in disco.cli.argtypes (a bad value is then a usage
+    # error at parse time); "" means the plain type.
+    check: str = ""
 
     @property
     def cli_flag(self) -> str:
@@ -64,9 +67,15 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
         params.DEFAULT_AUGMENT_COPIES,
         "augmented copies per training clip (0: none)",
         flag="--copies",
+        check="non_negative_int",
     ),
     Parameter(
-        "augment_mixup", int, 0, "mixtures with other training clips per training clip", flag="--mixup"
+        "augment_mixup",
+        int,
+        0,
+        "mixtures with other training clips per training clip",
+        flag="--mixup",
+        check="non_negative_int",
     ),
     Parameter(
         "augment_masks",
@@ -76,18 +85,47 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
         flag="--masks",
     ),
     Parameter("model", str, params.DEFAULT_MODEL, "classifier", choices=params.MODELS),
-    Parameter("epochs", int, params.DEFAULT_EPOCHS, "most training epochs (early stopping may end sooner)"),
-    Parameter("batch_size", int, params.DEFAULT_BATCH_SIZE, "training batch size"),
-    Parameter("learning_rate", float, params.DEFAULT_LEARNING_RATE, "Adam learning rate"),
-    Parameter("dropout", float, params.DEFAULT_DROPOUT, "dropout rate of the classifier"),
-    Parameter("l2", float, params.DEFAULT_L2, "L2 weight penalty of the classifier"),
-    Parameter("patience", int, params.DEFAULT_PATIENCE, "epochs without validation progress before stopping"),
-    Parameter("seed", int, params.DEFAULT_SEED, "seed of every seeded step (split, augmentation, training)"),
+    Parameter(
+        "epochs",
+        int,
+        params.DEFAULT_EPOCHS,
+        "most training epochs (early stopping may end sooner)",
+        check="positive_int",
+    ),
+    Parameter("batch_size", int, params.DEFAULT_BATCH_SIZE, "training batch size", check="positive_int"),
+    Parameter(
+        "learning_rate", float, params.DEFAULT_LEARNING_RATE, "Adam learning rate", check="positive_float"
+    ),
+    Parameter(
+        "dropout",
+        float,
+        params.DEFAULT_DROPOUT,
+        "dropout rate of the classifier",
+        check="fraction_closed_open",
+    ),
+    Parameter(
+        "l2", float, params.DEFAULT_L2, "L2 weight penalty of the classifier", check="non_negative_float"
+    ),
+    Parameter(
+        "patience",
+        int,
+        params.DEFAULT_PATIENCE,
+        "epochs without validation progress before stopping",
+        check="non_negative_int",
+    ),
+    Parameter(
+        "seed",
+        int,
+        params.DEFAULT_SEED,
+        "seed of every seeded step (split, augmentation, training)",
+        check="non_negative_int",
+    ),
     Parameter(
         "validation_fraction",
         float,
         params.DEFAULT_VALIDATION_FRACTION,
         "validation carved from train, grouped by artist",
+        check="fraction_closed_open",
     ),
     Parameter(
         "use_release_features",

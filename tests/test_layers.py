@@ -122,6 +122,21 @@ def test_nothing_imports_the_folders_by_their_generic_names(repo_root):
     assert offenders == [], f"import disco_components / disco_pipelines instead: {offenders}"
 
 
+def test_test_helpers_are_imported_from_their_package(repo_root):
+    """Helpers live in tests/helpers/; a bare `import openmic_fixtures` only fails at collection."""
+    import re
+
+    names = sorted(p.stem for p in (repo_root / "tests" / "helpers").glob("*.py") if p.stem != "__init__")
+    bare = re.compile(rf"^\s*(from|import) ({'|'.join(names)})\b", re.M)
+    offenders = [
+        str(path.relative_to(repo_root))
+        for folder in ("tests", "bench")
+        for path in (repo_root / folder).rglob("*.py")
+        if bare.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == [], f"import helpers.<name> instead: {offenders}"
+
+
 def test_installed_packages_are_the_package_folders(repo_root):
     """pyproject lists packages explicitly (for the disco_components / disco_pipelines mapping): it
     must name every package folder, or an install would silently leave one out."""

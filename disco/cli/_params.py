@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Iterable
 from typing import Any
 
+from disco.cli import argtypes
 from disco.steps import RUN_PARAMETER
 
 
@@ -20,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str], **overr
             kwargs.update(action="store_true")
         else:
             metavar = p.cli_flag.lstrip("-").upper().replace("-", "_")
-            kwargs.update(type=p.type, default=p.default, required=p.required, metavar=metavar)
+            value_type = getattr(argtypes, p.check) if p.check else p.type
+            kwargs.update(type=value_type, default=p.default, required=p.required, metavar=metavar)
             if p.choices:
                 kwargs.update(choices=p.choices, metavar="{" + ",".join(map(str, p.choices)) + "}")
         kwargs.update(overrides.get(name, {}))

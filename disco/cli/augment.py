@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory")
     # As the pipeline declares them (disco.steps): --copies, --mixup, --masks, --seed.
     _params.add_arguments(p, AUGMENT.values())
-    p.set_defaults(func=handle, accepts_extra=True)
+    p.set_defaults(func=handle, accepts_extra=True, remote_outputs=True)
 
 
 def handle(args: argparse.Namespace) -> int:

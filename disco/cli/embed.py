@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from disco.cli import _params
+from disco.cli import _params, argtypes
 
 # `disco embed --help` ends with these.
 EXAMPLES = ("disco embed work/resampled work/augmented --out work/embeddings --embedder musicnn",)
@@ -38,9 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="default: bfloat16 where the hardware computes it natively, else float32",
     )
-    p.add_argument("--batch-size", type=int, default=64, help="clips per inference batch")
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=64, help="clips per inference batch")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=handle, accepts_extra=True)
+    p.set_defaults(func=handle, accepts_extra=True, remote_outputs=True)
 
 
 def handle(args: argparse.Namespace) -> int:

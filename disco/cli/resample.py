@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from disco.cli import _params
+from disco.cli import _params, argtypes
 
 SPLIT_PARAMETERS = ("seed", "validation_fraction")
 
@@ -24,11 +24,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", help="dataset: openmic-2018/ dir, release .tgz or gs:// prefix")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--num-shards", type=int, default=None, help="shards per split (default ~1000 clips each)")
-    p.add_argument("--threads", type=int, default=None, help="decode threads per worker (default: cores)")
+    p.add_argument(
+        "--num-shards",
+        type=argtypes.positive_int,
+        default=None,
+        help="shards per split (default ~1000 clips each)",
+    )
+    p.add_argument(
+        "--threads",
+        type=argtypes.positive_int,
+        default=None,
+        help="decode threads per worker (default: cores)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     _params.add_arguments(p, SPLIT_PARAMETERS)
-    p.set_defaults(func=handle, accepts_extra=True)
+    p.set_defaults(func=handle, accepts_extra=True, remote_outputs=True)
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="run every step, ignoring cached results")
     p.add_argument("--cache-dir", default=None, help="task cache (default <output-dir>/../.kfp-cache)")
     p.add_argument("--show-logs", action="store_true", help="stream every step's full log, not only progress")
-    p.set_defaults(func=handle)
+    p.set_defaults(func=handle, remote_outputs=True)
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -255,10 +255,10 @@ def load_classifier(model_dir: str):
 
     import disco.train.losses
     import disco.train.models  # noqa: F401
+    from disco.inputs import read_thresholds
 
     path = os.path.join(model_dir, MODEL_FILE)
     if not os.path.exists(path):
         raise ConfigError(f"{model_dir}: no {MODEL_FILE}; is this a train step output?")
-    with open(os.path.join(model_dir, THRESHOLDS_FILE)) as fh:
-        thresholds = json.load(fh)["thresholds"]
+    thresholds = read_thresholds(os.path.join(model_dir, THRESHOLDS_FILE))
     return keras.models.load_model(path), thresholds
