@@ -37,6 +37,7 @@ class Parameter:
     flag: str = ""  # CLI flag; "" means --<name with dashes>
     choices: tuple[Any, ...] | None = None
     required: bool = False
+    cli: bool = True  # False: set by the runner / submit, not a command-line flag
     # The CLI's range check: a validator's name in disco.cli.argtypes (a bad value is then a usage
     # error at parse time); "" means the plain type.
     check: str = ""
@@ -140,8 +141,16 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
         "",
         "extra Beam pipeline options for the Beam steps, one shell-quoted string",
     ),
+    Parameter(
+        "data_fingerprint",
+        str,
+        "",
+        "identity of the dataset's contents, part of the cache key (the runner and submit compute it)",
+        cli=False,
+    ),
 )
 RUN_PARAMETER = {p.name: p for p in RUN_PARAMETERS}
+CLI_PARAMETERS: tuple[str, ...] = tuple(p.name for p in RUN_PARAMETERS if p.cli)
 
 
 @dataclass(frozen=True)
@@ -183,7 +192,12 @@ class StepSpec:
         return {arg: values[param] for arg, param in self.arguments.items()}
 
 
-_SEEDED_SPLIT = {"data_uri": "data_uri", "seed": "seed", "validation_fraction": "validation_fraction"}
+_SEEDED_SPLIT = {
+    "data_uri": "data_uri",
+    "seed": "seed",
+    "validation_fraction": "validation_fraction",
+    "data_fingerprint": "data_fingerprint",
+}
 
 STEPS: tuple[StepSpec, ...] = (
     StepSpec(
@@ -273,7 +287,8 @@ def parameters_markdown() -> str:
         else:
             default = str(p.default)
         choices = f" ({' or '.join(f'`{c}`' for c in p.choices)})" if p.choices else ""
-        rows.append(f"| `{p.name}` | `{p.cli_flag}` | {default} | {p.help}{choices} |")
+        flag = f"`{p.cli_flag}`" if p.cli else "(none)"
+        rows.append(f"| `{p.name}` | {flag} | {default} | {p.help}{choices} |")
     return "\n".join(rows) + "\n"
 
 

@@ -174,6 +174,7 @@ def make_pipeline(
         validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
         use_release_features: bool = False,
         beam_options: str = "",
+        data_fingerprint: str = "",
     ) -> str:
         # The parameters, by name, for disco.steps to hand each component its own (the first
         # statement, so locals() holds exactly the pipeline's parameters).

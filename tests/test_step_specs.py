@@ -100,7 +100,8 @@ def test_run_local_signature_matches_the_spec():
     signature = inspect.signature(run_local)
     names = list(signature.parameters)
     assert names[0] == "data_uri"
-    for p in steps.RUN_PARAMETERS[1:]:
+    # The runner computes the parameters that are no flag (data_fingerprint) itself.
+    for p in (steps.RUN_PARAMETER[name] for name in steps.CLI_PARAMETERS[1:]):
         assert p.name in signature.parameters, f"run_local has no {p.name}"
         assert signature.parameters[p.name].default == p.default, p.name
 
@@ -118,7 +119,7 @@ def test_cli_flags_come_from_the_spec():
 
     parser = build_parser()
     args = parser.parse_args(["run"])
-    for p in steps.RUN_PARAMETERS[1:]:
+    for p in (steps.RUN_PARAMETER[name] for name in steps.CLI_PARAMETERS[1:]):
         assert getattr(args, p.name) == p.default, p.name
     flags = {p.cli_flag: p for p in steps.RUN_PARAMETERS}
     args = parser.parse_args(["run", "--copies", "3", "--release-features", "--model", params.MODELS[-1]])

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # The pipeline's parameters, declared once in disco.steps.
     _params.add_arguments(
         p,
-        [q.name for q in steps.RUN_PARAMETERS],
+        steps.CLI_PARAMETERS,
         data_uri={"default": DEFAULT_DATA, "required": False},
     )
     p.add_argument("--output-dir", default=None, help="run directory, local or gs:// (default runs/<run-id>)")
@@ -44,7 +44,7 @@ def handle(args: argparse.Namespace) -> int:
     from disco.runner import default_run_id, metrics_table, run_local
 
     output_dir = args.output_dir or os.path.join(DEFAULT_RUNS_DIR, default_run_id())
-    values = _params.values_from(args, [q.name for q in steps.RUN_PARAMETERS])
+    values = _params.values_from(args, steps.CLI_PARAMETERS)
     result = run_local(
         values.pop("data_uri"),
         output_dir,

@@ -33,7 +33,5 @@ def handle(args: argparse.Namespace) -> int:
     from disco.train import run_train
 
     s = run_train(args.features, args.out, **_params.values_from(args, TRAIN_PARAMETERS), tune=args.tune)
-    print(
-        f"{s['model']}: best epoch {s['best_epoch']}/{s['epochs_run']}, validation mAP {s['val_mAP']:.4f} → {args.out}"
-    )
+    print(f"{s.model}: best epoch {s.best_epoch}/{s.epochs_run}, validation mAP {s.val_mAP:.4f} → {args.out}")
     return 0
