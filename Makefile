@@ -42,7 +42,7 @@ $(PY):
 
 .PHONY: setup
 setup: $(PY) ## Create .venv and install disco with pinned dependencies (requirements/constraints.txt)
-	$(PIP) install --progress-bar off -c requirements/constraints.txt -e ".[dev]"
+	$(PIP) install --progress-bar off -c requirements/constraints.txt -e ".[dev,dask]"
 	$(PIP) install --progress-bar off --no-deps -r requirements/nodeps.txt
 	@$(DISCO) --version
 

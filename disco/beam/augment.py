@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from disco import fileio, params
 from disco.beam.options import pipeline_options
+from disco.beam.portable import worker_path
 from disco.beam.sinks import remove_stale_temp
 from disco.errors import ConfigError
 from disco.runinfo import write_run_info
@@ -114,7 +115,9 @@ def run_augment(
         raise ConfigError(f"{resampled_dir}: no train-split resampled shards")
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
     train = (
-        pipeline | "Shards" >> beam.Create(files, reshuffle=False) | "Read" >> beam.io.ReadAllFromTFRecord()
+        pipeline
+        | "Shards" >> beam.Create([worker_path(f) for f in files], reshuffle=False)
+        | "Read" >> beam.io.ReadAllFromTFRecord()
     )
     outputs = []
     if copies:
@@ -132,12 +135,13 @@ def run_augment(
         )
     merged = outputs[0] if len(outputs) == 1 else tuple(outputs) | "Merge" >> beam.Flatten()
     merged | "Write" >> beam.io.WriteToTFRecord(
-        os.path.join(out_dir, f"{params.RESAMPLED_PREFIX}-{params.SPLIT_TRAIN}"),
+        worker_path(os.path.join(out_dir, f"{params.RESAMPLED_PREFIX}-{params.SPLIT_TRAIN}")),
         file_name_suffix=params.TFRECORD_SUFFIX,
         num_shards=num_shards or len(files),
         shard_name_template="-SSSSS-of-NNNNN",
     )
     pipeline.run().wait_until_finish()
+    remove_stale_temp(out_dir, after_success=True)
 
     records = sum(count_records(f) for f in list_shards(out_dir, params.RESAMPLED_PREFIX))
     seconds = time.perf_counter() - start

@@ -20,6 +20,7 @@ import numpy as np
 
 from disco import fileio, params
 from disco.beam.options import pipeline_options
+from disco.beam.portable import FAILED, OK, one_leaf, routes, worker_path
 from disco.beam.progress import Progress
 from disco.beam.sinks import read_dead_letters, remove_stale_temp
 from disco.errors import ConfigError, DiscoError, SchemaError
@@ -28,7 +29,6 @@ from disco.runinfo import write_run_info
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 64
-FAILED_TAG = "failed"  # the Decode step's dead-letter output
 
 
 def embedder_options(
@@ -146,7 +146,7 @@ def _decode_fn():
     from apache_beam.metrics import Metrics
 
     class DecodeOrDeadLetter(beam.DoFn):
-        """(shard file, record bytes) -> model input, or a failure dict on the FAILED_TAG output."""
+        """(shard file, record bytes) -> (OK, model input), or (FAILED, failure dict)."""
 
         def setup(self):
             self.failed = Metrics.counter("disco_embed", "failed")
@@ -154,12 +154,12 @@ def _decode_fn():
         def process(self, element):
             shard, raw = element
             try:
-                yield _to_input(raw)
+                model_input = _to_input(raw)
             except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM bytes
                 self.failed.inc()
-                yield beam.pvalue.TaggedOutput(
-                    FAILED_TAG, {"shard": str(shard), "key": _readable_key(raw), "reason": str(exc)}
-                )
+                yield FAILED, {"shard": str(shard), "key": _readable_key(raw), "reason": str(exc)}
+            else:
+                yield OK, model_input
 
     return DecodeOrDeadLetter
 
@@ -256,36 +256,40 @@ def run_embed(
 
     failures_path = fileio.join(out_dir, params.FAILURES_FILE)
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-    decoded = (
+    decoded_ok, decoded_failed = routes(
         pipeline
-        | "Shards" >> beam.Create(files, reshuffle=False)
+        | "Shards" >> beam.Create([worker_path(f) for f in files], reshuffle=False)
         | "Read" >> beam.io.ReadAllFromTFRecord(with_filename=True)
-        | "Decode" >> beam.ParDo(_decode_fn()()).with_outputs(FAILED_TAG, main="ok")
+        | "Decode" >> beam.ParDo(_decode_fn()()),
+        "Route",
     )
-    (
-        decoded[FAILED_TAG]
+    sinks = [
+        decoded_failed
         | "FailureJson" >> beam.Map(lambda f: json.dumps(f, sort_keys=True))
-        | "WriteFailures" >> beam.io.WriteToText(failures_path, shard_name_template="", num_shards=1)
-    )
+        | "WriteFailures"
+        >> beam.io.WriteToText(worker_path(failures_path), shard_name_template="", num_shards=1)
+    ]
     records = (
-        decoded.ok
+        decoded_ok
         | "Embed" >> RunInference(_model_handler(embedder, options, batch_size, sum(in_counts.values())))
         | "Encode" >> beam.Map(_to_record, described["embedder"], described["embedder_version"])
     )
     for split, n in in_counts.items():
-        (
+        sinks.append(
             records
             | f"Only{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
             | f"Bytes{split}" >> beam.Values()
             | f"Write{split}"
             >> beam.io.WriteToTFRecord(
-                os.path.join(out_dir, f"{params.EMBEDDING_PREFIX}-{split}"),
+                worker_path(os.path.join(out_dir, f"{params.EMBEDDING_PREFIX}-{split}")),
                 file_name_suffix=params.TFRECORD_SUFFIX,
                 num_shards=num_shards or max(1, min(64, -(-n // 5000))),
                 shard_name_template="-SSSSS-of-NNNNN",
             )
         )
+    one_leaf(sinks)
     pipeline.run().wait_until_finish()
+    remove_stale_temp(out_dir, after_success=True)
 
     # Through fileio, not open(): on Dataflow the workers wrote it, possibly to gs://.
     failures = read_dead_letters(failures_path)

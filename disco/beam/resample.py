@@ -20,6 +20,7 @@ import numpy as np
 
 from disco import fileio, params
 from disco.beam.options import pipeline_options
+from disco.beam.portable import FAILED, OK, one_leaf, routes, worker_path
 from disco.beam.progress import Progress
 from disco.beam.sinks import read_dead_letters, remove_stale_temp
 from disco.errors import DiscoError
@@ -27,7 +28,6 @@ from disco.runinfo import write_run_info
 
 log = logging.getLogger(__name__)
 
-FAILED_TAG = "failed"
 DEFAULT_BATCH = 16
 
 
@@ -99,10 +99,10 @@ def _decode_batch_fn():
                 self.progress.add()
                 if failure is None:
                     self.ok[clip[1]].inc()
-                    yield clip[1], encoded
+                    yield OK, (clip[1], encoded)
                 else:
                     self.failed.inc()
-                    yield beam.pvalue.TaggedOutput(FAILED_TAG, failure)
+                    yield FAILED, failure
 
         def teardown(self):
             self.pool.shutdown()
@@ -150,36 +150,38 @@ def run_resample(
     options = pipeline_options(beam_args)
     failures_path = fileio.join(out_dir, params.FAILURES_FILE)
     pipeline = beam.Pipeline(options=options)
-    results = (
+    ok, failed = routes(
         pipeline
         | "Batches" >> beam.Create(batches, reshuffle=False)
-        | "DecodeResample"
-        >> beam.ParDo(_decode_batch_fn()(str(data_uri), threads, len(items))).with_outputs(
-            FAILED_TAG, main="ok"
-        )
+        | "DecodeResample" >> beam.ParDo(_decode_batch_fn()(worker_path(data_uri), threads, len(items))),
+        "Route",
     )
+    sinks = []
     for split in params.SPLITS:
         if per_split[split] == 0:
             continue
-        (
-            results.ok
+        sinks.append(
+            ok
             | f"Only{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
             | f"Bytes{split}" >> beam.Values()
             | f"Write{split}"
             >> beam.io.WriteToTFRecord(
-                os.path.join(out_dir, f"{params.RESAMPLED_PREFIX}-{split}"),
+                worker_path(os.path.join(out_dir, f"{params.RESAMPLED_PREFIX}-{split}")),
                 file_name_suffix=params.TFRECORD_SUFFIX,
                 num_shards=shards[split],
                 shard_name_template="-SSSSS-of-NNNNN",
             )
         )
-    (
-        results[FAILED_TAG]
+    sinks.append(
+        failed
         | "FailureJson" >> beam.Map(lambda f: json.dumps(f, sort_keys=True))
-        | "WriteFailures" >> beam.io.WriteToText(failures_path, shard_name_template="", num_shards=1)
+        | "WriteFailures"
+        >> beam.io.WriteToText(worker_path(failures_path), shard_name_template="", num_shards=1)
     )
+    one_leaf(sinks)
     result = pipeline.run()
     result.wait_until_finish()
+    remove_stale_temp(out_dir, after_success=True)
 
     counts = {s: 0 for s in params.SPLITS}
     try:
