@@ -86,10 +86,14 @@ def _model_handler(embedder: str, options: dict[str, Any], batch_size: int, tota
             for item, emb in zip(batch, embeddings):
                 yield PredictionResult(item[1], emb)
 
-        def batch_elements_kwargs(self):
-            # A fixed size: BatchElements otherwise starts at 1 and grows, and a CNN on a CPU runs
-            # small batches at a fraction of its throughput. The last batch of a bundle may be smaller.
-            return {"min_batch_size": batch_size, "max_batch_size": batch_size}
+        def should_skip_batching(self) -> bool:
+            # Elements arrive as batches (ReadBatches). RunInference's own BatchElements would hold
+            # a bundle's last batch until finish_bundle, whose output Beam's DaskRunner drops
+            # (docs/images.md); a fixed-size batch cut by the reader is complete when yielded.
+            return True
+
+        def get_num_bytes(self, batch: Sequence[tuple]) -> int:
+            return sum(item[0].nbytes for item in batch)
 
         def get_metrics_namespace(self) -> str:
             return "disco_embed"
@@ -141,27 +145,43 @@ def _to_input(raw: bytes):
     return rec.pcm, meta
 
 
-def _decode_fn():
+def _read_batches_fn():
     import apache_beam as beam
     from apache_beam.metrics import Metrics
 
-    class DecodeOrDeadLetter(beam.DoFn):
-        """(shard file, record bytes) -> (OK, model input), or (FAILED, failure dict)."""
+    class ReadBatches(beam.DoFn):
+        """shard path -> (OK, [model input, ...]) batches of up to ``batch_size`` clips, and
+        (FAILED, failure dict) for each record the embedder cannot take.
+
+        Batches are cut here, inside one ``process`` call per shard, rather than by RunInference's
+        BatchElements: a batch is then complete when it is yielded, on every runner, and memory
+        holds one batch of PCM, not a shard. The shard is read through Beam's FileSystems."""
+
+        def __init__(self, batch_size: int):
+            self.batch_size = batch_size
 
         def setup(self):
             self.failed = Metrics.counter("disco_embed", "failed")
 
-        def process(self, element):
-            shard, raw = element
-            try:
-                model_input = _to_input(raw)
-            except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM bytes
-                self.failed.inc()
-                yield FAILED, {"shard": str(shard), "key": _readable_key(raw), "reason": str(exc)}
-            else:
-                yield OK, model_input
+        def process(self, shard: str):
+            from apache_beam.io.tfrecordio import _TFRecordUtil
 
-    return DecodeOrDeadLetter
+            batch = []
+            with fileio.open_binary(shard) as fh:
+                while (raw := _TFRecordUtil.read_record(fh)) is not None:
+                    try:
+                        batch.append(_to_input(raw))
+                    except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM
+                        self.failed.inc()
+                        yield FAILED, {"shard": str(shard), "key": _readable_key(raw), "reason": str(exc)}
+                        continue
+                    if len(batch) == self.batch_size:
+                        yield OK, batch
+                        batch = []
+            if batch:
+                yield OK, batch
+
+    return ReadBatches
 
 
 def _to_record(result, name: str, version: str):
@@ -259,8 +279,7 @@ def run_embed(
     decoded_ok, decoded_failed = routes(
         pipeline
         | "Shards" >> beam.Create([worker_path(f) for f in files], reshuffle=False)
-        | "Read" >> beam.io.ReadAllFromTFRecord(with_filename=True)
-        | "Decode" >> beam.ParDo(_decode_fn()()),
+        | "ReadBatches" >> beam.ParDo(_read_batches_fn()(batch_size)),
         "Route",
     )
     sinks = [

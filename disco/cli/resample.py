@@ -22,7 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=params.DEFAULT_SEED, help="seed of the validation split")
     p.add_argument("--validation-fraction", type=float, default=params.DEFAULT_VALIDATION_FRACTION)
     p.add_argument("--num-shards", type=int, default=None, help="shards per split (default ~1000 clips each)")
-    p.add_argument("--threads", type=int, default=None, help="decode threads per worker (default: cores)")
+    p.add_argument("--threads", type=int, default=None, help="parallel decoders per worker (default: cores)")
+    p.add_argument(
+        "--pool",
+        choices=("auto", "process", "thread"),
+        default="auto",
+        help="decoders as processes or threads (auto: processes on the local runner, threads on others)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=handle, accepts_extra=True)
 
@@ -37,6 +43,7 @@ def handle(args: argparse.Namespace) -> int:
         validation_fraction=args.validation_fraction,
         num_shards=args.num_shards,
         threads=args.threads,
+        pool=args.pool,
         beam_args=args.extra,
     )
     if args.json:
