@@ -90,6 +90,10 @@ bench-resample: ## Benchmark: disco resample vs a serial librosa.load loop (clip
 bench-embed: ## Benchmark: embedder model-only vs end-to-end vs serial baseline, peak memory
 	$(PY) bench/bench_embed.py
 
+.PHONY: bench-scale
+bench-scale: ## Benchmark: whole pipeline at N and 4N demo clips; per-step time, clips/s, peak memory, 20k projection
+	$(PY) bench/bench_scale.py
+
 .PHONY: bench-quality
 bench-quality: ## Benchmark: demo data -> resample -> embed -> train -> evaluate; test mAP/F1 per model
 	$(PY) bench/bench_quality.py
