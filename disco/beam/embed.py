@@ -155,7 +155,10 @@ def _read_batches_fn():
 
         Batches are cut here, inside one ``process`` call per shard, rather than by RunInference's
         BatchElements: a batch is then complete when it is yielded, on every runner, and memory
-        holds one batch of PCM, not a shard. The shard is read through Beam's FileSystems."""
+        holds one batch of PCM, not a shard. The shard is read through the storage layer with its
+        checksums verified (``read_tfrecord_checked``): a record failing its checksum is dead-lettered
+        by shard and index and the shard's other records are still read, where Beam's own TFRecord
+        source stops the whole run at the first bad checksum, naming no file."""
 
         def __init__(self, batch_size: int):
             self.batch_size = batch_size
@@ -164,20 +167,22 @@ def _read_batches_fn():
             self.failed = Metrics.counter("disco_embed", "failed")
 
         def process(self, shard: str):
-            from apache_beam.io.tfrecordio import _TFRecordUtil
+            from disco.records import read_tfrecord_checked
 
             batch = []
-            with fileio.open_binary(shard) as fh:
-                while (raw := _TFRecordUtil.read_record(fh)) is not None:
-                    try:
-                        batch.append(_to_input(raw))
-                    except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM
-                        self.failed.inc()
-                        yield FAILED, {"shard": str(shard), "key": _readable_key(raw), "reason": str(exc)}
-                        continue
-                    if len(batch) == self.batch_size:
-                        yield OK, batch
-                        batch = []
+            for rec in read_tfrecord_checked(shard):
+                try:
+                    if rec.error is not None:
+                        raise SchemaError(f"record {rec.index}: {rec.error}")
+                    batch.append(_to_input(rec.data))
+                except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM
+                    self.failed.inc()
+                    key = _readable_key(rec.data) if rec.data is not None else None
+                    yield FAILED, {"shard": str(shard), "key": key, "reason": str(exc)}
+                    continue
+                if len(batch) == self.batch_size:
+                    yield OK, batch
+                    batch = []
             if batch:
                 yield OK, batch
 
