@@ -25,7 +25,7 @@ def import_release_features(
         data_uri, features.path, seed=seed, validation_fraction=validation_fraction
     )
     _runtime.describe(features, summary, keys=("records", "embedder", "frames", "dim", "splits"))
-    _runtime.log_metrics(stats, {"records": summary["records"]})
+    _runtime.log_metrics(stats, {"records": summary.records})
 
 
 def make_component(image: str):

@@ -31,7 +31,7 @@ def resample_audio(
     )
     _runtime.describe(resampled, summary, keys=("ok", "failed", "splits", "shards"))
     resampled.metadata["data_uri"] = data_uri
-    _runtime.log_metrics(stats, {"clips_ok": summary.get("ok", 0), "clips_failed": summary.get("failed", 0)})
+    _runtime.log_metrics(stats, {"clips_ok": summary.ok, "clips_failed": summary.failed})
     with open(failures.path, "w", encoding="utf-8") as fh:
         fh.write(_runtime.failures_markdown(summary))
 
