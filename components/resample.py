@@ -13,6 +13,7 @@ def resample_audio(
     seed: int,
     validation_fraction: float,
     beam_options: str,
+    data_fingerprint: str,
     resampled: Output[Dataset],
     stats: Output[Metrics],
     failures: Output[Markdown],
@@ -31,6 +32,8 @@ def resample_audio(
     )
     _runtime.describe(resampled, summary, keys=("ok", "failed", "splits", "shards"))
     resampled.metadata["data_uri"] = data_uri
+    # The dataset's content identity is an input only so that the cache key changes with the data.
+    resampled.metadata["data_fingerprint"] = data_fingerprint
     _runtime.log_metrics(stats, {"clips_ok": summary.ok, "clips_failed": summary.failed})
     with open(failures.path, "w", encoding="utf-8") as fh:
         fh.write(_runtime.failures_markdown(summary))

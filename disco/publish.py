@@ -52,6 +52,7 @@ _SHARD_RE = re.compile(
     r"^(?P<base>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})" + re.escape(params.TFRECORD_SUFFIX) + "$"
 )
 SHARD_GLOB = f"*-of-*{params.TFRECORD_SUFFIX}"
+_GLOB_CHARS = re.compile(r"[\[\]*?]")
 # Errors of the storage rather than of the step: reported as "<folder>: <reason>", one line.
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO}
 _STORAGE_MESSAGES = (
@@ -242,10 +243,17 @@ class Staging:
         if os.path.exists(self.target) and not os.path.isdir(self.target):
             raise OutputError(f"{self.target}: exists and is not a folder")
         parent, base = os.path.split(self.target)
-        self._prefix = os.path.join(parent, f".{base}.")
+        # Beam's file sink matches its temporary files with a glob built on the folder, so the
+        # staging folder sits where its path has no glob character (next to the output, unless a
+        # folder above it is named like ``exp[1]``).
+        stage_parent = parent
+        while _GLOB_CHARS.search(stage_parent) and os.path.dirname(stage_parent) != stage_parent:
+            stage_parent = os.path.dirname(stage_parent)
+        tag = _GLOB_CHARS.sub("_", os.path.relpath(self.target, stage_parent).replace(os.sep, "_"))
+        self._prefix = os.path.join(stage_parent, f".{tag}.")
         try:
             os.makedirs(parent, exist_ok=True)
-            self._remove_abandoned(parent, base)
+            self._remove_abandoned(stage_parent, tag)
             self.path = f"{self._prefix}staging-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             os.mkdir(self.path)
         except OSError as exc:
@@ -345,6 +353,9 @@ class Staging:
                     aside = None
                 if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                     continue  # another run published between our two renames: move it aside too
+                if exc.errno == errno.EXDEV:  # the output's folder is another filesystem
+                    self._publish_in_place()
+                    return
                 raise
             finally:
                 if aside:
@@ -355,6 +366,7 @@ class Staging:
     def _publish_in_place(self) -> None:
         """The output folder is a mount point: empty it (manifest first), move the files in
         (manifest last), so the manifest is the commit point as on object stores."""
+        os.makedirs(self.target, exist_ok=True)
         fileio.remove(os.path.join(self.target, params.MANIFEST_FILE))
         for name in os.listdir(self.target):
             path = os.path.join(self.target, name)

@@ -11,9 +11,10 @@ and the task's arguments (artifact inputs by URI). The cache directory is shared
 the same parent directory (``runs/.kfp-cache`` by default), so a second ``make demo`` into a new
 ``runs/demo-<id>`` reuses every finished step: resample has only parameter inputs, so it hits, and
 each downstream step then sees the same input URIs and hits too. A cache entry whose artifact files
-were deleted counts as a miss. What the key does not see: the *contents* of the dataset behind
-``data_uri`` and uncommitted library changes (the local image name carries the disco version and git
-commit), hence ``--no-cache``.
+were deleted counts as a miss. The dataset's content is in the key through the ``data_fingerprint``
+argument (disco.data.fingerprint: file list, sizes, modification times), so a dataset regenerated at
+the same path re-runs every step. What the key does not see: uncommitted library changes (the local
+image name carries the disco version and git commit), hence ``--no-cache``.
 """
 
 from __future__ import annotations
@@ -199,6 +200,7 @@ def run_local(
     when the run succeeds (kfp.local writes artifacts through local paths only)."""
     from kfp import local
 
+    from disco.data.fingerprint import dataset_fingerprint
     from pipelines.factory import make_pipeline
 
     if augment_copies < 0 or augment_mixup < 0:
@@ -237,6 +239,8 @@ def run_local(
         validation_fraction=validation_fraction,
         use_release_features=use_release_features,
         beam_options=beam_options,
+        # The cache key of the steps that read the dataset: a dataset changed at the same path re-runs.
+        data_fingerprint=dataset_fingerprint(data),
     )
     pipeline = make_pipeline(
         image=local_image(),

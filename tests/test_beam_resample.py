@@ -236,7 +236,10 @@ def test_labels_and_splits_are_the_datasets(mixed):
 
 def test_summary_shards_and_run_info_agree_with_the_records(mixed):
     out, s, records = mixed["out"], mixed["summary"], mixed["records"]
-    assert json.loads((out / params.SUMMARY_FILE).read_text()) == s
+    from disco.results import ResampleResult
+
+    assert json.loads((out / params.SUMMARY_FILE).read_text()) == s.to_dict()
+    assert ResampleResult.read(out) == s
     assert s["step"] == "resample" and s["clips"] == len(KEYS)
     assert s["ok"] == len(records) and s["ok"] + s["failed"] == s["clips"]
     assert s["splits"] == {sp: Counter(r.split for r in records.values())[sp] for sp in params.SPLITS}
@@ -316,15 +319,20 @@ def test_release_tarball_gives_the_same_records(mixed, tmp_path):
 KILL_CLIPS = 300
 
 
+def _staging_dirs(out: Path) -> list[Path]:
+    """The step's staging folders beside out (disco.publish), where Beam's temporary files live."""
+    return sorted(out.parent.glob(f".{out.name}.staging-*"))
+
+
 def _temp_data(out: Path) -> bool:
-    """Whether Beam's temporary write directories under out hold any bytes yet."""
+    """Whether Beam's temporary write directories under the staging folder hold any bytes yet."""
     try:
-        dirs = [out / d for d in os.listdir(out) if d.startswith("beam-temp-")]
-        for d in dirs:
-            for f in os.listdir(d):
-                if os.path.getsize(d / f) > 0:
-                    return True
-    except FileNotFoundError:  # out not created yet, or Beam moved a file away meanwhile
+        for staging in _staging_dirs(out):
+            for d in staging.glob("beam-temp-*"):
+                for f in os.listdir(d):
+                    if os.path.getsize(d / f) > 0:
+                        return True
+    except FileNotFoundError:  # not created yet, or Beam moved a file away meanwhile
         pass
     return False
 
@@ -355,19 +363,19 @@ def test_killed_run_leaves_no_partial_shard_and_a_rerun_completes(tmp_path, open
         proc.wait()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
-    assert not (out / params.SUMMARY_FILE).exists()
-    # Whatever carries a final shard name must be whole: TFRecordDataset checks every CRC and
-    # raises DataLossError on a truncated record.
-    for shard in list_shards(out, params.RESAMPLED_PREFIX):
-        n = sum(1 for _ in tf.data.TFRecordDataset([shard]).as_numpy_iterator())
-        assert n > 0, shard
+    # Nothing was published: the output folder does not exist; the partial data is in staging only.
+    assert not out.exists()
+    stale = _staging_dirs(out)
+    assert stale and any(stale[0].glob("beam-temp-*"))
 
     from disco.beam.resample import run_resample
 
-    stale = sorted(out.glob("beam-temp-*"))
-    assert stale  # the killed run left its partial data there, never under a shard name
     s = run_resample(str(data), str(out), num_shards=3, threads=2)
-    assert s["ok"] == KILL_CLIPS and s["failed"] == 0
+    assert s.ok == KILL_CLIPS and s.failed == 0
     assert not any(p.exists() for p in stale)  # the rerun cleared what the killed run left
+    assert not _staging_dirs(out)
+    for shard in list_shards(out, params.RESAMPLED_PREFIX):
+        n = sum(1 for _ in tf.data.TFRecordDataset([shard]).as_numpy_iterator())
+        assert n > 0, shard
     keys = Counter(r.key for r in iter_resampled([str(out)]))
     assert set(keys) == set(audio) and set(keys.values()) == {1}
