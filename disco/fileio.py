@@ -65,6 +65,19 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         fh.write(text.encode("utf-8"))
 
 
+def copy_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Copy a local file whole: to a temporary name beside dst, renamed over it."""
+    import shutil
+
+    tmp = f"{dst}.tmp-{os.getpid()}"
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def glob(pattern: str) -> list[str]:
     if not is_remote(pattern):
         import glob as _glob

@@ -52,6 +52,9 @@ _SHARD_RE = re.compile(
     r"^(?P<base>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})" + re.escape(params.TFRECORD_SUFFIX) + "$"
 )
 SHARD_GLOB = f"*-of-*{params.TFRECORD_SUFFIX}"
+# A filesystem that cannot rename a folder (another device; FUSE mounts of object stores): the
+# output is then replaced in place with the manifest as the commit point.
+_CANNOT_RENAME = {errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 _GLOB_CHARS = re.compile(r"[\[\]*?]")
 # Errors of the storage rather than of the step: reported as "<folder>: <reason>", one line.
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO}
@@ -341,7 +344,7 @@ class Staging:
                 except FileNotFoundError:  # another run moved it away meanwhile
                     aside = None
                 except OSError as exc:
-                    if exc.errno in (errno.EBUSY, errno.EXDEV):  # a mount point: cannot be moved
+                    if exc.errno in _CANNOT_RENAME | {errno.EBUSY}:  # a mount point: cannot be moved
                         self._publish_in_place()
                         return
                     raise
@@ -353,7 +356,7 @@ class Staging:
                     aside = None
                 if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                     continue  # another run published between our two renames: move it aside too
-                if exc.errno == errno.EXDEV:  # the output's folder is another filesystem
+                if exc.errno in _CANNOT_RENAME:  # another filesystem, or one without folder renames
                     self._publish_in_place()
                     return
                 raise

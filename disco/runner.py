@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from disco import __version__, params
+from disco import __version__, fileio, params
 from disco.errors import ConfigError, DatasetError, DiscoError
 
 log = logging.getLogger(__name__)
@@ -312,12 +311,12 @@ def run_local(
             f"{metrics_src}: evaluate finished but wrote no {params.METRICS_FILE}; see {log_path}"
         )
     metrics_path = out / params.METRICS_FILE
-    shutil.copyfile(metrics_src, metrics_path)
+    fileio.copy_file(metrics_src, metrics_path)
     report_src = evaluation_dir / params.REPORT_FILE
     report_path: Path | None = None
     if report_src.exists():
         report_path = out / params.REPORT_FILE
-        shutil.copyfile(report_src, report_path)
+        fileio.copy_file(report_src, report_path)
     metrics = json.loads(metrics_path.read_text())
     result = RunResult(
         output_dir=remote_out or str(out),
@@ -330,7 +329,8 @@ def run_local(
         cached_tasks=sorted(set(tee.cached) | set(hits.cached)),
         parameters=arguments,
     )
-    (out / RUN_SUMMARY_FILE).write_text(
+    fileio.write_text(
+        out / RUN_SUMMARY_FILE,
         json.dumps(
             {
                 "parameters": arguments,
@@ -344,7 +344,7 @@ def run_local(
             indent=2,
             sort_keys=True,
         )
-        + "\n"
+        + "\n",
     )
     from disco.runinfo import write_run_info
 

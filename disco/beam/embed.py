@@ -25,6 +25,7 @@ from disco import fileio, params
 from disco.beam.options import pipeline_options
 from disco.beam.progress import Progress
 from disco.beam.sinks import FAILED_TAG, OK_TAG, DeadLetter, WriteSplits, failure, read_dead_letters
+from disco.embedders import embedder_options
 from disco.errors import ConfigError, DiscoError, SchemaError
 from disco.publish import distinct_inputs, publishes
 from disco.results import EmbedResult
@@ -32,28 +33,6 @@ from disco.results import EmbedResult
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 64
-
-
-def embedder_options(
-    embedder: str,
-    *,
-    vggish_handle: str | None = None,
-    vggish_checkpoint: str | None = None,
-    pca_params: str | None = None,
-    precision: str | None = None,
-) -> dict[str, Any]:
-    """The keyword options for get_embedder(): each embedder takes only its own."""
-    opts: dict[str, Any] = {"precision": precision}
-    if embedder == "vggish":
-        if vggish_checkpoint:
-            opts["checkpoint"] = vggish_checkpoint
-        else:
-            opts["handle"] = vggish_handle or params.VGGISH_DEFAULT_HANDLE
-        if pca_params:
-            opts["pca_params"] = pca_params
-    elif vggish_checkpoint or pca_params:
-        raise ConfigError(f"--vggish-checkpoint/--pca-params apply to the vggish embedder, not {embedder}")
-    return opts
 
 
 # The embedder the launcher built, reused by a worker in the same process (the local runner): a
