@@ -13,15 +13,19 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from gcs_emulator import gcs_emulator  # noqa: F401  (pytest fixture)
 from resample_fixtures import clip_key, encode, tone, write_dataset
 
 from disco import params
 from disco.errors import DiscoError, OutputError
+from disco.publish import publishes
 from disco.records import count_records, iter_resampled, list_shards
+from disco.results import StepResult
 
 SEED = 7
 CLIPS = 8
@@ -209,38 +213,79 @@ def test_under_the_ratio_the_failures_are_dead_lettered_and_the_rest_published(t
 # --- a step that crashes publishes nothing and keeps the previous output (#13 item 6) -------------------
 
 
+@dataclass
+class Written(StepResult):
+    step = "demo"
+    files: int = 0
+
+    def produced(self) -> int:
+        return self.files
+
+    def summary_line(self) -> str:
+        return f"demo: {self.files} files"
+
+
+@publishes("demo")
+def _step(out_dir: str, *, crash: bool) -> Written:
+    Path(out_dir, "model.keras").write_text("crash" if crash else "whole")
+    if crash:
+        raise DiscoError("epoch 3: the step fell over")
+    return Written(files=1)
+
+
 def test_a_crashed_step_leaves_the_previous_output_untouched(tmp_path):
-    from dataclasses import dataclass
-
-    from disco.publish import publishes
-    from disco.results import StepResult
-
-    @dataclass
-    class Written(StepResult):
-        step = "demo"
-        files: int = 0
-
-        def produced(self) -> int:
-            return self.files
-
-        def summary_line(self) -> str:
-            return f"demo: {self.files} files"
-
-    @publishes("demo")
-    def step(out_dir: str, *, crash: bool) -> Written:
-        Path(out_dir, "model.keras").write_text("crash" if crash else "whole")
-        if crash:
-            raise DiscoError("epoch 3: the step fell over")
-        return Written(files=1)
-
     out = tmp_path / "model"
-    step(str(out), crash=False)
+    _step(str(out), crash=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert set(before) == {"model.keras", params.SUMMARY_FILE, params.RUN_INFO_FILE, params.MANIFEST_FILE}
     with pytest.raises(DiscoError, match="fell over"):
-        step(str(out), crash=True)
+        _step(str(out), crash=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+@publishes("demo")
+def _remote_step(out_dir: str, *, shards: list[bytes], crash: bool = False) -> Written:
+    from apache_beam.io.filesystems import FileSystems
+
+    for i, data in enumerate(shards):
+        name = f"{params.RESAMPLED_PREFIX}-train-{i:05d}-of-{len(shards):05d}{params.TFRECORD_SUFFIX}"
+        with FileSystems.create(f"{out_dir}/{name}") as fh:
+            fh.write(data)
+    if crash:
+        raise DiscoError("the step fell over")
+    return Written(files=len(shards))
+
+
+@pytest.mark.slow
+def test_on_an_object_store_the_manifest_is_the_commit_point(gcs_emulator, monkeypatch):  # noqa: F811
+    import tempfile
+
+    import tensorflow as tf
+
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    bucket = "disco-outputs-test"
+    gcs_emulator.make_bucket(bucket)
+    out = f"gs://{bucket}/run/r"
+    with tempfile.NamedTemporaryFile(suffix=params.TFRECORD_SUFFIX) as tmp:
+        with tf.io.TFRecordWriter(tmp.name) as w:
+            w.write(b"one record")
+        shard = Path(tmp.name).read_bytes()
+
+    _remote_step(out, shards=[shard, shard])
+    assert len(list_shards(out, params.RESAMPLED_PREFIX)) == 2
+    _remote_step(out, shards=[shard])  # a rerun with fewer shards deletes the old ones first
+    assert [p.rsplit("/", 1)[1] for p in list_shards(out, params.RESAMPLED_PREFIX)] == [
+        f"{params.RESAMPLED_PREFIX}-train-00000-of-00001{params.TFRECORD_SUFFIX}"
+    ]
+    stale = f"run/r/{params.RESAMPLED_PREFIX}-train-00000-of-00003{params.TFRECORD_SUFFIX}"
+    gcs_emulator.client.bucket(bucket).blob(stale).upload_from_string(shard)
+    with pytest.raises(OutputError, match=f"not in {params.MANIFEST_FILE}"):
+        list_shards(out, params.RESAMPLED_PREFIX)
+    with pytest.raises(DiscoError, match="fell over"):
+        _remote_step(out, shards=[shard, shard], crash=True)
+    names = {b.name for b in gcs_emulator.client.bucket(bucket).list_blobs(prefix="run/r/")}
+    assert not any(n.endswith((params.MANIFEST_FILE, params.TFRECORD_SUFFIX)) for n in names), names
 
 
 def test_an_empty_output_is_never_published(tmp_path):
