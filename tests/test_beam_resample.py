@@ -240,11 +240,11 @@ def test_summary_shards_and_run_info_agree_with_the_records(mixed):
 
     assert json.loads((out / params.SUMMARY_FILE).read_text()) == s.to_dict()
     assert ResampleResult.read(out) == s
-    assert s["step"] == "resample" and s["clips"] == len(KEYS)
-    assert s["ok"] == len(records) and s["ok"] + s["failed"] == s["clips"]
-    assert s["splits"] == {sp: Counter(r.split for r in records.values())[sp] for sp in params.SPLITS}
-    assert s["sample_rate"] == SR and s["clip_samples"] == params.CLIP_SAMPLES
-    assert s["shards"] == {sp: NUM_SHARDS for sp in params.SPLITS}
+    assert s.step == "resample" and s.clips == len(KEYS)
+    assert s.ok == len(records) and s.ok + s.failed == s.clips
+    assert s.splits == {sp: Counter(r.split for r in records.values())[sp] for sp in params.SPLITS}
+    assert s.sample_rate == SR and s.clip_samples == params.CLIP_SAMPLES
+    assert s.shards == {sp: NUM_SHARDS for sp in params.SPLITS}
     for sp in params.SPLITS:
         shards = list_shards(out, f"{params.RESAMPLED_PREFIX}-{sp}")
         assert [os.path.basename(p) for p in shards] == [
@@ -264,8 +264,8 @@ def test_bad_files_are_dead_lettered_with_a_reason(mixed):
     out, s, data = mixed["out"], mixed["summary"], mixed["data"]
     lines = [json.loads(x) for x in (out / params.FAILURES_FILE).read_text().splitlines() if x.strip()]
     by_key = {f["key"]: f for f in lines}
-    assert len(by_key) == len(lines) == s["failed"]
-    assert sorted(lines, key=lambda f: f["key"]) == sorted(s["failures"], key=lambda f: f["key"])
+    assert len(by_key) == len(lines) == s.failed
+    assert sorted(lines, key=lambda f: f["key"]) == sorted(s.failures, key=lambda f: f["key"])
     assert BAD <= set(by_key), f"not dead-lettered: {sorted(NAMES[k] for k in BAD - set(by_key))}"
     assert not GOOD & set(by_key)
     assert set(by_key) | set(mixed["records"]) == set(KEYS.values())
@@ -278,7 +278,7 @@ def test_bad_files_are_dead_lettered_with_a_reason(mixed):
 
 
 def test_stream_truncated_ogg_is_dead_lettered(mixed):
-    failed = {f["key"]: f for f in mixed["summary"]["failures"]}
+    failed = {f["key"]: f for f in mixed["summary"].failures}
     assert KEYS[TRUNCATED_STREAM] in failed, (
         f"written as a {mixed['records'][KEYS[TRUNCATED_STREAM]].original_duration:.2f} s clip"
     )
@@ -306,9 +306,9 @@ def test_release_tarball_gives_the_same_records(mixed, tmp_path):
         assert (rec.split, rec.original_duration) == (ref.split, ref.original_duration)
         np.testing.assert_array_equal(rec.y_true, ref.y_true)
         np.testing.assert_array_equal(rec.y_mask, ref.y_mask)
-    assert s["splits"] == mixed["summary"]["splits"] and s["clips"] == mixed["summary"]["clips"]
-    failed = {f["key"]: f for f in s["failures"]}
-    assert set(failed) == {f["key"] for f in mixed["summary"]["failures"]}
+    assert s.splits == mixed["summary"].splits and s.clips == mixed["summary"].clips
+    failed = {f["key"]: f for f in s.failures}
+    assert set(failed) == {f["key"] for f in mixed["summary"].failures}
     for name, pattern in BAD_REASONS.items():
         f = failed[KEYS[name]]
         assert f["path"].startswith(f"{tgz}!") and re.search(pattern, f["reason"], re.IGNORECASE), f
