@@ -169,9 +169,14 @@ def copy_file(src: str, dst: str) -> None:
 def empty_step(out_dir: str, *, parameters: Mapping[str, Any], seed: int | None, summary: R) -> R:
     """Outputs of a step that had nothing to do (augmentation with 0 copies): still a directory
     with summary.json and run_info.json, so downstream steps and readers see the same layout."""
+    from disco.publish import Staging
     from disco.runinfo import write_run_info
 
-    os.makedirs(out_dir, exist_ok=True)
-    write_run_info(out_dir, step=summary.step, parameters=parameters, seed=seed)
-    summary.write(out_dir)
+    # Published like any step output (an empty manifest), but without finish_step's check that
+    # refuses an empty output: here empty is what was asked for.
+    with Staging(out_dir, step=summary.step) as stage:
+        write_run_info(stage.path, step=summary.step, parameters=parameters, seed=seed)
+        summary.write(stage.path)
+        stage.write_manifest(parameters)
+        stage.publish()
     return summary
