@@ -148,3 +148,17 @@ def remove(path: str | os.PathLike[str]) -> None:
         GcsIO().delete(str(path))
         return
     FileSystems.delete([str(path)])
+
+
+def remove_tree(path: str | os.PathLike[str]) -> None:
+    """Delete a folder (an object store: every object under the prefix); missing is not an error."""
+    if not is_remote(path):
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    from apache_beam.io.filesystems import FileSystems
+
+    base = str(path).rstrip("/")
+    for m in FileSystems.match([escape_glob(base) + "/**"])[0].metadata_list:
+        remove(m.path)

@@ -6,9 +6,11 @@ Every step writes into a staging location and publishes only when it finished:
   folder and is renamed onto it when the step succeeds (the previous output, if any, is moved aside
   first and deleted after), so a reader sees the old output or the new one, never a mix, and two
   runs into one ``--out`` each publish a whole output (the last to finish wins);
-- on object stores (``gs://``), which cannot rename a folder, the step first deletes the old
-  ``manifest.json`` and shards, writes in place, and writes ``manifest.json`` last: the manifest is
-  the commit point.
+- on object stores (``gs://``), which cannot rename a folder, the step writes under a unique
+  prefix ``<out>/.staging-<host>-<pid>-<random>/``; publishing writes ``<out>/manifest.json``, which
+  names those shards, in one object write (the commit point: readers follow the manifest, so they
+  see the old output or the new one), then copies the side files beside it and deletes the shards
+  the previous manifest named.
 
 ``manifest.json`` lists the output's shards with their record counts, sizes and SHA-256, the step
 and a digest of its parameters. :func:`verified_shards` (behind ``records.list_shards``) reads it
@@ -52,6 +54,7 @@ _SHARD_RE = re.compile(
     r"^(?P<base>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})" + re.escape(params.TFRECORD_SUFFIX) + "$"
 )
 SHARD_GLOB = f"*-of-*{params.TFRECORD_SUFFIX}"
+REMOTE_STAGING = ".staging-"  # gs://…/out/.staging-<host>-<pid>-<random>/: a run's shards on an object store
 # A filesystem that cannot rename a folder (another device; FUSE mounts of object stores): the
 # output is then replaced in place with the manifest as the commit point.
 _CANNOT_RENAME = {errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
@@ -165,18 +168,21 @@ def verified_shards(directory: str | os.PathLike[str], prefix: str) -> list[str]
     if manifest is None:
         check_complete_sets(directory, present)
         return [fileio.join(directory, n) for n in present]
-    listed = [
-        s for s in manifest.shards if fnmatch.fnmatchcase(s.name, f"{prefix}-*-of-*{params.TFRECORD_SUFFIX}")
-    ]
+    pattern = f"{prefix}-*-of-*{params.TFRECORD_SUFFIX}"
+    listed = [s for s in manifest.shards if fnmatch.fnmatchcase(s.name.rsplit("/", 1)[-1], pattern)]
     names = {s.name for s in listed}
     for extra in sorted(set(present) - names):
         raise OutputError(
             f"{fileio.join(directory, extra)}: not in {params.MANIFEST_FILE} (a stale shard of another run?); "
             "rerun the step or delete it"
         )
+    listings: dict[str, set[str]] = {"": set(present)}
     for shard in listed:
         path = fileio.join(directory, shard.name)
-        if shard.name not in present:
+        sub, _, base = shard.name.rpartition("/")
+        if sub not in listings:
+            listings[sub] = set(fileio.list_names(fileio.join(directory, sub)))
+        if base not in listings[sub]:
             raise OutputError(f"{path}: missing (listed in {params.MANIFEST_FILE})")
         size = fileio.size(path)
         if size != shard.bytes:
@@ -237,10 +243,10 @@ class Staging:
         self.step = step
         self.remote = fileio.is_remote(out_dir)
         self.published = False
+        self._manifest: Manifest | None = None
         if self.remote:
             self.target = str(out_dir).rstrip("/")
-            self.path = self.target
-            self._clear_remote()
+            self.path = f"{self.target}/{REMOTE_STAGING}{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             return
         self.target = os.path.abspath(os.fspath(out_dir))
         if os.path.exists(self.target) and not os.path.isdir(self.target):
@@ -281,27 +287,10 @@ class Staging:
                     self.target,
                 )
 
-    def _clear_remote(self) -> None:
-        # The manifest goes first: from here until the new one is written the output is absent.
-        names = fileio.list_names(self.target)
-        if params.MANIFEST_FILE in names:
-            fileio.remove(fileio.join(self.target, params.MANIFEST_FILE))
-        for name in names:
-            if name in (
-                params.SUMMARY_FILE,
-                params.RUN_INFO_FILE,
-                params.FAILURES_FILE,
-            ) or fnmatch.fnmatchcase(name, SHARD_GLOB):
-                fileio.remove(fileio.join(self.target, name))
-
     def discard(self) -> None:
         if self.published:
             return
-        if self.remote:
-            for name in shard_names(fileio.list_names(self.target), "*"):
-                fileio.remove(fileio.join(self.target, name))
-            return
-        shutil.rmtree(self.path, ignore_errors=True)
+        fileio.remove_tree(self.path)
 
     def __enter__(self) -> Staging:
         return self
@@ -320,19 +309,51 @@ class Staging:
 
     def write_manifest(self, parameters: Mapping[str, Any]) -> Manifest:
         names = shard_names(fileio.list_names(self.path), "*")
-        manifest = Manifest(
+        # Locally the staging folder becomes the output; remotely the shards stay under the staging
+        # prefix and the manifest (written at publish) names them relative to the output.
+        rel = self.path.rsplit("/", 1)[1] + "/" if self.remote else ""
+        shards = []
+        for n in names:
+            info = describe_shard(fileio.join(self.path, n))
+            info.name = rel + n
+            shards.append(info)
+        self._manifest = Manifest(
             step=self.step,
             parameters_digest=parameters_digest(parameters),
-            shards=[describe_shard(fileio.join(self.path, n)) for n in names],
+            shards=shards,
             created_utc=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         )
-        fileio.write_text(fileio.join(self.path, params.MANIFEST_FILE), manifest.to_json())
-        return manifest
+        fileio.write_text(fileio.join(self.path, params.MANIFEST_FILE), self._manifest.to_json())
+        return self._manifest
 
     def publish(self) -> None:
-        if not self.remote:
+        if self.remote:
+            self._publish_remote()
+        else:
             self._swap()
         self.published = True
+
+    def _publish_remote(self) -> None:
+        """The new manifest replaces the old in one object write (the commit point); then the side
+        files are copied next to it and what the old manifest named is deleted."""
+        if self._manifest is None:
+            raise OutputError(f"{self.path}: publish before the manifest was written")
+        try:
+            old = Manifest.read(self.target)
+        except OutputError:
+            old = None
+        fileio.write_text(fileio.join(self.target, params.MANIFEST_FILE), self._manifest.to_json())
+        self.published = True
+        for name in (params.SUMMARY_FILE, params.RUN_INFO_FILE, params.FAILURES_FILE):
+            src = fileio.join(self.path, name)
+            if fileio.exists(src):
+                fileio.write_text(fileio.join(self.target, name), fileio.read_text(src))
+        current = self.path.rsplit("/", 1)[1]
+        previous = {s.name.split("/", 1)[0] for s in (old.shards if old else []) if "/" in s.name}
+        for prefix in sorted(previous - {current}):
+            fileio.remove_tree(fileio.join(self.target, prefix))
+        for name in shard_names(fileio.list_names(self.target), "*"):  # shards of an older layout
+            fileio.remove(fileio.join(self.target, name))
 
     def _swap(self) -> None:
         for _ in range(10):

@@ -272,20 +272,40 @@ def test_on_an_object_store_the_manifest_is_the_commit_point(gcs_emulator, monke
             w.write(b"one record")
         shard = Path(tmp.name).read_bytes()
 
+    objects = gcs_emulator.client.bucket(bucket)
+
+    def names() -> set[str]:
+        return {b.name[len("run/r/") :] for b in objects.list_blobs(prefix="run/r/")}
+
     _remote_step(out, shards=[shard, shard])
-    assert len(list_shards(out, params.RESAMPLED_PREFIX)) == 2
-    _remote_step(out, shards=[shard])  # a rerun with fewer shards deletes the old ones first
-    assert [p.rsplit("/", 1)[1] for p in list_shards(out, params.RESAMPLED_PREFIX)] == [
+    first = list_shards(out, params.RESAMPLED_PREFIX)
+    assert len(first) == 2 and all("/.staging-" in p for p in first)  # under the run's own prefix
+    assert {params.MANIFEST_FILE, params.SUMMARY_FILE, params.RUN_INFO_FILE} <= names()
+    _remote_step(out, shards=[shard])  # a rerun with fewer shards: the old ones are deleted after the commit
+    second = list_shards(out, params.RESAMPLED_PREFIX)
+    assert [p.rsplit("/", 1)[1] for p in second] == [
         f"{params.RESAMPLED_PREFIX}-train-00000-of-00001{params.TFRECORD_SUFFIX}"
     ]
-    stale = f"run/r/{params.RESAMPLED_PREFIX}-train-00000-of-00003{params.TFRECORD_SUFFIX}"
-    gcs_emulator.client.bucket(bucket).blob(stale).upload_from_string(shard)
-    with pytest.raises(OutputError, match=f"not in {params.MANIFEST_FILE}"):
-        list_shards(out, params.RESAMPLED_PREFIX)
+    assert not {n for n in names() if n.endswith(params.TFRECORD_SUFFIX)} - {
+        p[len(out) + 1 :] for p in second
+    }
+
     with pytest.raises(DiscoError, match="fell over"):
-        _remote_step(out, shards=[shard, shard], crash=True)
-    names = {b.name for b in gcs_emulator.client.bucket(bucket).list_blobs(prefix="run/r/")}
-    assert not any(n.endswith((params.MANIFEST_FILE, params.TFRECORD_SUFFIX)) for n in names), names
+        _remote_step(out, shards=[shard, shard, shard], crash=True)
+    assert list_shards(out, params.RESAMPLED_PREFIX) == second  # the previous output still stands
+    assert not {n for n in names() if n.endswith(params.TFRECORD_SUFFIX)} - {
+        p[len(out) + 1 :] for p in second
+    }
+
+    stale = f"{params.RESAMPLED_PREFIX}-train-00000-of-00003{params.TFRECORD_SUFFIX}"
+    objects.blob(f"run/r/{stale}").upload_from_string(shard)
+    with pytest.raises(OutputError, match=f"{stale}: not in {params.MANIFEST_FILE}"):
+        list_shards(out, params.RESAMPLED_PREFIX)
+    objects.blob(f"run/r/{stale}").delete()
+    second_name = second[0][len(out) + 1 :]
+    objects.blob(f"run/r/{second_name}").delete()
+    with pytest.raises(OutputError, match="missing"):
+        list_shards(out, params.RESAMPLED_PREFIX)
 
 
 def test_an_empty_output_is_never_published(tmp_path):
