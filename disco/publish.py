@@ -220,18 +220,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def storage_reason(exc: BaseException) -> str | None:
-    """The storage's reason (disk full, read-only, permission) where exc or its cause is one."""
+def storage_reason(exc: BaseException) -> tuple[str, str | None] | None:
+    """(the storage's reason, the file where known) where exc or its cause is a full disk, a
+    read-only filesystem or a refused permission."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         if isinstance(cur, OSError) and cur.errno in _STORAGE_ERRNOS:
-            return cur.strerror or os.strerror(cur.errno)
+            filename = os.fspath(cur.filename) if cur.filename is not None else None
+            return cur.strerror or os.strerror(cur.errno), filename
         text = str(cur)
         for message in _STORAGE_MESSAGES:
             if message in text:
-                return message
+                return message, None
         cur = cur.__cause__ or cur.__context__
     return None
 
@@ -303,9 +305,14 @@ class Staging:
         self.discard()
         if isinstance(exc, DiscoError):
             return
-        reason = storage_reason(exc)
-        if reason:
-            raise OutputError(f"{self.target}: {reason}; nothing published") from exc
+        found = storage_reason(exc)
+        if found:
+            reason, filename = found
+            # A file of the step's own output is reported as the output folder; any other (an
+            # input the step could not read) by its own name.
+            where = filename if filename and not str(filename).startswith(self.path) else self.target
+            also = "" if where == self.target else f" to {self.target}"
+            raise OutputError(f"{where}: {reason}; nothing published{also}") from exc
 
     def write_manifest(self, parameters: Mapping[str, Any]) -> Manifest:
         names = shard_names(fileio.list_names(self.path), "*")
