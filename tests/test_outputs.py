@@ -481,3 +481,12 @@ def test_decode_dead_letters_are_tagged_and_split_writes_per_split(tmp_path):
         f"x-train-00001-of-00002{params.TFRECORD_SUFFIX}",
     ]
     assert sum(count_records(str(tmp_path / n)) for n in names if "-train-" in n) == 2
+
+
+def test_a_step_runs_on_an_injected_test_pipeline(data, tmp_path):
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    from disco.beam.resample import run_resample
+
+    s = run_resample(str(data), str(tmp_path / "rs"), seed=SEED, threads=2, test_pipeline=TestPipeline())
+    assert s.ok == CLIPS and sum(_published_whole(tmp_path / "rs", params.RESAMPLED_PREFIX).values()) == CLIPS
