@@ -49,3 +49,7 @@ class OutputError(DiscoError):
 
 class StepFailedError(DiscoError):
     """A step ran but its output would be empty, or more of its inputs failed than allowed."""
+
+
+class MissingExtraError(ConfigError):
+    """An optional feature's package is not installed: the message names the extra that brings it."""

@@ -128,19 +128,33 @@ def _to_input(raw: bytes):
 
 
 class DecodeOrDeadLetter(beam.DoFn):
-    """(shard file, record bytes) -> model input on the main output, or a failure dict on
-    FAILED_TAG."""
+    """(shard file, record bytes, unreadable reason) -> model input on the main output, or a
+    failure dict on FAILED_TAG."""
 
     def setup(self):
         self.failed = Metrics.counter("disco_embed", "failed")
 
     def process(self, element):
-        shard, raw = element
+        shard, raw, unreadable = element
         try:
+            if unreadable is not None:
+                raise SchemaError(unreadable)
             yield _to_input(raw)
         except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM bytes
             self.failed.inc()
-            yield failure(shard=str(shard), key=_readable_key(raw), reason=str(exc))
+            key = _readable_key(raw) if raw is not None else None
+            yield failure(shard=str(shard), key=key, reason=str(exc))
+
+
+def _read_checked(shard: str):
+    """shard file -> (shard, record bytes, None) per intact record, (shard, bytes or None, reason)
+    for one that fails its checksum (a flipped byte): Decode dead-letters it by shard and index,
+    and the shard's other records are still read. Beam's own TFRecord source stops the whole run
+    at the first bad checksum, naming no file."""
+    from disco.records import read_tfrecord_checked
+
+    for rec in read_tfrecord_checked(shard):
+        yield str(shard), rec.data, None if rec.error is None else f"record {rec.index}: {rec.error}"
 
 
 def _to_record(result, name: str, version: str):
@@ -254,7 +268,7 @@ def run_embed(
     decoded = (
         pipeline
         | "Shards" >> beam.Create(files, reshuffle=False)
-        | "Read" >> beam.io.ReadAllFromTFRecord(with_filename=True)
+        | "Read" >> beam.FlatMap(_read_checked)
         | "Decode" >> beam.ParDo(DecodeOrDeadLetter()).with_outputs(FAILED_TAG, main=OK_TAG)
     )
     decoded[FAILED_TAG] | "DeadLetter" >> DeadLetter(out_dir)

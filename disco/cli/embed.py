@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from disco.cli import argtypes
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from disco import params
@@ -32,16 +34,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="default: bfloat16 where the hardware computes it natively, else float32",
     )
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=64)
     p.add_argument(
         "--max-failure-ratio",
-        type=float,
+        type=argtypes.fraction_closed,
         default=params.DEFAULT_MAX_FAILURE_RATIO,
         help="fail, publishing nothing, when more than this fraction of records cannot be decoded "
         "(default %(default)s: only when all fail; an empty output always fails)",
     )
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=handle, accepts_extra=True)
+    p.set_defaults(func=handle, accepts_extra=True, remote_outputs=True)
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 
 from disco import params
 from disco.errors import ConfigError
+from disco.inputs import read_thresholds
 from disco.publish import publishes
 from disco.results import EvaluateResult, TrainResult
 
@@ -30,8 +31,7 @@ def load_classifier(model_dir: str):
     path = os.path.join(model_dir, MODEL_FILE)
     if not os.path.exists(path):
         raise ConfigError(f"{model_dir}: no {MODEL_FILE}; is this a train step output?")
-    with open(os.path.join(model_dir, THRESHOLDS_FILE)) as fh:
-        thresholds = json.load(fh)["thresholds"]
+    thresholds = read_thresholds(os.path.join(model_dir, THRESHOLDS_FILE))
     return keras.models.load_model(path), thresholds
 
 
@@ -62,6 +62,7 @@ def run_evaluate(
     metrics["split"] = params.SPLIT_TEST
     metrics["examples"] = len(test)
     metrics["observed_entries"] = int(test.y_mask.sum())
+    metrics.update(_pooled_views(test.y_true, scores, test.y_mask, thresholds))
     # A model folder made by hand (not by disco train) has no summary; its model is then unnamed.
     has_summary = os.path.exists(os.path.join(model_dir, params.SUMMARY_FILE))
     train_summary = TrainResult.read(model_dir).to_dict() if has_summary else {}
@@ -103,6 +104,23 @@ def run_evaluate(
         examples=len(test),
         seconds=round(time.perf_counter() - start, 2),
     )
+
+
+def _pooled_views(y_true, scores, y_mask, thresholds) -> dict:
+    """metrics.json's micro-averaged confusion (at the model's own thresholds, thresholds.json) and
+    ROC curve: what the KFP UI's ClassificationMetrics draws, recorded here so the component only
+    copies them."""
+    from dataclasses import asdict
+
+    from disco.evaluate.pooled import micro_confusion, micro_roc
+    from disco.train.train import THRESHOLDS_FILE
+
+    rule = f"score >= per-class threshold ({THRESHOLDS_FILE})"
+    roc = micro_roc(y_true, scores, y_mask)
+    return {
+        "confusion": asdict(micro_confusion(y_true, scores, y_mask, thresholds, rule=rule)),
+        "roc_micro": asdict(roc) if roc is not None else None,
+    }
 
 
 def metrics_table(metrics: dict) -> str:
