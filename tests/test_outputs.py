@@ -460,13 +460,15 @@ def test_decode_dead_letters_are_tagged_and_split_writes_per_split(tmp_path):
     with TestPipeline() as p:
         decoded = (
             p
-            | beam.Create([("s0", good), ("s0", b"\x00junk")])
+            | beam.Create(
+                [("s0", good, None), ("s0", b"\x00junk", None), ("s1", None, "record 3: bad checksum")]
+            )
             | beam.ParDo(DecodeOrDeadLetter()).with_outputs(FAILED_TAG, main=OK_TAG)
         )
         assert_that(decoded[OK_TAG] | "Keys" >> beam.Map(lambda x: x[1][0]), equal_to(["k1"]), label="ok")
         assert_that(
             decoded[FAILED_TAG] | "Where" >> beam.Map(lambda f: (f["shard"], f["key"])),
-            equal_to([("s0", None)]),
+            equal_to([("s0", None), ("s1", None)]),
             label="failed",
         )
         (
