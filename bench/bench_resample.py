@@ -69,9 +69,9 @@ def main() -> int:
             shutil.rmtree(out, ignore_errors=True)
             t, cpu = time.perf_counter(), cpu_seconds()
             s = run_resample(data, out, seed=1, pool=pool)
-            rates.append(s["clips"] / (time.perf_counter() - t))
+            rates.append(s.clips / (time.perf_counter() - t))
             if pool == "process":
-                disco_cpu_ms.append((cpu_seconds() - cpu) / s["clips"] * 1000)
+                disco_cpu_ms.append((cpu_seconds() - cpu) / s.clips * 1000)
     serial, disco_rate = float(np.median(serial_rates)), float(np.median(disco_rates))
     ratios = sorted(d / r for d, r in zip(disco_rates, serial_rates))
 

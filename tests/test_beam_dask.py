@@ -125,10 +125,9 @@ def resampled(launcher, dask_cluster):
 def test_resample_on_dask_equals_fnapi(resampled, launcher, dask_cluster):
     local, dask = resampled
     a, b = launcher / "resampled-local", launcher / "resampled-dask"
-    assert local["failed"] == 1 and local["ok"] == 11
-    for field in ("clips", "ok", "failed", "splits", "shards"):
-        assert dask[field] == local[field], field
-    assert dask["failures"] == local["failures"]
+    assert local.failed == 1 and local.ok == 11
+    for field in ("clips", "ok", "failed", "splits", "shards", "failures"):
+        assert getattr(dask, field) == getattr(local, field), field
     assert (b / params.FAILURES_FILE).read_text() == (a / params.FAILURES_FILE).read_text()
     assert _shard_names(b) == _shard_names(a)
     records = _records(b)
@@ -145,7 +144,7 @@ def test_augment_on_dask_equals_fnapi(resampled, in_launcher, dask_cluster):
     kwargs = dict(copies=1, mixup=1, seed=3)
     local = run_augment("resampled-local", "augmented-local", **kwargs)
     dask = run_augment("resampled-local", "augmented-dask", beam_args=_dask_args(address), **kwargs)
-    assert dask["records"] == local["records"] == 2 * resampled[0]["splits"][params.SPLIT_TRAIN]
+    assert dask.records == local.records == 2 * resampled[0].splits[params.SPLIT_TRAIN]
     a, b = in_launcher / "augmented-local", in_launcher / "augmented-dask"
     assert _records(b) == _records(a)
     _no_leftovers(b)
@@ -174,11 +173,11 @@ def test_embed_on_dask_equals_fnapi(resampled, in_launcher, dask_cluster):
         ["with-bad"], "embedded-dask", embedder="musicnn", precision="float32", beam_args=_dask_args(address)
     )
     for field in ("records", "splits", "failed", "shards"):
-        assert dask[field] == local[field], field
-    assert local["failed"] == 1 and local["records"] == 11
-    strip = [{k: v for k, v in f.items() if k != "reason"} for f in dask["failures"]]
-    assert strip == [{k: v for k, v in f.items() if k != "reason"} for f in local["failures"]]
-    assert dask["failures"][0]["shard"] == str(in_launcher / "with-bad" / os.path.basename(strip[0]["shard"]))
+        assert getattr(dask, field) == getattr(local, field), field
+    assert local.failed == 1 and local.records == 11
+    strip = [{k: v for k, v in f.items() if k != "reason"} for f in dask.failures]
+    assert strip == [{k: v for k, v in f.items() if k != "reason"} for f in local.failures]
+    assert dask.failures[0]["shard"] == str(in_launcher / "with-bad" / os.path.basename(strip[0]["shard"]))
 
     def by_key(directory):
         return {(r.key, r.augmentation_id): r for r in iter_embeddings([str(in_launcher / directory)])}

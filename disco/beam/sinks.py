@@ -1,15 +1,85 @@
-"""Files the Beam steps keep beside their shards: the dead-letter file, and the temporary
-directories of Beam's file sink."""
+"""What the Beam steps share at their end: the records written per split into sharded TFRecords
+(:class:`WriteSplits`) and the failed inputs into a JSON-lines dead-letter file
+(:class:`DeadLetter`), both into the step's staging folder (disco.publish)."""
 
 from __future__ import annotations
 
 import json
-import logging
-import os
+from collections.abc import Mapping
+from typing import Any
 
-from disco import fileio
+import apache_beam as beam
 
-log = logging.getLogger(__name__)
+from disco import fileio, params
+from disco.beam.portable import worker_path
+
+OK_TAG = "ok"
+FAILED_TAG = "failed"  # the dead-letter output of every step's decoding DoFn
+
+
+def failure(**fields: Any) -> beam.pvalue.TaggedOutput:
+    """A failed input as the DoFn's FAILED_TAG output: always tagged, so no runner can mistake a
+    dead letter for a record (the main output carries records only)."""
+    return beam.pvalue.TaggedOutput(FAILED_TAG, dict(fields))
+
+
+def _json_line(item: Mapping[str, Any]) -> str:
+    return json.dumps(dict(item), sort_keys=True)
+
+
+class DeadLetter(beam.PTransform):
+    """Failure dicts → ``failures.jsonl`` (one JSON object a line) in ``out_dir``."""
+
+    def __init__(self, out_dir: str):
+        super().__init__()
+        self.path = fileio.join(worker_path(out_dir), params.FAILURES_FILE)
+
+    def expand(self, failures):
+        return (
+            failures
+            # Failures are dicts, records never are. Beam's DaskRunner hands every output of a
+            # multi-output ParDo to every consumer (docs/images.md): only the dicts are ours.
+            | "OnlyFailures" >> beam.Filter(lambda e: isinstance(e, dict))
+            | "Json" >> beam.Map(_json_line)
+            | "Write" >> beam.io.WriteToText(self.path, shard_name_template="", num_shards=1)
+        )
+
+
+def _in_split(element, split: str) -> bool:
+    return isinstance(element, tuple) and len(element) == 2 and element[0] == split
+
+
+class WriteSplits(beam.PTransform):
+    """``(split, record bytes)`` → ``<prefix>-<split>-SSSSS-of-NNNNN.tfrecord`` in ``out_dir``,
+    with ``shards[split]`` files for each split that has records (a split absent from ``shards``
+    must not occur)."""
+
+    def __init__(self, out_dir: str, prefix: str, shards: Mapping[str, int]):
+        super().__init__()
+        self.out_dir = worker_path(out_dir)
+        self.prefix = prefix
+        self.shards = dict(shards)
+
+    def expand(self, records):
+        # Filters, not beam.Partition: Partition is a multi-output ParDo, whose outputs Beam's
+        # DaskRunner does not keep apart; the filters also drop failure dicts mixed in there.
+        written = {}
+        for split in params.SPLITS:
+            if split not in self.shards:
+                continue
+            written[split] = (
+                records
+                | f"Only{split}" >> beam.Filter(_in_split, split)
+                | f"Bytes{split}" >> beam.Values()
+                | f"Write{split}"
+                >> beam.io.WriteToTFRecord(
+                    fileio.join(self.out_dir, f"{self.prefix}-{split}"),
+                    file_name_suffix=params.TFRECORD_SUFFIX,
+                    num_shards=self.shards[split],
+                    shard_name_template="-SSSSS-of-NNNNN",
+                )
+            )
+        return written
 
 
 def read_dead_letters(path: str) -> list[dict]:
@@ -19,25 +89,3 @@ def read_dead_letters(path: str) -> list[dict]:
         fileio.write_text(path, "")
         return []
     return [json.loads(line) for line in fileio.read_text(path).splitlines() if line.strip()]
-
-
-def remove_stale_temp(out_dir: str, *, after_success: bool = False) -> list[str]:
-    """Delete Beam file-sink temporary directories that a killed run left in ``out_dir``.
-
-    Shards only reach their final names at finalisation, so these never hold readable output;
-    left alone they would pile up (hundreds of MB of partial audio) with every interrupted run.
-    ``after_success``: called once the pipeline finished, when any directory still there is one a
-    runner's finalisation did not clean (Beam's DaskRunner re-runs a sink's set-up for each side
-    input that reads it, docs/images.md). Local directories only: on object stores the runner's
-    own cleanup applies."""
-    import glob
-    import shutil
-
-    stale = [] if fileio.is_remote(out_dir) else sorted(glob.glob(os.path.join(out_dir, "beam-temp-*")))
-    for path in stale:
-        if after_success:
-            log.info("removing %s, left by the runner's sink finalisation", path)
-        else:
-            log.warning("removing %s, left by an interrupted run", path)
-        shutil.rmtree(path, ignore_errors=True)
-    return stale
