@@ -158,6 +158,8 @@ def _with_bad_record(src: Path, dst: Path) -> None:
     from disco.records import AtomicShardWriter, shard_name
 
     shutil.copytree(src, dst)
+    # The extra shard is not in the copied manifest; without one, readers take complete shard sets.
+    (dst / params.MANIFEST_FILE).unlink()
     with AtomicShardWriter(dst / shard_name(f"{params.RESAMPLED_PREFIX}-{params.SPLIT_TEST}-bad", 0, 1)) as w:
         w.write(b"not a tf.train.Example")
 

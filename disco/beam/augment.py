@@ -12,7 +12,7 @@ import apache_beam as beam
 from disco import params
 from disco.beam.options import pipeline_options
 from disco.beam.portable import one_leaf, worker_path
-from disco.beam.sinks import WriteSplits
+from disco.beam.sinks import WriteSplits, remove_sink_temp
 from disco.errors import ConfigError, DiscoError
 from disco.publish import publishes
 from disco.results import AugmentResult, ResampleResult
@@ -156,6 +156,7 @@ def run_augment(
     )
     one_leaf(written.values())
     pipeline.run().wait_until_finish()
+    remove_sink_temp(out_dir)
 
     records = sum(count_records(f) for f in list_shards(out_dir, params.RESAMPLED_PREFIX))
     chain = CHAIN_DESCRIPTION + (MASKS_DESCRIPTION if masks else [])

@@ -25,7 +25,15 @@ from disco import fileio, params
 from disco.beam.options import pipeline_options
 from disco.beam.portable import one_leaf, worker_path
 from disco.beam.progress import Progress
-from disco.beam.sinks import FAILED_TAG, OK_TAG, DeadLetter, WriteSplits, failure, read_dead_letters
+from disco.beam.sinks import (
+    FAILED_TAG,
+    OK_TAG,
+    DeadLetter,
+    WriteSplits,
+    failure,
+    read_dead_letters,
+    remove_sink_temp,
+)
 from disco.embedders import embedder_options
 from disco.errors import ConfigError, DiscoError, SchemaError
 from disco.publish import distinct_inputs, publishes
@@ -300,6 +308,7 @@ def run_embed(
     )
     one_leaf([*written.values(), dead])
     pipeline.run().wait_until_finish()
+    remove_sink_temp(out_dir)
 
     # Through fileio, not open(): on Dataflow the workers wrote it, possibly to gs://.
     failures = read_dead_letters(fileio.join(out_dir, params.FAILURES_FILE))

@@ -23,7 +23,15 @@ from disco import fileio, params
 from disco.beam.options import is_local, pipeline_options
 from disco.beam.portable import one_leaf, worker_path
 from disco.beam.progress import Progress
-from disco.beam.sinks import FAILED_TAG, OK_TAG, DeadLetter, WriteSplits, failure, read_dead_letters
+from disco.beam.sinks import (
+    FAILED_TAG,
+    OK_TAG,
+    DeadLetter,
+    WriteSplits,
+    failure,
+    read_dead_letters,
+    remove_sink_temp,
+)
 from disco.errors import ConfigError, DiscoError
 from disco.publish import publishes
 from disco.results import ResampleResult
@@ -240,6 +248,7 @@ def run_resample(
     one_leaf([*written.values(), dead])
     result = pipeline.run()
     result.wait_until_finish()
+    remove_sink_temp(out_dir)
 
     failures = read_dead_letters(fileio.join(out_dir, params.FAILURES_FILE))
     counts = _ok_counts(result, per_split, failures)

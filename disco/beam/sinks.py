@@ -89,3 +89,23 @@ def read_dead_letters(path: str) -> list[dict]:
         fileio.write_text(path, "")
         return []
     return [json.loads(line) for line in fileio.read_text(path).splitlines() if line.strip()]
+
+
+def remove_sink_temp(directory: str) -> list[str]:
+    """Delete Beam file-sink temporary directories still in ``directory`` once the pipeline has
+    finished. Beam's DaskRunner re-runs a sink's set-up for each side input that reads it, and the
+    sink's finalisation removes only the one it used (docs/images.md); left in the staging folder,
+    the others would be published with the output. Local folders only: on object stores the
+    runner's own cleanup applies."""
+    import glob
+    import os
+    import shutil
+
+    stale = (
+        []
+        if fileio.is_remote(directory)
+        else sorted(glob.glob(os.path.join(glob.escape(directory), "beam-temp-*")))
+    )
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
