@@ -3,10 +3,9 @@
 Two things the Beam model allows but not every runner honours (docs/images.md, "Beam on Dask"):
 
 - **tagged outputs**: Beam's DaskRunner (2.77) hands *every* output of a multi-output ParDo to
-  every consumer, so a dead-letter writer fed ``results["failed"]`` also receives the main output.
-  The steps therefore put the route in the element itself: a DoFn yields ``(OK, value)`` or
-  ``(FAILED, value)`` on its one output, and :func:`routes` splits it with plain filters, which
-  every runner runs the same way.
+  every consumer. So each consumer of a step's outputs takes only elements of its own shape:
+  ``DeadLetter`` failure dicts, ``WriteSplits`` ``(split, bytes)`` pairs of its split (by filters,
+  not ``beam.Partition``, itself a multi-output ParDo), embed's model only batches (lists).
 - **several leaves**: the DaskRunner computes only the last transform applied; sinks on other
   branches never run. :func:`one_leaf` joins every sink's result into one final transform, so
   finishing the graph means finishing every sink.
@@ -17,9 +16,6 @@ directory (and, on a cluster, its own file system), so only absolute paths or UR
 
 from __future__ import annotations
 
-OK = "ok"
-FAILED = "failed"
-
 
 def worker_path(path) -> str:
     """``path`` as a worker sees it: a URI unchanged, a local path made absolute. A relative path
@@ -28,20 +24,6 @@ def worker_path(path) -> str:
 
     path = str(path)
     return path if "://" in path else os.path.abspath(path)
-
-
-def routes(pcoll, label: str):
-    """``(route, value)`` elements -> (PCollection of OK values, PCollection of FAILED values)."""
-    import apache_beam as beam
-
-    def only(route: str):
-        return (
-            pcoll
-            | f"{label}{route.capitalize()}" >> beam.Filter(lambda e, r=route: e[0] == r)
-            | f"{label}{route.capitalize()}Value" >> beam.Map(lambda e: e[1])
-        )
-
-    return only(OK), only(FAILED)
 
 
 def one_leaf(sink_results, label: str = "AllSinksDone"):
