@@ -215,6 +215,10 @@ def step_title(task: str) -> str:
     return DISPLAY_NAMES[step] if step else task
 
 
+def _from_kfp(record: logging.LogRecord) -> bool:
+    return f"{os.sep}kfp{os.sep}" in (record.pathname or "")
+
+
 class _KfpEventFilter(logging.Filter):
     """kfp.local reports cache hits and retries through the root logger (outside its own stdout
     context). This filter on the root logger collects them, shows them as progress through the
@@ -230,6 +234,10 @@ class _KfpEventFilter(logging.Filter):
         hit = _TASK_NAME.search(message) if "cache hit" in message else None
         retry = _RETRY.search(message)
         if not (hit or retry):
+            if self.tee is not None and record.levelno < logging.WARNING and _from_kfp(record):
+                # kfp.local's own notes (skipped conditions, workspace clean-up): log file only.
+                self.tee.log_line(message)
+                return False
             return True
         if hit:
             self.cached.append(hit.group(1))

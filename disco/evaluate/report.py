@@ -361,7 +361,7 @@ def describe_run(
         "Embeddings",
         [
             ("embedder", feat.get("embedder") or train.get("embedder")),
-            ("version", (feat_info.get("embedder") or {}).get("version") if feat_info else None),
+            ("version", (feat_info.get("embedder") or {}).get("embedder_version")),
             ("precision", feat.get("precision")),
             ("frames x dim", f"{train['frames']} x {train['dim']}" if "frames" in train else None),
             ("records", feat.get("records")),
