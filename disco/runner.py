@@ -127,17 +127,24 @@ class _ProgressTee(io.TextIOBase):
         self._log.write(_ANSI.sub("", text).rstrip("\n") + "\n")
 
     def step_started(self, task: str, *, cached: bool = False) -> None:
-        self._end_step()
+        self.end_step()
         self.steps_started += 1
         suffix = ": reused from cache" if cached else ""
         self._say(f"==> step {self.steps_started}: {step_title(task)}{suffix}")
         self._step_started = None if cached else time.monotonic()
         self._last_message = ""
 
-    def retry(self, task: str, detail: str) -> None:
-        self._say(f"    {step_title(task)} failed (attempt {detail}")
+    def kfp_event(self, message: str, level: int) -> None:
+        """A kfp.local log record: logged, routed like a stdout line; a warning nothing else
+        explains is shown as one."""
+        self.log_line(message)
+        plain = _ANSI.sub("", message).strip()
+        if self._route_event(plain):
+            return
+        if level >= logging.WARNING:
+            self._say(f"    kfp: {plain}")
 
-    def _end_step(self, status: str | None = None) -> None:
+    def end_step(self, status: str | None = None) -> None:
         if self._step_started is None:
             return
         took = f"{time.monotonic() - self._step_started:.0f} s"
@@ -157,18 +164,7 @@ class _ProgressTee(io.TextIOBase):
         if err:
             # The step's own exception (last traceback line), so the user sees the reason at once.
             self.last_error = f"{err.group(1).rsplit('.', 1)[-1]}: {err.group(2)}"
-        hit = _TASK_NAME.search(plain)
-        if hit:
-            self.cached.append(hit.group(1))
-            self.step_started(hit.group(1), cached=True)
-            return
-        started = _EXECUTING.search(plain)
-        if started:
-            self.step_started(started.group(1))
-            return
-        finished = _FINISHED.search(plain)
-        if finished:
-            self._end_step(finished.group(2))
+        if self._route_event(plain):
             return
         if self._stream_all:
             self._say(line.rstrip() if self.live else plain)
@@ -186,8 +182,29 @@ class _ProgressTee(io.TextIOBase):
             return
         self._status(f"    {message}")
 
+    def _route_event(self, plain: str) -> bool:
+        """kfp.local's task events, as progress; True when the line was one."""
+        hit = _TASK_NAME.search(plain)
+        if hit:
+            self.cached.append(hit.group(1))
+            self.step_started(hit.group(1), cached=True)
+            return True
+        started = _EXECUTING.search(plain)
+        if started:
+            self.step_started(started.group(1))
+            return True
+        finished = _FINISHED.search(plain)
+        if finished:
+            self.end_step(finished.group(2))
+            return True
+        retry = _RETRY.search(plain)
+        if retry:
+            self._say(f"    {step_title(retry.group(1))} failed (attempt {retry.group(2)}")
+            return True
+        return False
+
     def close_status(self) -> None:
-        self._end_step()
+        self.end_step()
         if self._status_open:
             self._terminal.write("\n")
             self._status_open = False
@@ -220,9 +237,10 @@ def _from_kfp(record: logging.LogRecord) -> bool:
 
 
 class _KfpEventFilter(logging.Filter):
-    """kfp.local reports cache hits and retries through the root logger (outside its own stdout
-    context). This filter on the root logger collects them, shows them as progress through the
-    tee and keeps kfp's raw line (internal task names, colour codes) off the user's terminal."""
+    """kfp.local reports task events (start, end, cache hits, retries, skipped conditions)
+    through the root logger. During a run this filter on the root logger hands them to the tee
+    (progress on the terminal, the raw line in the log file) instead of the root's handlers, so
+    kfp's raw lines (internal task names, colour codes) stay off the user's terminal."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -230,24 +248,13 @@ class _KfpEventFilter(logging.Filter):
         self.tee: _ProgressTee | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = _ANSI.sub("", record.getMessage())
-        hit = _TASK_NAME.search(message) if "cache hit" in message else None
-        retry = _RETRY.search(message)
-        if not (hit or retry):
-            if self.tee is not None and record.levelno < logging.WARNING and _from_kfp(record):
-                # kfp.local's own notes (skipped conditions, workspace clean-up): log file only.
-                self.tee.log_line(message)
-                return False
-            return True
+        message = record.getMessage()
+        hit = _TASK_NAME.search(_ANSI.sub("", message)) if "cache hit" in message else None
         if hit:
             self.cached.append(hit.group(1))
-        if self.tee is None:
+        if self.tee is None or not (hit or _from_kfp(record)):
             return True
-        self.tee.log_line(message)
-        if hit:
-            self.tee.step_started(hit.group(1), cached=True)
-        else:
-            self.tee.retry(retry.group(1), retry.group(2))
+        self.tee.kfp_event(message, record.levelno)
         return False
 
 
@@ -393,6 +400,7 @@ def run_local(
                 try:
                     task = pipeline(**arguments)
                 except RuntimeError as exc:
+                    tee.end_step("FAILED")
                     reason = f" ({tee.last_error})" if tee.last_error else ""
                     raise PipelineRunError(
                         f"{_ANSI.sub('', str(exc)).strip()}{reason}; the full log is {log_path}"

@@ -63,6 +63,18 @@ def test_each_started_task_is_announced_by_its_display_name():
     ]
 
 
+def test_a_failed_step_says_so():
+    from disco.runner import _ProgressTee
+
+    term = io.StringIO()
+    tee = _ProgressTee(io.StringIO(), term, stream_all=False)
+    tee.write("04:06:33.331 - INFO - Executing task 'resample-audio'\n")
+    tee.end_step("FAILED")
+    tee.close_status()
+    assert term.getvalue().splitlines()[-1].startswith("    failed after ")
+    assert "done" not in term.getvalue()
+
+
 def _epochs(tee, n: int) -> None:
     tee.write("04:06:34.804 - INFO - Executing task 'train-classifier'\n")
     for e in range(1, n + 1):
@@ -148,3 +160,33 @@ def test_component_markdown_tables():
     )
     assert conf == [[5.0, 2.0], [3.0, 2.0]]
     assert _runtime.confusion_counts({"per_class": {"a": {"ap": 0.5}}}) is None
+
+
+@pytest.mark.slow
+def test_disco_run_json_prints_only_json_and_readable_progress(tmp_path, openmic_sample, capsys):
+    """A real `disco run --json` (kfp.local, the release-features branch): stdout is one JSON
+    document with the metrics; stderr has one header per step by display name, no colour codes."""
+    import json
+
+    from train_fixtures import make_release_features
+
+    from disco import params
+    from disco.cli import main
+
+    data = make_release_features(tmp_path / "openmic-2018", openmic_sample, seed=2)
+    argv = ["run", "--data", str(data), "--output-dir", str(tmp_path / "run"), "--release-features"]
+    argv += ["--epochs", "2", "--batch-size", "16", "--no-cache", "--json"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    on_disk = json.loads((tmp_path / "run" / params.METRICS_FILE).read_text())
+    assert result["metrics"]["mAP"] == pytest.approx(on_disk["mAP"])
+    assert set(result["metrics"]["per_class"]) == set(params.CLASSES)
+    assert result["report_path"].endswith(params.REPORT_FILE) and result["reused_from_cache"] == []
+    headers = [line for line in err.splitlines() if line.startswith("==>")]
+    assert headers == [
+        "==> step 1: Import release VGGish features",
+        "==> step 2: Train classifier",
+        "==> step 3: Evaluate on split01 test",
+    ]
+    assert "\x1b[" not in err and "train-classifier" not in err and "Executing task" not in err
