@@ -65,7 +65,7 @@ def _instrument(which: str, seconds: float, rng: np.random.Generator) -> np.ndar
 
 
 def _training_clip(kind: tuple[str, ...], rng: np.random.Generator) -> np.ndarray:
-    """10 s with each instrument of ``kind`` playing for 2 s or more somewhere in it at some level,
+    """10 s with each instrument of ``kind`` playing for 1 s or more somewhere in it at some level,
     over faint noise; a third are shorter recordings zero-padded to 10 s, as resample pads them."""
     seconds = params.CLIP_SECONDS if rng.random() < 0.67 else rng.uniform(4.5, 9.5)
     clip = np.zeros(params.CLIP_SAMPLES, np.float32)
@@ -73,9 +73,9 @@ def _training_clip(kind: tuple[str, ...], rng: np.random.Generator) -> np.ndarra
     for which in kind:
         # Quiet and short examples too: the thresholds tuned on validation then sit below what a
         # full-length, full-level tone scores, rather than at a saturated 1.0.
-        length = rng.uniform(2, seconds)
+        length = rng.uniform(1, seconds)
         start = int(rng.uniform(0, seconds - length) * SR)
-        part = _instrument(which, length, rng) * rng.uniform(0.15, 1.0)
+        part = _instrument(which, length, rng) * rng.uniform(0.05, 1.0)
         clip[start : start + len(part)] += part
     return clip
 
