@@ -31,6 +31,9 @@ DEFAULT_HOP_SECONDS = params.CLIP_SECONDS
 # What a folder is searched for (a file named explicitly is tried whatever its suffix).
 AUDIO_SUFFIXES = (".ogg", ".oga", ".opus", ".wav", ".flac", ".mp3", ".m4a", ".aac", ".aif", ".aiff")
 WINDOW_BATCH = 8  # windows scored per call: bounds memory on long recordings
+# A tail shorter than this after the last window is not scored as a window of its own (it would be
+# mostly padding, and a 10.02 s release clip would otherwise be two windows).
+MIN_TAIL_SECONDS = 1.0
 
 
 @dataclass
@@ -109,9 +112,10 @@ def expand_inputs(items: Iterable[str]) -> list[str]:
 
 def window_starts(n_samples: int, hop_samples: int) -> list[int]:
     """Start samples of the windows covering n_samples: every hop, until a window reaches the end
-    (a recording of 10 s or less is one window)."""
+    (a recording of 10 s or less is one window; see MIN_TAIL_SECONDS)."""
+    min_tail = int(MIN_TAIL_SECONDS * params.SAMPLE_RATE)
     starts = [0]
-    while starts[-1] + params.CLIP_SAMPLES < n_samples:
+    while n_samples - (starts[-1] + params.CLIP_SAMPLES) >= min_tail:
         starts.append(starts[-1] + hop_samples)
     return starts
 

@@ -25,6 +25,8 @@ def test_windows_cover_the_recording_and_pad_the_last():
     clip = params.CLIP_SAMPLES
     assert window_starts(clip, clip) == [0]
     assert window_starts(3 * SR, clip) == [0]  # shorter than a window: one, padded
+    assert window_starts(clip + SR // 2, clip) == [0]  # a tail under MIN_TAIL_SECONDS
+    assert window_starts(clip + SR, clip) == [0, clip]
     assert window_starts(35 * SR, clip) == [0, 10 * SR, 20 * SR, 30 * SR]
     assert window_starts(35 * SR, 5 * SR) == [i * 5 * SR for i in range(6)]  # last is 25-35 s
     wave = np.arange(35 * SR, dtype=np.float32) + 1
