@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -127,8 +128,8 @@ def exported(tmp_path_factory) -> Path:
         epochs=40,
         patience=10,
         learning_rate=1e-3,
-        l2=1e-4,
-        dropout=0.3,
+        l2=1e-2,
+        dropout=0.5,
         seed=3,
     )
     run_export(str(base / "model"), str(base / "export"))
@@ -193,13 +194,15 @@ def test_many_files_to_csv_and_a_bad_file_fails_after_the_others(exported, recor
     shutil.copy(recording, folder / "a.wav")
     shutil.copy(recording, folder / "b.wav")
     (folder / "broken.ogg").write_bytes(b"OggS" + bytes(40))
+    os.mkfifo(folder / "pipe.wav")  # would block a read: reported, not waited on
     out = tmp_path / "pred.csv"
     assert main(["predict", str(exported), str(folder), "--format", "csv", "--out", str(out)]) == 1
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     by_file: dict[str, list[dict]] = {}
     for row in rows:
         by_file.setdefault(Path(row["file"]).name, []).append(row)
-    assert set(by_file) == {"a.wav", "b.wav", "broken.ogg"}
+    assert set(by_file) == {"a.wav", "b.wav", "broken.ogg", "pipe.wav"}
+    assert by_file["pipe.wav"][0]["present"] == "error: not a regular file"
     assert [r["start_s"] for r in by_file["a.wav"]] == ["0.0", "10.0", "20.0", "30.0", "max"]
     assert set(by_file["a.wav"][-1]["present"].split(";")) >= {LOW, HIGH}
     assert by_file["broken.ogg"][0]["present"].startswith("error: ")

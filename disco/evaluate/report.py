@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import datetime as _dt
 import html
 import io
 import json
@@ -393,6 +394,7 @@ def describe_run(
             ("disco version", versions.get("disco")),
             ("git commit", (train_info.get("git_commit") or "")[:12] or None),
             ("trained (UTC)", train_info.get("created_utc")),
+            ("evaluated (UTC)", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")),
             (
                 "python / tensorflow / keras",
                 "/".join(str(versions.get(k)) for k in ("python", "tensorflow", "keras"))
