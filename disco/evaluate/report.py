@@ -91,7 +91,7 @@ def _references(metrics: Mapping[str, Any]) -> list[tuple[Reference, Mapping[str
 
 def build_table(metrics: Mapping[str, Any]) -> MetricsTable:
     refs = _references(metrics)
-    columns = [Column("class", 18, "---"), Column("AP", 6), Column("F1", 6), Column("F1@t", 6)]
+    columns = [Column("class", 20, "---"), Column("AP", 6), Column("F1", 6), Column("F1@t", 6)]
     columns += [Column("P", 6), Column("R", 6)]
     columns += [Column(f"{r.short} AP", 6) for r, _ in refs]
     columns += [Column("pos", 4), Column("obs", 4)]
