@@ -224,3 +224,18 @@ def test_browser_check_catches_errors(tmp_path):
     assert any("boom" in e for e in out.console_errors)
     assert any("nope" in e for e in out.console_errors)
     assert out.page["broken_images"] == 1
+
+
+def test_audio_is_inlined_up_to_the_budget_and_only_for_local_datasets(tmp_path):
+    from disco.data.openmic import audio_relpath
+    from disco.evaluate.report import _AudioInliner
+
+    for key in ("000001_0", "000002_0"):
+        path = tmp_path / audio_relpath(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"OggS" + bytes(996))
+    inliner = _AudioInliner(str(tmp_path), budget=1500)
+    assert inliner.uri("000001_0").startswith("data:audio/ogg;base64,T2dnUw")
+    assert inliner.uri("000002_0") is None and inliner.skipped == 1  # over the budget
+    assert inliner.uri("999999_0") is None  # no such clip
+    assert _AudioInliner("gs://bucket/openmic-2018").uri("000001_0") is None

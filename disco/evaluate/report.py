@@ -36,7 +36,7 @@ HISTORY_FILE = "history.csv"
 # Error analysis: clips listed per class and side, and the most audio inlined into one report (a
 # KFP HTML artifact is one file; 10 s of Ogg Vorbis is ~150 kB as a data URI).
 ERROR_EXAMPLES = 3
-AUDIO_BUDGET_BYTES = 6_000_000
+AUDIO_BUDGET_BYTES = 4_000_000
 UNDEFINED = "n/a"
 
 
