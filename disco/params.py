@@ -117,6 +117,12 @@ RELEASE_SAMPLE_RATE: int = 44_100  # the release's (and the demo dataset's) audi
 RELEASE_CHANNELS: int = 2
 PCM_DTYPE = "<i2"  # signed 16-bit little endian, as in the record schema
 PCM_SCALE: float = 32768.0  # int16 -> float in [-1, 1), as VGGish's reference does
+# A decoded clip shorter than this, or at a rate outside this range, is a dead letter, not a
+# record: padded to CLIP_SECONDS it would be seconds of labelled silence. The real fixtures go
+# down to 1 s clips; telephone audio is 8 kHz and studio masters reach 384 kHz.
+MIN_CLIP_SECONDS: float = 0.5
+MIN_SOURCE_SAMPLE_RATE: int = 4_000
+MAX_SOURCE_SAMPLE_RATE: int = 384_000
 
 # --- VGGish (published reference parameters) ------------------------------------------------
 

@@ -264,6 +264,12 @@ def default_run_id() -> str:
 
 def _resolve_data(data_uri: str) -> str:
     if data_uri.startswith("gs://"):
+        from disco.data.storage import missing_credentials
+
+        # Checked here, so a run without credentials fails before the pipeline starts.
+        reason = missing_credentials()
+        if reason:
+            raise DatasetError(data_uri, reason)
         return data_uri
     path = Path(data_uri).expanduser()
     if not path.exists():
@@ -321,6 +327,10 @@ def run_local(
     data = _resolve_data(data_uri)
     remote_out = str(output_dir) if str(output_dir).startswith("gs://") else None
     if remote_out:
+        # Before anything is staged: without credentials or write access the run fails now.
+        from disco.remote import check_gcs_output
+
+        check_gcs_output(remote_out)
         staging = Path(tempfile.mkdtemp(prefix="disco-run-"))
         out = staging
         default_cache = staging / CACHE_DIR_NAME

@@ -61,6 +61,10 @@ BAD_REASONS = {
     "text_file": r"cannot decode.*not recognised",
     "wav_header_only": r"no audio samples|zero-length",
     "missing_file": r"not found",
+    # Would be padded into 10 s of labelled near-silence (params.MIN_CLIP_SECONDS and the rate range).
+    "one_sample_wav": r"too short",
+    "clip_0_05s": r"too short: 0\.050 s",
+    "wav_at_1hz": r"sample rate 1 Hz outside",
 }
 # An Ogg Vorbis file cut mid-stream (a 10 s clip losing its last half): see
 # test_stream_truncated_ogg_is_dead_lettered.
@@ -115,6 +119,11 @@ def _build_audio(rng: np.random.Generator, real_clips: Path, openmic_sample: Pat
     audio[KEYS["text_file"]] = b"sample_key,instrument,relevance\n000046_3840,clarinet,0.17\n" * 20
     audio[KEYS["wav_header_only"]] = encode(np.zeros((0, 1), np.float32), 44100, fmt="WAV", subtype="PCM_16")
     audio[KEYS["missing_file"]] = None
+    audio[KEYS["one_sample_wav"]] = encode(
+        np.full((1, 1), 0.5, np.float32), 44100, fmt="WAV", subtype="PCM_16"
+    )
+    audio[KEYS["clip_0_05s"]] = encode(tone(440.0, 44100, 0.05, (0.5,)), 44100, fmt="WAV", subtype="PCM_16")
+    audio[KEYS["wav_at_1hz"]] = encode(rng.uniform(-0.5, 0.5, (10, 1)), 1, fmt="WAV", subtype="PCM_16")
     audio[KEYS[TRUNCATED_STREAM]] = vorbis[: len(vorbis) // 2]
     return audio, expect
 

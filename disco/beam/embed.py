@@ -146,22 +146,37 @@ def _decode_fn():
     from apache_beam.metrics import Metrics
 
     class DecodeOrDeadLetter(beam.DoFn):
-        """(shard file, record bytes) -> model input, or a failure dict on the FAILED_TAG output."""
+        """(shard file, record bytes, unreadable reason) -> model input, or a failure dict on the
+        FAILED_TAG output."""
 
         def setup(self):
             self.failed = Metrics.counter("disco_embed", "failed")
 
         def process(self, element):
-            shard, raw = element
+            shard, raw, unreadable = element
             try:
+                if unreadable is not None:
+                    raise SchemaError(unreadable)
                 yield _to_input(raw)
             except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM bytes
                 self.failed.inc()
+                key = _readable_key(raw) if raw is not None else None
                 yield beam.pvalue.TaggedOutput(
-                    FAILED_TAG, {"shard": str(shard), "key": _readable_key(raw), "reason": str(exc)}
+                    FAILED_TAG, {"shard": str(shard), "key": key, "reason": str(exc)}
                 )
 
     return DecodeOrDeadLetter
+
+
+def _read_checked(shard: str):
+    """shard file -> (shard, record bytes, None) per intact record, (shard, bytes or None, reason)
+    for one that fails its checksum (a flipped byte): Decode dead-letters it by shard and index,
+    and the shard's other records are still read. Beam's own TFRecord source stops the whole run
+    at the first bad checksum, naming no file."""
+    from disco.records import read_tfrecord_checked
+
+    for rec in read_tfrecord_checked(shard):
+        yield str(shard), rec.data, None if rec.error is None else f"record {rec.index}: {rec.error}"
 
 
 def _to_record(result, name: str, version: str):
@@ -259,7 +274,7 @@ def run_embed(
     decoded = (
         pipeline
         | "Shards" >> beam.Create(files, reshuffle=False)
-        | "Read" >> beam.io.ReadAllFromTFRecord(with_filename=True)
+        | "Read" >> beam.FlatMap(_read_checked)
         | "Decode" >> beam.ParDo(_decode_fn()()).with_outputs(FAILED_TAG, main="ok")
     )
     (

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from disco.cli import argtypes
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from disco import params
@@ -33,9 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="default: bfloat16 where the hardware computes it natively, else float32",
     )
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=64)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=handle, accepts_extra=True)
+    p.set_defaults(func=handle, accepts_extra=True, remote_outputs=True)
 
 
 def handle(args: argparse.Namespace) -> int:

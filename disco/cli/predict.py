@@ -7,6 +7,7 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from disco import params
+    from disco.cli import argtypes
     from disco.predict import AGGREGATES, DEFAULT_HOP_SECONDS
 
     p = subparsers.add_parser(
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("audio", nargs="+", help="audio files, folders (searched recursively) or glob patterns")
     p.add_argument(
         "--hop",
-        type=float,
+        type=argtypes.positive_float,
         default=DEFAULT_HOP_SECONDS,
         help=f"seconds between window starts, at most {params.CLIP_SECONDS:g} (default {DEFAULT_HOP_SECONDS:g})",
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from disco.cli import argtypes
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from disco import params
@@ -19,12 +21,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", help="dataset: openmic-2018/ dir, release .tgz or gs:// prefix")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED, help="seed of the validation split")
-    p.add_argument("--validation-fraction", type=float, default=params.DEFAULT_VALIDATION_FRACTION)
-    p.add_argument("--num-shards", type=int, default=None, help="shards per split (default ~1000 clips each)")
-    p.add_argument("--threads", type=int, default=None, help="decode threads per worker (default: cores)")
+    p.add_argument(
+        "--seed",
+        type=argtypes.non_negative_int,
+        default=params.DEFAULT_SEED,
+        help="seed of the validation split",
+    )
+    p.add_argument(
+        "--validation-fraction",
+        type=argtypes.fraction_closed_open,
+        default=params.DEFAULT_VALIDATION_FRACTION,
+    )
+    p.add_argument(
+        "--num-shards",
+        type=argtypes.positive_int,
+        default=None,
+        help="shards per split (default ~1000 clips each)",
+    )
+    p.add_argument(
+        "--threads",
+        type=argtypes.positive_int,
+        default=None,
+        help="decode threads per worker (default: cores)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=handle, accepts_extra=True)
+    p.set_defaults(func=handle, accepts_extra=True, remote_outputs=True)
 
 
 def handle(args: argparse.Namespace) -> int:

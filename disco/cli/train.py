@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from disco.cli import argtypes
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from disco import params
@@ -18,14 +20,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("features")
     p.add_argument("--out", required=True, help="model directory")
     p.add_argument("--model", choices=params.MODELS, default="baseline")
-    p.add_argument("--batch-size", type=int, default=params.DEFAULT_BATCH_SIZE)
-    p.add_argument("--epochs", type=int, default=params.DEFAULT_EPOCHS)
-    p.add_argument("--learning-rate", type=float, default=params.DEFAULT_LEARNING_RATE)
-    p.add_argument("--dropout", type=float, default=params.DEFAULT_DROPOUT)
-    p.add_argument("--l2", type=float, default=params.DEFAULT_L2)
-    p.add_argument("--patience", type=int, default=params.DEFAULT_PATIENCE)
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
-    p.add_argument("--validation-fraction", type=float, default=params.DEFAULT_VALIDATION_FRACTION)
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=params.DEFAULT_BATCH_SIZE)
+    p.add_argument("--epochs", type=argtypes.positive_int, default=params.DEFAULT_EPOCHS)
+    p.add_argument("--learning-rate", type=argtypes.positive_float, default=params.DEFAULT_LEARNING_RATE)
+    p.add_argument("--dropout", type=argtypes.fraction_closed_open, default=params.DEFAULT_DROPOUT)
+    p.add_argument("--l2", type=argtypes.non_negative_float, default=params.DEFAULT_L2)
+    p.add_argument("--patience", type=argtypes.non_negative_int, default=params.DEFAULT_PATIENCE)
+    p.add_argument("--seed", type=argtypes.non_negative_int, default=params.DEFAULT_SEED)
+    p.add_argument(
+        "--validation-fraction",
+        type=argtypes.fraction_closed_open,
+        default=params.DEFAULT_VALIDATION_FRACTION,
+    )
     p.add_argument("--tune", action="store_true", help="Keras Tuner search before the final fit")
     p.set_defaults(func=handle)
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from disco import params
 from disco.errors import ConfigError
+from disco.inputs import read_thresholds
 from disco.runinfo import write_run_info
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,7 @@ def load_classifier(model_dir: str):
     path = os.path.join(model_dir, MODEL_FILE)
     if not os.path.exists(path):
         raise ConfigError(f"{model_dir}: no {MODEL_FILE}; is this a train step output?")
-    with open(os.path.join(model_dir, THRESHOLDS_FILE)) as fh:
-        thresholds = json.load(fh)["thresholds"]
+    thresholds = read_thresholds(os.path.join(model_dir, THRESHOLDS_FILE))
     return keras.models.load_model(path), thresholds
 
 
