@@ -156,10 +156,6 @@ def predict_file(
     if not (0 < hop_s <= params.CLIP_SECONDS):
         raise ConfigError(f"hop must be in (0, {params.CLIP_SECONDS:g}] seconds, got {hop_s:g}")
     result = FilePrediction(path, aggregate=aggregate, hop_s=hop_s)
-    if not os.path.isfile(path):
-        # A FIFO or a device would block the read (or never end); a folder is not a recording.
-        result.error = "not a regular file"
-        return result
     try:
         wave, duration = load_waveform(path)
     except AudioDecodeError as exc:

@@ -202,7 +202,7 @@ def test_many_files_to_csv_and_a_bad_file_fails_after_the_others(exported, recor
     for row in rows:
         by_file.setdefault(Path(row["file"]).name, []).append(row)
     assert set(by_file) == {"a.wav", "b.wav", "broken.ogg", "pipe.wav"}
-    assert by_file["pipe.wav"][0]["present"] == "error: not a regular file"
+    assert "FIFO" in by_file["pipe.wav"][0]["present"]  # decode refuses it rather than block
     assert [r["start_s"] for r in by_file["a.wav"]] == ["0.0", "10.0", "20.0", "30.0", "max"]
     assert set(by_file["a.wav"][-1]["present"].split(";")) >= {LOW, HIGH}
     assert by_file["broken.ogg"][0]["present"].startswith("error: ")
