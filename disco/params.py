@@ -171,6 +171,13 @@ SUMMARY_FILE = "summary.json"  # every step's machine-readable summary
 RUN_INFO_FILE = "run_info.json"  # parameters, seed and versions beside every output
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
+# Written last into every step output: its shards with record counts and checksums, the step and a
+# digest of its parameters. Readers take the shard list from it (disco.publish).
+MANIFEST_FILE = "manifest.json"
+MANIFEST_VERSION: int = 1
+# A step fails (exit non-zero, nothing published) when more than this fraction of its inputs
+# failed; 1.0 fails only when every input failed. An empty output always fails.
+DEFAULT_MAX_FAILURE_RATIO: float = 1.0
 
 # --- Training defaults (the earlier project's best dense settings) --------------------------
 

@@ -183,15 +183,20 @@ def decode_embedding(data: bytes) -> EmbeddingRecord:
 
 
 def shard_pattern(directory: str | os.PathLike[str], prefix: str) -> str:
-    return os.path.join(os.fspath(directory), f"{prefix}-*-of-*{params.TFRECORD_SUFFIX}")
+    """A glob for the shards under directory, with the folder part escaped (``exp[1]/r`` is a
+    literal folder name, not a character class)."""
+    from disco import fileio
+
+    return fileio.join(fileio.escape_glob(os.fspath(directory)), f"{prefix}-*-of-*{params.TFRECORD_SUFFIX}")
 
 
 def list_shards(directory: str | os.PathLike[str], prefix: str) -> list[str]:
-    """Finished shards under directory (local or gs://), sorted. Beam's temporary files are
-    written under a separate temp directory, so they never match this pattern."""
-    from disco import fileio
+    """Finished shards under directory (local or gs://), sorted, checked against the folder's
+    manifest.json: an OutputError names a shard that is missing, or present but not listed (stale).
+    Beam's temporary files are written under a separate temp directory, so they never match."""
+    from disco.publish import verified_shards
 
-    return fileio.glob(shard_pattern(directory, prefix))
+    return verified_shards(directory, prefix)
 
 
 def count_records(path: str) -> int:

@@ -42,7 +42,6 @@ def handle(args: argparse.Namespace) -> int:
         beam_args=args.extra,
     )
     print(
-        f"augmented: {s['records']} records ({s['copies']} copies + {s['mixup']} mixtures per train clip) "
-        f"→ {args.out}"
+        f"augmented: {s.records} records ({s.copies} copies + {s.mixup} mixtures per train clip) → {args.out}"
     )
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from disco.cli import argtypes
 
@@ -44,6 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="decode threads per worker (default: cores)",
     )
+    p.add_argument(
+        "--max-failure-ratio",
+        type=argtypes.fraction_closed,
+        default=params.DEFAULT_MAX_FAILURE_RATIO,
+        help="fail, publishing nothing, when more than this fraction of inputs fails "
+        "(default %(default)s: only when all fail; an empty output always fails)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=handle, accepts_extra=True, remote_outputs=True)
 
@@ -59,14 +65,15 @@ def handle(args: argparse.Namespace) -> int:
         num_shards=args.num_shards,
         threads=args.threads,
         beam_args=args.extra,
+        max_failure_ratio=args.max_failure_ratio,
     )
     if args.json:
-        print(json.dumps(s, indent=2))
+        print(s.to_json(), end="")
         return 0
     print(
-        f"resampled {s['ok']} clips ({', '.join(f'{k} {v}' for k, v in s['splits'].items())}), "
-        f"{s['failed']} failed, {s['clips_per_s']} clips/s → {args.out}"
+        f"resampled {s.ok} clips ({', '.join(f'{k} {v}' for k, v in s.splits.items())}), "
+        f"{s.failed} failed, {s.clips_per_s} clips/s → {args.out}"
     )
-    for f in s["failures"]:
+    for f in s.failures:
         print(f"  failed: {f['key']}  {f['path']}: {f['reason']}")
     return 0

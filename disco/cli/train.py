@@ -53,7 +53,5 @@ def handle(args: argparse.Namespace) -> int:
         validation_fraction=args.validation_fraction,
         tune=args.tune,
     )
-    print(
-        f"{s['model']}: best epoch {s['best_epoch']}/{s['epochs_run']}, validation mAP {s['val_mAP']:.4f} → {args.out}"
-    )
+    print(f"{s.model}: best epoch {s.best_epoch}/{s.epochs_run}, validation mAP {s.val_mAP:.4f} → {args.out}")
     return 0

@@ -28,8 +28,7 @@ def run_export(
 ) -> dict:
     import keras
 
-    from disco.beam.embed import embedder_options
-    from disco.embedders import get_embedder
+    from disco.embedders import embedder_options, get_embedder
     from disco.evaluate.evaluate import load_classifier
     from disco.train.train import FEATURES_INFO_FILE, THRESHOLDS_FILE
 

@@ -17,6 +17,8 @@ import numpy as np
 
 from disco import params
 from disco.errors import ConfigError, DatasetError, SchemaError
+from disco.publish import publishes
+from disco.results import ImportFeaturesResult
 
 log = logging.getLogger(__name__)
 
@@ -205,18 +207,21 @@ def load_features(
     return fs
 
 
-def write_release_records(data_uri: str, out_dir: str, *, seed: int, validation_fraction: float) -> dict:
+@publishes("import_features")
+def write_release_records(
+    data_uri: str, out_dir: str, *, seed: int, validation_fraction: float
+) -> ImportFeaturesResult:
     """The release's precomputed VGGish features (``openmic-2018.npz``, else ``vggish/*.json``) as
     embedding records for every clip of the official split, with labels, mask and the artist-grouped
     validation split, so the pipeline can skip resample, augment and embed. A clip of the split
     without features is a DatasetError, never a silently smaller set."""
-    import json
     import math
+    import time
 
     from disco import records
     from disco.data.openmic import open_dataset
-    from disco.runinfo import write_run_info
 
+    start = time.perf_counter()
     ds = open_dataset(data_uri)
     kind = "npz" if ds.has_npz() else "vggish_json"
     fs = _from_release(data_uri, seed=seed, validation_fraction=validation_fraction, kind=kind)
@@ -247,23 +252,12 @@ def write_release_records(data_uri: str, out_dir: str, *, seed: int, validation_
                 )
         log.info("release features: shard %d/%d written", shard + 1, total)
     splits = {s: len(d) for s, d in fs.splits.items() if len(d)}
-    summary = {
-        "records": len(rows),
-        "splits": splits,
-        "shards": total,
-        "embedder": params.RELEASE_EMBEDDER,
-        "frames": fs.frames,
-        "dim": fs.dim,
-        "source": source,
-        "precision": "uint8-dequantized",
-    }
-    write_run_info(
-        out_dir,
-        step="import_features",
-        seed=seed,
-        parameters={"data_uri": str(data_uri), "validation_fraction": validation_fraction},
+    return ImportFeaturesResult(
+        records=len(rows),
+        splits=splits,
+        shards=total,
+        frames=fs.frames,
+        dim=fs.dim,
+        source=source,
+        seconds=round(time.perf_counter() - start, 2),
     )
-    with open(os.path.join(out_dir, params.SUMMARY_FILE), "w", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    return summary

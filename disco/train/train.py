@@ -12,7 +12,9 @@ import numpy as np
 
 from disco import params
 from disco.errors import ConfigError
-from disco.runinfo import seed_everything, write_run_info
+from disco.publish import publishes
+from disco.results import TrainResult
+from disco.runinfo import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,7 @@ def fit_model(
     return net, history.history, best
 
 
+@publishes("train")
 def run_train(
     features: str,
     out_dir: str,
@@ -141,7 +144,7 @@ def run_train(
     validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
     tune: bool = False,
     tune_trials: int = 6,
-) -> dict:
+) -> TrainResult:
     from disco.evaluate.metrics import mean_ap, tune_thresholds
     from disco.train.features import load_features
 
@@ -190,39 +193,17 @@ def run_train(
         w.writerow(["epoch", *keys])
         for i in range(len(history[keys[0]])):
             w.writerow([i + 1, *(history[k][i] for k in keys)])
-    summary = {
-        "step": "train",
+    return TrainResult(
         **hp,
-        "features": str(features),
-        "feature_kind": fs.kind,
-        "embedder": fs.embedder,
-        "frames": fs.frames,
-        "dim": fs.dim,
-        "examples": {k: len(v) for k, v in fs.splits.items()},
-        "augmented_train_examples": int(np.sum(fs.splits[params.SPLIT_TRAIN].augmentation_id > 0)),
-        "epochs_run": len(history.get("loss", [])),
-        "best_epoch": best.best_epoch + 1,
-        "val_mAP": float(mean_ap(val.y_true, val_scores, val.y_mask)),
-        "seconds": round(time.perf_counter() - start, 2),
-    }
-    with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
-        json.dump(summary, fh, indent=2)
-    write_run_info(
-        out_dir,
-        step="train",
-        seed=seed,
-        parameters={
-            **hp,
-            "features": str(features),
-            "tune": tune,
-            "validation_fraction": validation_fraction,
-        },
+        features=str(features),
+        feature_kind=fs.kind,
+        embedder=fs.embedder,
+        frames=fs.frames,
+        dim=fs.dim,
+        examples={k: len(v) for k, v in fs.splits.items()},
+        augmented_train_examples=int(np.sum(fs.splits[params.SPLIT_TRAIN].augmentation_id > 0)),
+        epochs_run=len(history.get("loss", [])),
+        best_epoch=best.best_epoch + 1,
+        val_mAP=float(mean_ap(val.y_true, val_scores, val.y_mask)),
+        seconds=round(time.perf_counter() - start, 2),
     )
-    log.info(
-        "train: %s, best epoch %d of %d, val mAP %.4f",
-        model,
-        summary["best_epoch"],
-        summary["epochs_run"],
-        summary["val_mAP"],
-    )
-    return summary
