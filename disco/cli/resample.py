@@ -34,7 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threads",
         type=argtypes.positive_int,
         default=None,
-        help="decode threads per worker (default: cores)",
+        help="parallel decoders per worker (default: cores)",
+    )
+    p.add_argument(
+        "--pool",
+        choices=("auto", "process", "thread"),
+        default="auto",
+        help="decoders as processes or threads (auto: processes on the local runner, threads on others)",
     )
     p.add_argument(
         "--max-failure-ratio",
@@ -57,6 +63,7 @@ def handle(args: argparse.Namespace) -> int:
         **_params.values_from(args, SPLIT_PARAMETERS),
         num_shards=args.num_shards,
         threads=args.threads,
+        pool=args.pool,
         beam_args=args.extra,
         max_failure_ratio=args.max_failure_ratio,
     )
