@@ -28,7 +28,7 @@ PIPELINE_DESCRIPTION = (
 DEFAULT_IMAGE = "localhost/disco/disco-cpu:dev"  # placeholder: `disco compile --image` sets the real tag
 DEFAULT_EMBEDDER = "musicnn"
 DEFAULT_AUGMENT_COPIES = 1
-DEFAULT_MODEL = "baseline"
+DEFAULT_MODEL = params.DEFAULT_MODEL
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
@@ -156,11 +156,12 @@ def make_pipeline(
         return task
 
     def train_and_evaluate(
-        features, *, model, epochs, batch_size, learning_rate, dropout, l2, patience, seed
+        features, *, preset, model, epochs, batch_size, learning_rate, dropout, l2, patience, seed
     ):
         trained = configure(
             comps["train"](
                 features=features,
+                preset=preset,
                 model_type=model,
                 epochs=epochs,
                 batch_size=batch_size,
@@ -186,6 +187,7 @@ def make_pipeline(
         augment_copies: int = DEFAULT_AUGMENT_COPIES,
         augment_mixup: int = 0,
         augment_masks: bool = False,
+        preset: str = params.DEFAULT_PRESET,
         model: str = DEFAULT_MODEL,
         epochs: int = params.DEFAULT_EPOCHS,
         batch_size: int = params.DEFAULT_BATCH_SIZE,
@@ -199,6 +201,7 @@ def make_pipeline(
         beam_options: str = "",
     ) -> str:
         hyper = dict(
+            preset=preset,
             model=model,
             epochs=epochs,
             batch_size=batch_size,

@@ -33,13 +33,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--masks", action="store_true", help="add SpecAugment-style time and frequency masks to the copies"
     )
-    p.add_argument("--model", default="baseline", choices=("baseline", "attention"), help="classifier")
-    p.add_argument("--epochs", type=int, default=params.DEFAULT_EPOCHS)
-    p.add_argument("--batch-size", type=int, default=params.DEFAULT_BATCH_SIZE)
-    p.add_argument("--learning-rate", type=float, default=params.DEFAULT_LEARNING_RATE)
-    p.add_argument("--dropout", type=float, default=params.DEFAULT_DROPOUT)
-    p.add_argument("--l2", type=float, default=params.DEFAULT_L2)
-    p.add_argument("--patience", type=int, default=params.DEFAULT_PATIENCE)
+    p.add_argument(
+        "--preset",
+        choices=tuple(params.PRESETS),
+        default=params.DEFAULT_PRESET,
+        help="training recipe (disco/params.py PRESETS); the flags below override it",
+    )
+    p.add_argument(
+        "--model", default=None, choices=params.MODELS, help="classifier (auto: chosen by validation)"
+    )
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--l2", type=float, default=None)
+    p.add_argument("--patience", type=int, default=None)
     p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
     p.add_argument("--validation-fraction", type=float, default=params.DEFAULT_VALIDATION_FRACTION)
     p.add_argument(
@@ -66,13 +74,15 @@ def handle(args: argparse.Namespace) -> int:
         augment_copies=args.copies,
         augment_mixup=args.mixup,
         augment_masks=args.masks,
-        model=args.model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        dropout=args.dropout,
-        l2=args.l2,
-        patience=args.patience,
+        preset=args.preset,
+        # A flag not given stands at the default preset's value, which the train step reads as
+        # "from the chosen preset" (pipeline parameters cannot be left unset).
+        **{
+            k: getattr(params.PRESETS[params.DEFAULT_PRESET], k)
+            if getattr(args, k) is None
+            else getattr(args, k)
+            for k in ("model", "epochs", "batch_size", "learning_rate", "dropout", "l2", "patience")
+        },
         seed=args.seed,
         validation_fraction=args.validation_fraction,
         use_release_features=args.release_features,

@@ -17,13 +17,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("features")
     p.add_argument("--out", required=True, help="model directory")
-    p.add_argument("--model", choices=params.MODELS, default="baseline")
-    p.add_argument("--batch-size", type=int, default=params.DEFAULT_BATCH_SIZE)
-    p.add_argument("--epochs", type=int, default=params.DEFAULT_EPOCHS)
-    p.add_argument("--learning-rate", type=float, default=params.DEFAULT_LEARNING_RATE)
-    p.add_argument("--dropout", type=float, default=params.DEFAULT_DROPOUT)
-    p.add_argument("--l2", type=float, default=params.DEFAULT_L2)
-    p.add_argument("--patience", type=int, default=params.DEFAULT_PATIENCE)
+    p.add_argument(
+        "--preset",
+        choices=tuple(params.PRESETS),
+        default=params.DEFAULT_PRESET,
+        help="training recipe; the flags below override its values ("
+        + "; ".join(f"{k}: {v.description}" for k, v in params.PRESETS.items())
+        + ")",
+    )
+    p.add_argument(
+        "--model", choices=params.MODELS, default=None, help="auto: candidates chosen by validation"
+    )
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--l2", type=float, default=None)
+    p.add_argument("--patience", type=int, default=None)
+    p.add_argument("--ensemble", type=int, default=None, help="networks (seeds) averaged into the model")
     p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
     p.add_argument("--validation-fraction", type=float, default=params.DEFAULT_VALIDATION_FRACTION)
     p.add_argument("--tune", action="store_true", help="Keras Tuner search before the final fit")
@@ -36,6 +47,7 @@ def handle(args: argparse.Namespace) -> int:
     s = run_train(
         args.features,
         args.out,
+        preset=args.preset,
         model=args.model,
         batch_size=args.batch_size,
         epochs=args.epochs,
@@ -43,11 +55,13 @@ def handle(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         l2=args.l2,
         patience=args.patience,
+        ensemble=args.ensemble,
         seed=args.seed,
         validation_fraction=args.validation_fraction,
         tune=args.tune,
     )
+    chosen = s["chosen"] if s["chosen"] == s["model"] else f"{s['model']} → {s['chosen']} ({s['selection']})"
     print(
-        f"{s['model']}: best epoch {s['best_epoch']}/{s['epochs_run']}, validation mAP {s['val_mAP']:.4f} → {args.out}"
+        f"{chosen}: best epoch {s['best_epoch']}/{s['epochs_run']}, validation mAP {s['val_mAP']:.4f} → {args.out}"
     )
     return 0

@@ -43,7 +43,7 @@ def run_evaluate(
     seed: int = params.DEFAULT_SEED,
     validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
 ) -> dict:
-    from disco.evaluate.baseline import logistic_regression_scores, random_forest_scores
+    from disco.evaluate.baseline import full_train, logistic_regression_reference, random_forest_scores
     from disco.evaluate.metrics import classification_report
     from disco.evaluate.report import write_reports
     from disco.train.features import load_features
@@ -65,14 +65,17 @@ def run_evaluate(
     if os.path.exists(summary_path):
         with open(summary_path) as fh:
             train_summary = json.load(fh)
-    metrics["model"] = train_summary.get("model")
+    metrics["model"] = train_summary.get("chosen", train_summary.get("model"))
+    metrics["preset"] = train_summary.get("preset")
     metrics["embedder"] = fs.embedder
     if rf_baseline:
-        train = fs.splits[params.SPLIT_TRAIN].originals()
+        train = full_train(fs)
         rf_scores = random_forest_scores(train, test, seed=seed)
         metrics["random_forest"] = classification_report(test.y_true, rf_scores, test.y_mask)
-        lr_scores = logistic_regression_scores(train, test, seed=seed)
+        metrics["random_forest"]["trained_on"] = len(train)
+        lr_scores, lr_c = logistic_regression_reference(train, test, seed=seed)
         metrics["logistic_regression"] = classification_report(test.y_true, lr_scores, test.y_mask)
+        metrics["logistic_regression"].update(C=lr_c, trained_on=len(train))
     else:
         rf_scores = None
     np.savez_compressed(
@@ -99,6 +102,8 @@ def run_evaluate(
         "mAP": metrics["mAP"],
         "f1_macro": metrics["f1_macro"],
         "f1_macro_tuned": metrics.get("f1_macro_tuned"),
+        "f1_macro_at_0.5": metrics["f1_macro_at_0.5"],
+        "f1_macro_oracle": metrics["f1_macro_oracle"],
         "rf_mAP": metrics.get("random_forest", {}).get("mAP"),
         "lr_mAP": metrics.get("logistic_regression", {}).get("mAP"),
         "examples": len(test),
@@ -130,21 +135,22 @@ def metrics_table(metrics: dict) -> str:
     """Per-class table (text) for the terminal."""
     rf = metrics.get("random_forest", {}).get("per_class", {})
     fmt = lambda v: "  n/a" if v is None else f"{v:5.3f}"  # noqa: E731
-    lines = [f"{'class':<18} {'AP':>5} {'F1':>5} {'F1@t':>5} {'RF AP':>5} {'pos':>4} {'obs':>4}"]
+    # F1: at the decision rule (the model's validation-tuned thresholds); F1@.5: at 0.5.
+    lines = [f"{'class':<18} {'AP':>5} {'F1':>5} {'F1@.5':>5} {'RF AP':>5} {'pos':>4} {'obs':>4}"]
     for name, row in metrics["per_class"].items():
         lines.append(
-            f"{name:<18} {fmt(row['ap'])} {fmt(row['f1'])} {fmt(row.get('f1_tuned'))} "
+            f"{name:<18} {fmt(row['ap'])} {fmt(row['f1'])} {fmt(row.get('f1_at_0.5'))} "
             f"{fmt(rf.get(name, {}).get('ap'))} {row['support']:>4} {row['observed']:>4}"
         )
     rf_map = metrics.get("random_forest", {}).get("mAP")
     lines.append(
         f"{'mean':<18} {fmt(metrics['mAP'])} {fmt(metrics['f1_macro'])} "
-        f"{fmt(metrics.get('f1_macro_tuned'))} {fmt(rf_map)}"
+        f"{fmt(metrics.get('f1_macro_at_0.5'))} {fmt(rf_map)}"
     )
     if "logistic_regression" in metrics:
         lr = metrics["logistic_regression"]
         lines.append(
-            f"\nlogistic regression per class (mean features): mAP {fmt(lr['mAP'])}, "
-            f"macro F1 {fmt(lr['f1_macro'])}"
+            f"\nlogistic regression per class (mean features, full train, C={lr.get('C', float('nan')):g}): "
+            f"mAP {fmt(lr['mAP'])}, macro F1 {fmt(lr['f1_macro'])}"
         )
     return "\n".join(lines)
