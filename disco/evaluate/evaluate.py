@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import asdict
 
 import numpy as np
 
@@ -47,6 +48,7 @@ def run_evaluate(
     from disco.evaluate.metrics import classification_report
     from disco.evaluate.report import write_reports
     from disco.train.features import load_features
+    from disco.train.select import SELECTION_FILE, Selection
 
     start = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)
@@ -67,6 +69,9 @@ def run_evaluate(
             train_summary = json.load(fh)
     metrics["model"] = train_summary.get("chosen", train_summary.get("model"))
     metrics["preset"] = train_summary.get("preset")
+    selection_path = os.path.join(model_dir, SELECTION_FILE)
+    if os.path.exists(selection_path):
+        metrics["selection"] = asdict(Selection.read(selection_path))
     metrics["embedder"] = fs.embedder
     if rf_baseline:
         train = full_train(fs)

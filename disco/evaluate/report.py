@@ -74,6 +74,23 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
+def selection_section(selection: dict | None) -> str:
+    """What ``--model auto`` tried and chose (the model directory's selection.json), as HTML."""
+    if not selection:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(c['name'])}{' (chosen)' if c['name'] == selection['chosen'] else ''}</td>"
+        f"<td>{_fmt(c['val_mAP'])}</td><td>{html.escape(c['setting'])}</td></tr>"
+        for c in selection["candidates"]
+    )
+    return (
+        f"<h2>Model selection</h2><p>Candidates scored by {html.escape(selection['method'])} on "
+        f"{selection['held_out_examples']} held-out training clips; the decision thresholds are tuned "
+        f"on the same held-out predictions.</p><table><tr><th>candidate</th><th>held-out mAP</th>"
+        f"<th>setting</th></tr>{rows}</table>"
+    )
+
+
 def write_reports(
     out_dir: str, *, metrics: dict, y_true, y_mask, scores, rf_scores=None, run_parameters: dict | None = None
 ) -> tuple[str, str]:
@@ -94,21 +111,22 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{t
 <p>Model <b>{html.escape(str(metrics.get("model")))}</b> on <b>{html.escape(str(metrics.get("embedder")))}</b> features.
 {metrics["examples"]} test clips, {metrics["observed_entries"]} observed (clip, class) entries; only observed entries
 count; positive means relevance &ge; 0.5.</p>
-<table><tr><th></th><th>mAP</th><th>macro F1 @0.5</th><th>macro F1 @tuned</th></tr>
-<tr><td>model</td><td>{_fmt(metrics["mAP"])}</td><td>{_fmt(metrics["f1_macro"])}</td><td>{_fmt(metrics.get("f1_macro_tuned"))}</td></tr>
+<table><tr><th></th><th>mAP</th><th>macro F1 (decision rule)</th><th>macro F1 @0.5</th></tr>
+<tr><td>model</td><td>{_fmt(metrics["mAP"])}</td><td>{_fmt(metrics["f1_macro"])}</td><td>{_fmt(metrics.get("f1_macro_at_0.5"))}</td></tr>
 {f"<tr><td>random forest (100 trees, depth 8)</td><td>{_fmt(metrics['random_forest']['mAP'])}</td><td>{_fmt(metrics['random_forest']['f1_macro'])}</td><td></td></tr>" if "random_forest" in metrics else ""}
 {f"<tr><td>logistic regression per class</td><td>{_fmt(metrics['logistic_regression']['mAP'])}</td><td>{_fmt(metrics['logistic_regression']['f1_macro'])}</td><td></td></tr>" if "logistic_regression" in metrics else ""}
 </table>
+{selection_section(metrics.get("selection"))}
 <h2>Average precision per class</h2><img alt="AP per class" src="data:image/png;base64,{_ap_bars(metrics)}">
 <h2>Per class (thresholds tuned on validation)</h2>
-<table><tr><th>class</th><th>AP</th><th>RF AP</th><th>P@0.5</th><th>R@0.5</th><th>F1@0.5</th><th>threshold</th>
+<table><tr><th>class</th><th>AP</th><th>RF AP</th><th>P</th><th>R</th><th>F1</th><th>threshold</th>
 <th>F1@threshold</th><th>positives</th><th>observed</th></tr>{"".join(rows)}</table>
 <h2>Precision-recall curves</h2><img alt="PR curves" src="data:image/png;base64,{_pr_curves(y_true, y_mask, scores)}">
 <h2>Run parameters</h2><pre>{params_json}</pre></body></html>"""
     html_path = os.path.join(out_dir, HTML_FILE)
     with open(html_path, "w") as fh:
         fh.write(doc)
-    md = ["| class | AP | RF AP | F1@0.5 | F1@tuned | positives/observed |", "|---|---|---|---|---|---|"]
+    md = ["| class | AP | RF AP | F1 | F1@tuned | positives/observed |", "|---|---|---|---|---|---|"]
     for name, r in metrics["per_class"].items():
         md.append(
             f"| {name} | {_fmt(r['ap'])} | {_fmt(rf.get(name, {}).get('ap'))} | {_fmt(r['f1'])} | "
