@@ -151,7 +151,7 @@ def select_by_cross_validation(
 ) -> Selected:
     from disco.evaluate.metrics import mean_ap
     from disco.train.features import concat_splits
-    from disco.train.linear import C_GRID, fit_linear, group_folds, keras_linear
+    from disco.train.linear import C_GRID, fit_linear, group_folds, keras_linear, past_the_peak
 
     pool = concat_splits([fs.splits[params.SPLIT_TRAIN], fs.splits[params.SPLIT_VALIDATION]])
     originals = pool.originals()
@@ -162,28 +162,34 @@ def select_by_cross_validation(
     fold = np.array([fold_of_key.get(k, -1) for k in pool.keys])
     held_fold = fold[pool.augmentation_id == 0]
     n, k = len(originals), params.NUM_CLASSES
-    lin_oof = {c: np.zeros((n, k)) for c in C_GRID}
+    fit_parts = [pool.subset(fold != f) for f in range(folds)]
+    held_parts = [originals.subset(held_fold == f) for f in range(folds)]
+    lin_oof: dict[float, np.ndarray] = {}
+    previous = [None] * folds
+    path = []
+    for c in C_GRID:
+        # Ascending C, each fold warm-started from its previous fit; stop past the peak.
+        lin_oof[c] = np.zeros((n, k))
+        for f in range(folds):
+            part = fit_parts[f]
+            previous[f] = fit_linear(part.x, part.y_true, part.y_mask, c=c, init=previous[f])
+            lin_oof[c][held_fold == f] = previous[f].predict(held_parts[f].x)
+        path.append(mean_ap(originals.y_true, lin_oof[c], originals.y_mask))
+        if past_the_peak(path):
+            break
     net_oof = np.zeros((n, k))
     epochs = []
-    for f in range(folds):
-        # Augmented copies of a held-out clip stay out of that fold's training.
-        fit_part = pool.subset(fold != f)
-        held = originals.subset(held_fold == f)
-        previous = None
-        for c in C_GRID:
-            previous = fit_linear(fit_part.x, fit_part.y_true, fit_part.y_mask, c=c, init=previous)
-            lin_oof[c][held_fold == f] = previous.predict(held.x)
-        if only_linear:
-            continue
-        # One network per fold keeps k-fold affordable; the refit below trains the full ensemble.
+    for f in range(0 if only_linear else folds):
+        # Augmented copies of a held-out clip stay out of that fold's training. One network per
+        # fold keeps k-fold affordable; the refit below trains the full ensemble.
         net, _, best_epoch = fit_network(
-            fit_part, held, seed=seed + f, out_dir=None, **{**network, "ensemble": 1}
+            fit_parts[f], held_parts[f], seed=seed + f, out_dir=None, **{**network, "ensemble": 1}
         )
-        net_oof[held_fold == f] = net.predict(held.x, verbose=0, batch_size=512)
+        net_oof[held_fold == f] = net.predict(held_parts[f].x, verbose=0, batch_size=512)
         epochs.append(best_epoch)
         log.info("select: fold %d/%d done (network best epoch %d)", f + 1, folds, epochs[-1])
-    lin_scores = {c: mean_ap(originals.y_true, lin_oof[c], originals.y_mask) for c in C_GRID}
-    best_c = max(C_GRID, key=lambda c: (lin_scores[c], -c))
+    lin_scores = dict(zip(lin_oof, path))
+    best_c = max(lin_scores, key=lambda c: (lin_scores[c], -c))
     avg_oof = (lin_oof[best_c] + net_oof) / 2
     scored = {"linear": lin_scores[best_c]}
     if not only_linear:
