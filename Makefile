@@ -23,9 +23,11 @@ TAG ?= $(VERSION)-$(GIT_SHA)
 REGISTRY ?= localhost/disco
 BASE_IMAGE ?= python:3.11-slim-bookworm
 KIND_CLUSTER ?= disco
-KFP_ENDPOINT ?= http://localhost:8080
+# The kfp SDK's own variable, if set, is the default endpoint.
+KFP_ENDPOINT ?= $(or $(KF_PIPELINES_ENDPOINT),http://localhost:8080)
 KFP_EXPERIMENT ?= disco
 PIPELINE_YAML ?= pipelines/disco-openmic.yaml
+PIPELINE_YAML_VERTEX ?= pipelines/disco-openmic-vertex.yaml
 # The dataset as the cluster sees it (gs://… on GKE / Vertex; any URI the pods can read on kind).
 DATA_URI ?=
 VERTEX_PROJECT ?=
@@ -41,9 +43,9 @@ $(PY):
 	$(PIP) install --quiet --upgrade "pip>=24" "setuptools>=68,<81" wheel
 
 .PHONY: setup
-setup: $(PY) ## Create .venv and install disco with pinned dependencies (requirements/constraints.txt)
-	$(PIP) install --progress-bar off -c requirements/constraints.txt -e ".[dev]"
-	$(PIP) install --progress-bar off --no-deps -r requirements/nodeps.txt
+setup: $(PY) ## Create .venv and install disco, its extras (dev, cluster, demo, tune), pinned (requirements/constraints.txt)
+	$(PIP) install --progress-bar off -c requirements/constraints.txt -e ".[dev,cluster,demo,tune]"
+	$(PIP) install --progress-bar off --no-deps -r requirements/nodeps.txt -r requirements/nodeps-demo.txt
 	@$(DISCO) --version
 
 .PHONY: test
@@ -68,8 +70,9 @@ demo: demo-data ## The main job: run the whole pipeline locally (kfp.local) on t
 	  --preset demo
 
 .PHONY: compile
-compile: ## Compile the KFP pipeline to $(PIPELINE_YAML)
-	$(DISCO) compile --output $(PIPELINE_YAML)
+compile: ## Compile the pipeline for open-source KFP ($(PIPELINE_YAML)) and Vertex AI ($(PIPELINE_YAML_VERTEX))
+	$(DISCO) compile --target kfp --output $(PIPELINE_YAML)
+	$(DISCO) compile --target vertex --output $(PIPELINE_YAML_VERTEX)
 
 .PHONY: lint
 lint: ## ruff (lint + format check), Dockerfiles (hadolint), Kubernetes manifests
@@ -121,11 +124,17 @@ ui: ## Port-forward the KFP UI to http://localhost:8080
 # What a cluster runs is compiled against the images `make build-images` tagged (TAG, REGISTRY);
 # the checked-in $(PIPELINE_YAML) keeps the version-only names so it stays a stable golden file.
 SUBMIT_YAML ?= runs/pipelines/disco-openmic-$(TAG).yaml
+VERTEX_SUBMIT_YAML ?= runs/pipelines/disco-openmic-vertex-$(TAG).yaml
 
 .PHONY: compile-submit
-compile-submit: ## Compile the pipeline against the built images (REGISTRY/…:TAG) to $(SUBMIT_YAML)
+compile-submit: ## Compile for KFP against the built images (REGISTRY/…:TAG) to $(SUBMIT_YAML)
 	@mkdir -p $(dir $(SUBMIT_YAML))
-	$(DISCO) compile --output $(SUBMIT_YAML) --registry $(REGISTRY) --tag $(TAG) $(COMPILE_ARGS)
+	$(DISCO) compile --target kfp --output $(SUBMIT_YAML) --registry $(REGISTRY) --tag $(TAG) $(COMPILE_ARGS)
+
+.PHONY: compile-vertex-submit
+compile-vertex-submit: ## Compile for Vertex AI against the built images to $(VERTEX_SUBMIT_YAML)
+	@mkdir -p $(dir $(VERTEX_SUBMIT_YAML))
+	$(DISCO) compile --target vertex --output $(VERTEX_SUBMIT_YAML) --registry $(REGISTRY) --tag $(TAG) $(COMPILE_ARGS)
 
 .PHONY: require-data-uri
 require-data-uri:
@@ -137,9 +146,9 @@ submit: require-data-uri compile-submit ## Submit the pipeline to KFP_ENDPOINT (
 	  --data $(DATA_URI)
 
 .PHONY: vertex-submit
-vertex-submit: require-data-uri compile-submit ## Submit the pipeline to Vertex AI Pipelines; needs DATA_URI
+vertex-submit: require-data-uri compile-vertex-submit ## Submit the Vertex-compiled pipeline to Vertex AI Pipelines; needs DATA_URI
 	$(DISCO) vertex-submit --project $(VERTEX_PROJECT) --region $(VERTEX_REGION) \
-	  --pipeline-root $(VERTEX_PIPELINE_ROOT) --package $(SUBMIT_YAML) \
+	  --pipeline-root $(VERTEX_PIPELINE_ROOT) --package $(VERTEX_SUBMIT_YAML) \
 	  --data $(DATA_URI)
 
 .PHONY: clean

@@ -136,21 +136,47 @@ def _num(value: Any) -> str:
         return ""
 
 
-def confusion_counts(metrics: Mapping[str, Any]) -> list[list[float]] | None:
-    """Micro-averaged 2x2 confusion matrix over the annotated (masked-in) test entries, when
-    evaluate recorded the counts; None otherwise (the UI then simply has no matrix)."""
+def confusion_counts(metrics: Mapping[str, Any]) -> list[list[int]] | None:
+    """The micro-averaged 2x2 matrix evaluate recorded in metrics.json (rows truth absent/present,
+    columns decision absent/present, at the model's decision rule); None when it recorded none."""
     conf = metrics.get("confusion")
-    if isinstance(conf, Mapping) and all(k in conf for k in ("tp", "fp", "fn", "tn")):
-        return [[float(conf["tn"]), float(conf["fp"])], [float(conf["fn"]), float(conf["tp"])]]
-    totals = {"tp": 0.0, "fp": 0.0, "fn": 0.0, "tn": 0.0}
-    for row in (metrics.get("per_class") or {}).values():
-        if not all(k in row for k in ("tp", "fp", "fn", "tn")):
-            return None
-        for k in totals:
-            totals[k] += float(row[k])
-    if not metrics.get("per_class"):
+    if not isinstance(conf, Mapping) or not all(k in conf for k in ("tp", "fp", "fn", "tn")):
         return None
-    return [[totals["tn"], totals["fp"]], [totals["fn"], totals["tp"]]]
+    return [[int(conf["tn"]), int(conf["fp"])], [int(conf["fn"]), int(conf["tp"])]]
+
+
+def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The scalars the KFP UI lists for an evaluation: mAP, macro F1, per-class AP and F1, the
+    reference recipes' mAP. Values are metrics.json's own (undefined ones are dropped by log_metrics)."""
+    headline: dict[str, Any] = {
+        "mAP": metrics.get("mAP"),
+        "f1_macro": metrics.get("f1_macro"),
+        # Macro F1 at the model's own thresholds, the rule the confusion matrix uses.
+        "f1_macro_tuned": metrics.get("f1_macro_tuned"),
+    }
+    for name, row in (metrics.get("per_class") or {}).items():
+        headline[f"ap_{name}"] = row.get("ap")
+        headline[f"f1_{name}"] = row.get("f1")
+    rf = metrics.get("random_forest") or {}
+    if "mAP" in rf:
+        headline["rf_mAP"] = rf["mAP"]
+        headline["rf_f1_macro"] = rf.get("f1_macro")
+    lr = metrics.get("logistic_regression") or {}
+    if "mAP" in lr:
+        headline["lr_mAP"] = lr["mAP"]
+    return headline
+
+
+def log_classification(artifact: Any, metrics: Mapping[str, Any]) -> None:
+    """metrics.json's pooled confusion matrix and ROC curve onto a ClassificationMetrics artifact
+    (the KFP UI draws both), then persisted. Copied, not recomputed: evaluate owns the decision rule."""
+    matrix = confusion_counts(metrics)
+    if matrix is not None:
+        artifact.log_confusion_matrix(list(params.CONFUSION_CATEGORIES), matrix)
+    roc = metrics.get("roc_micro")
+    if isinstance(roc, Mapping):
+        artifact.log_roc_curve(list(roc["fpr"]), list(roc["tpr"]), list(roc["thresholds"]))
+    persist(artifact)
 
 
 def read_json(path: str) -> dict:

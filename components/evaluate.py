@@ -27,23 +27,10 @@ def evaluate_classifier(
     _runtime.setup_logging()
     summary = run_evaluate(model.path, features.path, evaluation.path, seed=seed)
     result = _runtime.read_json(os.path.join(evaluation.path, params.METRICS_FILE))
-    headline = {"mAP": result.get("mAP"), "f1_macro": result.get("f1_macro")}
-    for name, row in (result.get("per_class") or {}).items():
-        headline[f"ap_{name}"] = row.get("ap")
-        headline[f"f1_{name}"] = row.get("f1")
-    rf = result.get("random_forest") or {}
-    if "mAP" in rf:
-        headline["rf_mAP"] = rf["mAP"]
-        headline["rf_f1_macro"] = rf.get("f1_macro")
-    lr = result.get("logistic_regression") or {}
-    if "mAP" in lr:
-        headline["lr_mAP"] = lr["mAP"]
-    _runtime.log_metrics(metrics, headline)
-    matrix = _runtime.confusion_counts(result)
-    if matrix is not None:
-        # Multi-label: one 2x2 matrix pooled over every annotated (class, clip) test entry.
-        confusion.log_confusion_matrix(["absent", "present"], matrix)
-    _runtime.persist(confusion)
+    # The UI's views are metrics.json's own numbers: scalars (mAP, per-class AP and F1), the pooled
+    # confusion matrix at the model's decision rule and the pooled ROC curve.
+    _runtime.log_metrics(metrics, _runtime.headline_metrics(result))
+    _runtime.log_classification(confusion, result)
     report_src = os.path.join(evaluation.path, params.REPORT_FILE)
     if os.path.exists(report_src):
         _runtime.copy_file(report_src, report.path)

@@ -40,3 +40,7 @@ class EmbedderUnavailableError(DiscoError):
 
 class ConfigError(DiscoError):
     """Invalid parameters or combination of options."""
+
+
+class MissingExtraError(ConfigError):
+    """An optional feature's package is not installed: the message names the extra that brings it."""

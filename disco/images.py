@@ -1,6 +1,7 @@
 """Build, push and kind-load the disco container images (``make build-images`` and friends).
 
     python -m disco.images build     [--tag T] [--registry R] [--base-image B] [--gpu] [--no-steps]
+                                     (prints each image with its size)
     python -m disco.images push      [--tag T] [--registry R] [--gpu] [--no-steps]
     python -m disco.images kind-load [--tag T] [--registry R] [--gpu] [--cluster NAME]
 
@@ -120,7 +121,7 @@ def docker_client():
     """A Docker SDK client whose daemon answers, or None."""
     try:
         import docker
-    except ImportError:
+    except ImportError:  # the 'cluster' extra; buildah needs no Python package
         return None
     try:
         client = docker.from_env(timeout=10)
@@ -137,6 +138,9 @@ def pick_backend(requested: str = "auto") -> str:
     if requested in ("auto", "docker") and docker_client() is not None:
         return "docker"
     if requested == "docker":
+        from disco.extras import require
+
+        require("docker", feature="--backend docker")  # the SDK itself missing is its own message
         raise ConfigError("backend 'docker': no Docker daemon answers (DOCKER_HOST / docker.sock)")
     if shutil.which("buildah"):
         return "buildah"
@@ -261,6 +265,23 @@ def _docker_build(
             log.info("%s", line)
 
 
+def image_size(ref: str, backend: str) -> str:
+    """The image's size as its backend reports it (buildah: its own rounding, e.g. ``2.37 GB``;
+    Docker: the uncompressed size in MB), or ``?`` if it cannot be read."""
+    if backend == "docker":
+        client = docker_client()
+        if client is None:
+            return "?"
+        return f"{client.images.get(ref).attrs['Size'] / 1e6:.0f} MB"
+    proc = subprocess.run(["buildah", "images", "--json", ref], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return "?"
+    import json
+
+    found = json.loads(proc.stdout or "[]")
+    return str(found[0].get("size", "?")) if found else "?"
+
+
 def push(
     *,
     tag: str,
@@ -373,6 +394,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     except DiscoError as exc:
         print(f"python -m disco.images {args.action}: error: {exc}", file=sys.stderr)
         return 2
+    if args.action == "build" and not args.dry_run:
+        # What the images cost a node to pull: one line per image, "<ref> <size>".
+        backend = pick_backend(args.backend)
+        for spec in specs:
+            print(f"{spec.ref} {image_size(spec.ref, backend)}")
+        return 0
     for spec in specs:
         print(spec.ref)
     return 0

@@ -259,6 +259,27 @@ DEFAULT_REGISTRY = "localhost/disco"
 # cloud.google.com/gke-accelerator label value (k8s/gke/create-gpu-pool.sh's default pool, which a
 # test keeps equal), so a Dataflow embed and a GKE pipeline run on the same kind of GPU by default.
 DEFAULT_GPU_TYPE = "nvidia-tesla-t4"
+# Where a compiled pipeline runs (`disco compile --target`): open-source KFP on Kubernetes (GPU as
+# the `nvidia.com/gpu` resource plus a GKE node selector and toleration) or Vertex AI Pipelines
+# (its own accelerator names; machine picked from CPU and memory *limits*; no Kubernetes spec).
+COMPILE_TARGETS = ("kfp", "vertex")
+DEFAULT_COMPILE_TARGET = "kfp"
+# The compiled YAML of a target other than the default is `pipelines/<name>-<target>.yaml`.
+PIPELINE_YAML_VERTEX = f"pipelines/{PIPELINE_NAME}-vertex.yaml"
+# GKE accelerator label values (what --gpu-accelerator and Dataflow take) -> Vertex AI's
+# AcceleratorType names, so one --gpu-accelerator serves both targets.
+VERTEX_ACCELERATORS = {
+    "nvidia-tesla-t4": "NVIDIA_TESLA_T4",
+    "nvidia-l4": "NVIDIA_L4",
+    "nvidia-tesla-p4": "NVIDIA_TESLA_P4",
+    "nvidia-tesla-p100": "NVIDIA_TESLA_P100",
+    "nvidia-tesla-v100": "NVIDIA_TESLA_V100",
+    "nvidia-tesla-a100": "NVIDIA_TESLA_A100",
+    "nvidia-a100-80gb": "NVIDIA_A100_80GB",
+    "nvidia-h100-80gb": "NVIDIA_H100_80GB",
+}
+# The pooled confusion matrix's categories (rows truth, columns decision) in the KFP UI.
+CONFUSION_CATEGORIES = ("absent", "present")
 # Kubernetes version the shipped manifests are validated against (kubernetes-validate's schemas):
 # kind's default node image when the manifests were written.
 K8S_VERSION = "1.32.0"

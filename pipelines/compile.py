@@ -21,8 +21,10 @@ def default_image(
     return f"{registry}/disco-{variant}:{tag or __version__}"
 
 
-def default_output(pipeline_name: str) -> Path:
-    return PIPELINES_DIR / f"{pipeline_name}.yaml"
+def default_output(pipeline_name: str, target: str = params.DEFAULT_COMPILE_TARGET) -> Path:
+    """``pipelines/<name>.yaml`` for the default target, ``pipelines/<name>-<target>.yaml`` otherwise."""
+    suffix = "" if target == params.DEFAULT_COMPILE_TARGET else f"-{target}"
+    return PIPELINES_DIR / f"{pipeline_name}{suffix}.yaml"
 
 
 def compile_pipeline(
@@ -36,8 +38,10 @@ def compile_pipeline(
     retries: int = 3,
     registry: str = params.DEFAULT_REGISTRY,
     tag: str | None = None,
+    target: str = params.DEFAULT_COMPILE_TARGET,
 ) -> Path:
-    """Compile to ``output`` (default ``pipelines/<pipeline name>.yaml``) and return the path."""
+    """Compile for ``target`` (``kfp`` or ``vertex``) to ``output`` (default :func:`default_output`)
+    and return the path."""
     from kfp import compiler
 
     from pipelines import factory
@@ -52,9 +56,10 @@ def compile_pipeline(
         gpu=gpu_arg,
         pipeline_name=name,
         retries=retries,
+        target=target,
     )
-    out = Path(output) if output else default_output(name)
+    out = Path(output) if output else default_output(name, target)
     out.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(pipeline_func=pipeline, package_path=str(out))
-    log.info("compiled pipeline %r to %s", name, out)
+    log.info("compiled pipeline %r for %s to %s", name, target, out)
     return out

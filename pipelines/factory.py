@@ -39,7 +39,9 @@ REMOTE_READ_STEPS = ("import_features", "resample", "embed")
 
 @dataclass(frozen=True)
 class GpuConfig:
-    """How a GPU step asks for a GPU on Kubernetes / GKE."""
+    """How a GPU step asks for a GPU. ``node_label_value`` names the GPU the GKE way (the node
+    pool's accelerator label, e.g. ``nvidia-l4``); :meth:`accelerator_type` turns it into what the
+    compile target reads."""
 
     accelerator_type: str = GPU_RESOURCE
     count: int = 1
@@ -48,14 +50,29 @@ class GpuConfig:
     toleration_key: str = GPU_RESOURCE
     steps: tuple[str, ...] = GPU_STEPS
 
+    def accelerator_for(self, target: str) -> str:
+        """The accelerator type the target's backend reads: the Kubernetes resource name for KFP,
+        Vertex AI's accelerator name (``NVIDIA_TESLA_T4``...) for Vertex."""
+        if target == "kfp":
+            return self.accelerator_type
+        try:
+            return params.VERTEX_ACCELERATORS[self.node_label_value]
+        except KeyError:
+            raise ConfigError(
+                f"GPU accelerator {self.node_label_value!r} has no Vertex AI name; "
+                f"known: {sorted(params.VERTEX_ACCELERATORS)}"
+            ) from None
+
 
 @dataclass(frozen=True)
 class Resources:
-    """Requests/limits per step for a cluster (kfp.local ignores them)."""
+    """Requests/limits per step for a cluster (kfp.local ignores them). Kubernetes schedules on the
+    requests; Vertex AI picks the machine from the limits (CPU limit = ``cpu_limit`` or the request)."""
 
     cpu_request: str
     memory_request: str
     memory_limit: str
+    cpu_limit: str | None = None
 
 
 DEFAULT_RESOURCES: dict[str, Resources] = {
@@ -98,6 +115,7 @@ def make_pipeline(
     retry_backoff: str = "30s",
     caching: bool = True,
     resources: dict[str, Resources] | None = DEFAULT_RESOURCES,
+    target: str = params.DEFAULT_COMPILE_TARGET,
 ) -> Callable:
     """Build the disco pipeline function.
 
@@ -111,12 +129,18 @@ def make_pipeline(
         retries: retries for steps that read remote storage (0 for a local run on local data).
         caching: KFP execution caching on every step.
         resources: cluster CPU/memory per step; None to leave them unset.
+        target: ``kfp`` (open-source KFP on Kubernetes) or ``vertex`` (Vertex AI Pipelines); decides
+            how GPU and resources are written (see :data:`disco.params.COMPILE_TARGETS`).
     """
     from kfp import dsl, kubernetes
 
     import components
 
+    if target not in params.COMPILE_TARGETS:
+        raise ConfigError(f"compile target {target!r}: expected one of {params.COMPILE_TARGETS}")
     gpu_config = GpuConfig() if gpu is True else (gpu or None)
+    # Fail at build time, not on the first GPU task, for an accelerator the target cannot name.
+    accelerator = gpu_config.accelerator_for(target) if gpu_config is not None else None
     unknown = set(step_images or {}) - set(components.STEP_MODULES)
     if unknown:
         raise ConfigError(
@@ -141,12 +165,18 @@ def make_pipeline(
             task.set_retry(num_retries=retries, backoff_duration=retry_backoff, backoff_factor=2.0)
         if resources and step in resources:
             res = resources[step]
-            task.set_cpu_request(res.cpu_request)
-            task.set_memory_request(res.memory_request)
+            if target == "vertex":
+                # Vertex ignores requests: its machine type comes from the limits.
+                task.set_cpu_limit(res.cpu_limit or res.cpu_request)
+            else:
+                task.set_cpu_request(res.cpu_request)
+                task.set_memory_request(res.memory_request)
             task.set_memory_limit(res.memory_limit)
         if gpu_config is not None and step in gpu_config.steps:
-            task.set_accelerator_type(gpu_config.accelerator_type)
+            task.set_accelerator_type(accelerator)
             task.set_accelerator_limit(gpu_config.count)
+        if gpu_config is not None and step in gpu_config.steps and target == "kfp":
+            # Vertex places GPU tasks itself and has no Kubernetes platform spec.
             kubernetes.add_node_selector(
                 task, label_key=gpu_config.node_label_key, label_value=gpu_config.node_label_value
             )

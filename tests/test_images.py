@@ -222,6 +222,24 @@ def test_images_are_non_root_labelled_and_carry_the_imports(built_images, repo_r
     uid, version, tf_version, beam_version = proc.stdout.split()[-4:]
     assert (uid, version) == ("1000", __version__)
     assert (tf_version, beam_version) == _host_versions()
+    # Only the runtime dependencies: the extras' own packages stay out of the step images.
+    from disco.extras import EXTRA_MODULES
+
+    only_in_extras = [
+        m for m in EXTRA_MODULES if m != "google.cloud.aiplatform"
+    ]  # apache-beam[gcp] brings it
+    probe = fx.run_in_image(
+        runtime,
+        [
+            "python3",
+            "-c",
+            "import importlib.util, sys; print([m for m in sys.argv[1:] if importlib.util.find_spec(m)])",
+            *only_in_extras,
+        ],
+        mounts=[],
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert probe.stdout.strip().splitlines()[-1] == "[]", probe.stdout
 
 
 def _host_versions() -> tuple[str, str]:

@@ -39,6 +39,7 @@ def makefile_defaults(repo_root) -> dict[str, str]:
         ("REGISTRY", params.DEFAULT_REGISTRY),
         ("DEMO_CLIPS", str(params.DEMO_CLIPS)),
         ("PIPELINE_YAML", params.PIPELINE_YAML),
+        ("PIPELINE_YAML_VERTEX", params.PIPELINE_YAML_VERTEX),
         ("SEED", str(params.DEFAULT_SEED)),
     ],
 )
@@ -52,6 +53,8 @@ def test_pipeline_yaml_is_where_compile_writes_by_default(repo_root):
 
     assert default_output(params.PIPELINE_NAME) == repo_root / params.PIPELINE_YAML
     assert (repo_root / params.PIPELINE_YAML).is_file()
+    assert default_output(params.PIPELINE_NAME, "vertex") == repo_root / params.PIPELINE_YAML_VERTEX
+    assert (repo_root / params.PIPELINE_YAML_VERTEX).is_file()
 
 
 def test_resampled_record_round_trip(rng):

@@ -11,7 +11,8 @@ import yaml
 from disco import __version__, params
 from disco.errors import ConfigError
 
-GOLDEN = "pipelines/disco-openmic.yaml"
+GOLDEN = params.PIPELINE_YAML
+VERTEX_GOLDEN = params.PIPELINE_YAML_VERTEX
 GPU_STEPS = {"exec-embed-audio", "exec-train-classifier", "exec-train-classifier-2"}
 
 
@@ -65,6 +66,99 @@ def test_golden_yaml_matches_a_fresh_compile(cpu_docs, repo_root):
     assert _normalise(cpu_docs) == _normalise(golden), (
         f"{GOLDEN} is stale: run `make compile` and review the diff"
     )
+
+
+@pytest.fixture(scope="module")
+def vertex_docs(tmp_path_factory) -> list:
+    return _compile(tmp_path_factory.mktemp("vertex"), target="vertex")
+
+
+@pytest.fixture(scope="module")
+def vertex_gpu_docs(tmp_path_factory) -> list:
+    return _compile(tmp_path_factory.mktemp("vgpu"), target="vertex", gpu=True, gpu_accelerator="nvidia-l4")
+
+
+def test_vertex_golden_yaml_matches_a_fresh_compile(vertex_docs, repo_root):
+    golden = _load(repo_root / VERTEX_GOLDEN)
+    assert _normalise(vertex_docs) == _normalise(golden), (
+        f"{VERTEX_GOLDEN} is stale: run `make compile` and review the diff"
+    )
+
+
+def test_vertex_pipeline_has_vertex_accelerators_and_limits(vertex_gpu_docs, vertex_docs):
+    assert len(vertex_gpu_docs) == 1, "Vertex reads no Kubernetes platform spec"
+    executors = vertex_gpu_docs[0]["deploymentSpec"]["executors"]
+    for name, executor in executors.items():
+        resources = executor["container"]["resources"]
+        # Vertex sizes the machine from limits; requests would be ignored.
+        assert resources["resourceCpuLimit"] and resources["resourceMemoryLimit"], name
+        assert "resourceCpuRequest" not in resources and "resourceMemoryRequest" not in resources, name
+        accel = resources.get("accelerator")
+        if name in GPU_STEPS:
+            assert accel["resourceType"] == "NVIDIA_L4" and accel["resourceCount"] == "1", name
+        else:
+            assert accel is None, name
+    assert "nvidia.com/gpu" not in yaml.safe_dump(vertex_gpu_docs)
+    default = _compile_gpu_types(target="vertex")
+    assert default == {params.VERTEX_ACCELERATORS[params.DEFAULT_GPU_TYPE]}
+    assert default == {"NVIDIA_TESLA_T4"}
+    cpu = vertex_docs[0]["deploymentSpec"]["executors"]
+    assert all("accelerator" not in e["container"]["resources"] for e in cpu.values())
+
+
+def test_kfp_pipeline_keeps_kubernetes_requests(cpu_docs):
+    for name, executor in cpu_docs[0]["deploymentSpec"]["executors"].items():
+        resources = executor["container"]["resources"]
+        assert resources["resourceCpuRequest"] and resources["resourceMemoryRequest"], name
+        assert resources["resourceMemoryLimit"], name
+
+
+def _compile_gpu_types(**kwargs) -> set[str]:
+    import tempfile
+
+    from kfp import compiler
+
+    from pipelines.factory import make_pipeline
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.yaml"
+        compiler.Compiler().compile(make_pipeline(image="x", gpu=True, **kwargs), str(path))
+        spec = _load(path)[0]
+    return {
+        e["container"]["resources"]["accelerator"]["resourceType"]
+        for e in spec["deploymentSpec"]["executors"].values()
+        if "accelerator" in e["container"].get("resources", {})
+    }
+
+
+def test_unknown_target_or_vertex_accelerator_is_a_config_error(tmp_path):
+    from pipelines.factory import GpuConfig, make_pipeline
+
+    with pytest.raises(ConfigError, match="compile target"):
+        make_pipeline(image="x", target="argo")
+    with pytest.raises(ConfigError, match="no Vertex AI name"):
+        make_pipeline(image="x", gpu=GpuConfig(node_label_value="nvidia-made-up"), target="vertex")
+    # On KFP any GKE label value is fine (the node pool decides what exists).
+    make_pipeline(image="x", gpu=GpuConfig(node_label_value="nvidia-made-up"), target="kfp")
+
+
+def test_cli_compile_target_vertex(tmp_path, capsys):
+    from disco.cli import main
+
+    out = tmp_path / "v.yaml"
+    assert (
+        main(
+            ["compile", "--target", "vertex", "--gpu", "--gpu-accelerator", "nvidia-tesla-t4", "-o", str(out)]
+        )
+        == 0
+    )
+    assert "NVIDIA_TESLA_T4" in out.read_text()
+    assert (
+        main(["compile", "--target", "kfp", "--gpu", "--gpu-accelerator", "nvidia-tesla-t4", "-o", str(out)])
+        == 0
+    )
+    text = out.read_text()
+    assert "nvidia.com/gpu" in text and "NVIDIA_TESLA_T4" not in text
 
 
 def test_compile_is_deterministic(tmp_path, cpu_docs):

@@ -98,8 +98,6 @@ def test_component_markdown_tables():
         }
     )
     assert "9 clips resampled, 1 failed" in md and "000001_0" in md and "a\\|b" in md
-    conf = _runtime.confusion_counts(
-        {"per_class": {"a": {"tp": 1, "fp": 2, "fn": 3, "tn": 4}, "b": {"tp": 1, "fp": 0, "fn": 0, "tn": 1}}}
-    )
-    assert conf == [[5.0, 2.0], [3.0, 2.0]]
+    conf = _runtime.confusion_counts({"confusion": {"tp": 2, "fp": 2, "fn": 3, "tn": 5, "rule": "r"}})
+    assert conf == [[5, 2], [3, 2]]
     assert _runtime.confusion_counts({"per_class": {"a": {"ap": 0.5}}}) is None

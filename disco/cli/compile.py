@@ -14,11 +14,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "compile",
         help="compile the KFP pipeline to YAML",
-        description="Compile the disco KFP v2 pipeline. GPU requests are fixed at compile time "
-        "(KFP cannot add or remove them per run), so a CPU-only cluster uses the default; --gpu "
-        "requests one nvidia.com/gpu for embed and train on a GKE GPU node pool.",
+        description="Compile the disco KFP v2 pipeline for a backend. GPU requests are fixed at compile "
+        "time (KFP cannot add or remove them per run), so a CPU-only cluster uses the default. --target "
+        "kfp (open-source Kubeflow Pipelines): --gpu requests one nvidia.com/gpu for embed and train, "
+        "with a GKE node selector and toleration; --target vertex (Vertex AI Pipelines): --gpu requests "
+        "Vertex's accelerator name (NVIDIA_TESLA_T4, NVIDIA_L4...) and every step gets CPU and memory "
+        "limits, which Vertex sizes the machine from.",
     )
-    p.add_argument("--output", "-o", default=None, help="YAML path (default pipelines/<pipeline name>.yaml)")
+    p.add_argument(
+        "--target",
+        choices=params.COMPILE_TARGETS,
+        default=params.DEFAULT_COMPILE_TARGET,
+        help=f"backend the YAML is for (default {params.DEFAULT_COMPILE_TARGET})",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        default=None,
+        help="YAML path (default pipelines/<pipeline name>.yaml; <pipeline name>-<target>.yaml for a "
+        "non-default target)",
+    )
     p.add_argument(
         "--image",
         default=None,
@@ -35,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--gpu-accelerator",
         default=None,
-        help=f"GKE accelerator label value for the node selector (default {params.DEFAULT_GPU_TYPE})",
+        help=f"GPU, as GKE's accelerator label value (default {params.DEFAULT_GPU_TYPE}): the node "
+        f"selector for kfp, mapped to Vertex's name for vertex ({', '.join(params.VERTEX_ACCELERATORS)})",
     )
     p.add_argument("--pipeline-name", default=None, help=f"pipeline name (default {params.PIPELINE_NAME})")
     p.add_argument("--retries", type=int, default=3, help="retries of steps that read remote storage")
@@ -55,6 +71,7 @@ def handle(args: argparse.Namespace) -> int:
         retries=args.retries,
         registry=args.registry,
         tag=args.tag,
+        target=args.target,
     )
     print(out)
     return 0

@@ -6,12 +6,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from disco import params
 from disco.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+# The kfp SDK's own variable for the API endpoint (kfp.Client reads it too); `disco submit` reads it
+# when the command runs, never at import.
+ENDPOINT_ENV = "KF_PIPELINES_ENDPOINT"
 
 _COERCE = {
     "STRING": str,
@@ -33,6 +38,31 @@ def parameter_types(package: str) -> dict[str, str]:
     except (KeyError, IndexError, TypeError) as exc:
         raise ConfigError(f"{package}: not a compiled KFP v2 pipeline (no root.inputDefinitions)") from exc
     return {name: str(body.get("parameterType", "STRING")) for name, body in spec.items()}
+
+
+def check_target(package: str, target: str) -> None:
+    """Refuse a package compiled for the other backend: KFP cannot schedule Vertex's accelerator
+    names, and Vertex rejects the Kubernetes resource name and platform spec (`disco compile --target`)."""
+    import yaml
+
+    with open(package, encoding="utf-8") as fh:
+        docs = [d for d in yaml.safe_load_all(fh) if d]
+    executors = (docs[0].get("deploymentSpec") or {}).get("executors") or {}
+    kinds = {
+        str(((ex.get("container") or {}).get("resources") or {}).get("accelerator", {}).get("resourceType"))
+        for ex in executors.values()
+    } - {"None"}
+    vertex_kinds = kinds & set(params.VERTEX_ACCELERATORS.values())
+    if target == "kfp" and vertex_kinds:
+        raise ConfigError(
+            f"{package}: compiled for Vertex AI (accelerator {sorted(vertex_kinds)[0]}); "
+            "compile with `disco compile --target kfp` for a KFP endpoint"
+        )
+    if target == "vertex" and (kinds - vertex_kinds or len(docs) > 1):
+        raise ConfigError(
+            f"{package}: compiled for open-source KFP (Kubernetes GPU resource / platform spec); "
+            "compile with `disco compile --target vertex` for Vertex AI"
+        )
 
 
 def parse_parameters(pairs: list[str], types: dict[str, str], *, package: str) -> dict[str, Any]:
@@ -58,8 +88,81 @@ def parse_parameters(pairs: list[str], types: dict[str, str], *, package: str) -
     return values
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--package", default=params.PIPELINE_YAML, help="compiled pipeline YAML")
+@dataclass(frozen=True)
+class ClientOptions:
+    """What `disco submit` hands kfp.Client: the endpoint and the SDK's usual auth options."""
+
+    host: str | None
+    namespace: str | None = None
+    existing_token: str | None = None
+    sa_token_path: str | None = None
+    client_id: str | None = None
+    other_client_id: str | None = None
+    other_client_secret: str | None = None
+    cookies: str | None = None
+    proxy: str | None = None
+    ssl_ca_cert: str | None = None
+    verify_ssl: bool | None = None
+    kube_context: str | None = None
+    ui_host: str | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, environ: dict[str, str] | None = None) -> ClientOptions:
+        env = os.environ if environ is None else environ
+        host = args.endpoint or env.get(ENDPOINT_ENV) or None
+        if not host and not args.kube_context:
+            raise ConfigError(
+                f"no KFP endpoint: pass --endpoint http://host:port or set {ENDPOINT_ENV} "
+                "(or --kube-context to reach it through the Kubernetes API proxy)"
+            )
+        if args.existing_token and args.sa_token_path:
+            raise ConfigError("--existing-token and --sa-token-path both given: pass one")
+        for flag, path in (("--ssl-ca-cert", args.ssl_ca_cert), ("--sa-token-path", args.sa_token_path)):
+            if path and not os.path.isfile(path):
+                raise ConfigError(f"{flag} {path}: file not found")
+        return cls(
+            host=host,
+            namespace=args.namespace,
+            existing_token=args.existing_token,
+            sa_token_path=args.sa_token_path,
+            client_id=args.client_id,
+            other_client_id=args.other_client_id,
+            other_client_secret=args.other_client_secret,
+            cookies=args.cookies,
+            proxy=args.proxy,
+            ssl_ca_cert=args.ssl_ca_cert,
+            verify_ssl=False if args.insecure_skip_verify else None,
+            kube_context=args.kube_context,
+            ui_host=args.ui_host,
+        )
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of kfp.Client; options left unset are left out, so the SDK's own
+        defaults (and its KF_PIPELINES_* variables) still apply."""
+        kwargs: dict[str, Any] = {
+            "host": self.host,
+            "existing_token": self.existing_token,
+            "client_id": self.client_id,
+            "other_client_id": self.other_client_id,
+            "other_client_secret": self.other_client_secret,
+            "cookies": self.cookies,
+            "proxy": self.proxy,
+            "ssl_ca_cert": self.ssl_ca_cert,
+            "verify_ssl": self.verify_ssl,
+            "kube_context": self.kube_context,
+            "ui_host": self.ui_host,
+        }
+        if self.namespace:
+            kwargs["namespace"] = self.namespace
+        if self.sa_token_path:
+            from kfp.client import ServiceAccountTokenVolumeCredentials
+
+            kwargs["credentials"] = ServiceAccountTokenVolumeCredentials(path=self.sa_token_path)
+        return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def _common(p: argparse.ArgumentParser, *, package: str) -> None:
+    p.add_argument("--package", default=package, help=f"compiled pipeline YAML (default {package})")
     p.add_argument(
         "--data", default=None, help="dataset URI as the cluster sees it (gs://... ; sets data_uri)"
     )
@@ -77,14 +180,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Create a run on a Kubeflow Pipelines endpoint from the compiled YAML, in an "
         "experiment (created if absent): the same as `kfp run create`.",
     )
-    p.add_argument("--endpoint", required=True, help="KFP API host, e.g. http://localhost:8080")
+    p.add_argument(
+        "--endpoint",
+        default=None,
+        help=f"KFP API host, e.g. http://localhost:8080 (default: ${ENDPOINT_ENV})",
+    )
     p.add_argument("--experiment", default="disco", help="experiment name")
     p.add_argument("--namespace", default=None, help="Kubernetes namespace (multi-user KFP)")
+    auth = p.add_argument_group("authentication (kfp.Client's options)")
+    auth.add_argument(
+        "--existing-token", default=None, help="bearer token obtained outside disco (e.g. gcloud auth)"
+    )
+    auth.add_argument(
+        "--sa-token-path",
+        default=None,
+        help="projected service-account token file (in-cluster multi-user KFP, "
+        "/var/run/secrets/kubeflow/pipelines/token)",
+    )
+    auth.add_argument("--client-id", default=None, help="IAP OAuth client id (KFP behind Cloud IAP)")
+    auth.add_argument("--other-client-id", default=None, help="OAuth client id of this app (with IAP)")
+    auth.add_argument("--other-client-secret", default=None, help="OAuth client secret of this app")
+    auth.add_argument("--cookies", default=None, help="cookie header to send (e.g. an Istio/Dex session)")
+    auth.add_argument("--proxy", default=None, help="HTTP proxy to reach the endpoint through")
+    auth.add_argument("--ssl-ca-cert", default=None, help="CA bundle that signed the endpoint's certificate")
+    auth.add_argument(
+        "--insecure-skip-verify", action="store_true", help="do not verify the endpoint's TLS certificate"
+    )
+    auth.add_argument(
+        "--kube-context", default=None, help="kubeconfig context (reach KFP through the API server proxy)"
+    )
+    auth.add_argument("--ui-host", default=None, help="KFP UI address for the printed run link")
     p.add_argument(
         "--wait", action="store_true", help="wait for the run to finish and exit non-zero on failure"
     )
     p.add_argument("--timeout", type=int, default=3600, help="seconds to wait with --wait")
-    _common(p)
+    _common(p, package=params.PIPELINE_YAML)
     p.set_defaults(func=handle_submit)
 
     v = subparsers.add_parser(
@@ -99,7 +229,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--service-account", default=None, help="service account the pipeline runs as")
     v.add_argument("--experiment", default=None, help="Vertex AI experiment to attach the run to")
     v.add_argument("--wait", action="store_true", help="block until the job finishes")
-    _common(v)
+    _common(v, package=params.PIPELINE_YAML_VERTEX)
     v.set_defaults(func=handle_vertex)
 
 
@@ -116,24 +246,29 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
 def handle_submit(args: argparse.Namespace) -> int:
     import kfp
 
+    options = ClientOptions.from_args(args)
     values = _parameters(args)
+    check_target(args.package, "kfp")
+    endpoint = options.host or f"kube context {options.kube_context}"
     try:
-        client = kfp.Client(host=args.endpoint, namespace=args.namespace)
+        client = kfp.Client(**options.client_kwargs())
+        result = client.create_run_from_pipeline_package(
+            args.package,
+            arguments=values,
+            run_name=args.run_name,
+            experiment_name=args.experiment,
+            namespace=args.namespace,
+            enable_caching=not args.no_cache,
+        )
     except Exception as exc:  # urllib3/kfp_server_api raise many unrelated types for "not reachable"
         raise ConfigError(
-            f"KFP endpoint {args.endpoint} not reachable ({type(exc).__name__}); start it with "
-            "`make kind-up` and `make ui` (port-forward), or set KFP_ENDPOINT"
+            f"KFP endpoint {endpoint}: run not created ({type(exc).__name__}: {_first_line(exc)}); "
+            f"check --endpoint / {ENDPOINT_ENV} and the auth options, or start a local one with "
+            "`make kind-up` and `make ui` (port-forward)"
         ) from exc
-    result = client.create_run_from_pipeline_package(
-        args.package,
-        arguments=values,
-        run_name=args.run_name,
-        experiment_name=args.experiment,
-        namespace=args.namespace,
-        enable_caching=not args.no_cache,
-    )
+    link = options.ui_host or options.host or ""
     print(
-        f"run {result.run_id} created in experiment {args.experiment!r}: {args.endpoint}/#/runs/details/{result.run_id}"
+        f"run {result.run_id} created in experiment {args.experiment!r}: {link}/#/runs/details/{result.run_id}"
     )
     if args.wait:
         run = client.wait_for_run_completion(result.run_id, timeout=args.timeout)
@@ -143,13 +278,22 @@ def handle_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _first_line(exc: Exception) -> str:
+    # urllib3's MaxRetryError repeats the whole URL; its `reason` is the part a user can act on.
+    text = str(getattr(exc, "reason", None) or exc).strip()
+    return text.splitlines()[0][:200] if text else "no message"
+
+
 def handle_vertex(args: argparse.Namespace) -> int:
     if not args.pipeline_root.startswith("gs://"):
         raise ConfigError(f"--pipeline-root {args.pipeline_root!r}: Vertex AI needs a gs:// pipeline root")
     if not args.project:
         raise ConfigError("--project is empty (set VERTEX_PROJECT for `make vertex-submit`)")
     values = _parameters(args)
-    from google.cloud import aiplatform
+    check_target(args.package, "vertex")
+    from disco.extras import require
+
+    aiplatform = require("google.cloud.aiplatform", feature="disco vertex-submit")
 
     aiplatform.init(project=args.project, location=args.region)
     job = aiplatform.PipelineJob(

@@ -84,7 +84,9 @@ DRUM_CHANNEL = 9
 
 
 def soundfont_path() -> str:
-    import pretty_midi
+    from disco.extras import require
+
+    pretty_midi = require("pretty_midi", feature="disco demo-data (its SoundFont)")
 
     return str(Path(pretty_midi.__file__).parent / "TimGM6mb.sf2")
 
@@ -139,7 +141,9 @@ _SYNTH_CACHE: dict[str, object] = {}
 
 def render_clip(spec: ClipSpec, sample_rate: int = params.RELEASE_SAMPLE_RATE) -> np.ndarray:
     """Render a clip to float32 stereo [samples, 2]."""
-    import tinysoundfont
+    from disco.extras import require
+
+    tinysoundfont = require("tinysoundfont", feature="disco demo-data (its synthesizer)")
 
     rng = np.random.default_rng(spec.seed)
     synth = tinysoundfont.Synth(samplerate=sample_rate, gain=-3.0)

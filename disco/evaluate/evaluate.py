@@ -62,6 +62,7 @@ def run_evaluate(
     metrics["split"] = params.SPLIT_TEST
     metrics["examples"] = len(test)
     metrics["observed_entries"] = int(test.y_mask.sum())
+    metrics.update(_pooled_views(test.y_true, scores, test.y_mask, thresholds))
     train_summary = {}
     summary_path = os.path.join(model_dir, params.SUMMARY_FILE)
     if os.path.exists(summary_path):
@@ -134,6 +135,23 @@ def run_evaluate(
         f"{summary['rf_mAP']:.4f}" if summary["rf_mAP"] is not None else "n/a",
     )
     return summary
+
+
+def _pooled_views(y_true, scores, y_mask, thresholds) -> dict:
+    """metrics.json's micro-averaged confusion (at the model's own thresholds, thresholds.json) and
+    ROC curve: what the KFP UI's ClassificationMetrics draws, recorded here so the component only
+    copies them."""
+    from dataclasses import asdict
+
+    from disco.evaluate.pooled import micro_confusion, micro_roc
+    from disco.train.train import THRESHOLDS_FILE
+
+    rule = f"score >= per-class threshold ({THRESHOLDS_FILE})"
+    roc = micro_roc(y_true, scores, y_mask)
+    return {
+        "confusion": asdict(micro_confusion(y_true, scores, y_mask, thresholds, rule=rule)),
+        "roc_micro": asdict(roc) if roc is not None else None,
+    }
 
 
 def metrics_table(metrics: dict) -> str:

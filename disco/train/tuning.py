@@ -14,7 +14,10 @@ log = logging.getLogger(__name__)
 
 def tune_hyperparameters(fs, *, base: dict, out_dir: str, seed: int, trials: int = 6) -> dict:
     import keras
-    import keras_tuner as kt
+
+    from disco.extras import require
+
+    kt = require("keras_tuner", feature="disco train --tune")
 
     from disco.evaluate.metrics import mean_ap
     from disco.train.losses import MaskedBinaryCrossentropy, pack_targets
