@@ -57,10 +57,10 @@ def main() -> int:
     import tensorflow as tf
 
     from disco import params
-    from disco.beam.embed import embedder_options, run_embed
+    from disco.beam.embed import run_embed
     from disco.beam.resample import run_resample
     from disco.data.demo import generate_demo_dataset
-    from disco.embedders import get_embedder
+    from disco.embedders import embedder_options, get_embedder
     from disco.records import iter_resampled
 
     kw = {"embedder": args.embedder, "batch_size": args.batch_size}
@@ -103,7 +103,7 @@ def main() -> int:
     s = run_embed([audio], os.path.join(w, "embeddings"), **kw)
     e2e = n / (time.perf_counter() - t)
     rows.append((f"disco embed end to end ({s['precision']}, incl. Beam start-up)", e2e))
-    rows.append(("disco embed, pipeline-internal rate (summary.json)", s["clips_per_s"]))
+    rows.append(("disco embed, pipeline-internal rate (summary.json)", s.clips_per_s))
 
     files = sorted(glob.glob(os.path.join(w, f"data-{args.clips}", "openmic-2018", "audio", "*", "*.ogg")))
     serial_model = get_embedder(

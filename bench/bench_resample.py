@@ -60,7 +60,7 @@ def main() -> int:
         shutil.rmtree(out, ignore_errors=True)
         t = time.perf_counter()
         s = run_resample(data, out, seed=1)
-        disco_rates.append(s["clips"] / (time.perf_counter() - t))
+        disco_rates.append(s.clips / (time.perf_counter() - t))
     serial, disco_rate = float(np.median(serial_rates)), float(np.median(disco_rates))
     ratios = sorted(d / r for d, r in zip(disco_rates, serial_rates))
 

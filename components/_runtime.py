@@ -14,9 +14,12 @@ import os
 import shlex
 import shutil
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from disco import params
+from disco.results import ResampleResult, StepResult
+
+R = TypeVar("R", bound=StepResult)
 
 log = logging.getLogger("disco.components")
 
@@ -47,11 +50,12 @@ def has_shards(directory: str, prefix: str) -> bool:
     return bool(records.list_shards(directory, prefix))
 
 
-def describe(artifact: Any, summary: Mapping[str, Any], *, keys: Iterable[str]) -> None:
+def describe(artifact: Any, summary: StepResult, *, keys: Iterable[str]) -> None:
     """Copy the summary's headline numbers onto the artifact's metadata, so the KFP UI shows them
     without opening the files."""
+    values = summary.to_dict()
     for key in keys:
-        value = summary.get(key)
+        value = values.get(key)
         if isinstance(value, float) and value != value:
             continue  # NaN cannot be stored in KFP metadata (JSON)
         if isinstance(value, (int, float, str, bool)):
@@ -84,13 +88,12 @@ def persist(artifact: Any) -> None:
         fh.write("\n")
 
 
-def failures_markdown(summary: Mapping[str, Any], *, limit: int = 50) -> str:
-    failures = list(summary.get("failures") or [])
+def failures_markdown(summary: ResampleResult, *, limit: int = 50) -> str:
+    failures = summary.failures
     lines = [
         "# Resample failures",
         "",
-        f"{summary.get('ok', 0)} clips resampled, {summary.get('failed', len(failures))} failed "
-        f"(dead letters in `{params.FAILURES_FILE}`).",
+        f"{summary.ok} clips resampled, {summary.failed} failed (dead letters in `{params.FAILURES_FILE}`).",
         "",
     ]
     if failures:
@@ -189,16 +192,17 @@ def copy_file(src: str, dst: str) -> None:
     shutil.copyfile(src, dst)
 
 
-def empty_step(
-    out_dir: str, *, step: str, parameters: Mapping[str, Any], seed: int | None, summary: dict
-) -> dict:
+def empty_step(out_dir: str, *, parameters: Mapping[str, Any], seed: int | None, summary: R) -> R:
     """Outputs of a step that had nothing to do (augmentation with 0 copies): still a directory
     with summary.json and run_info.json, so downstream steps and readers see the same layout."""
+    from disco.publish import Staging
     from disco.runinfo import write_run_info
 
-    os.makedirs(out_dir, exist_ok=True)
-    write_run_info(out_dir, step=step, parameters=parameters, seed=seed)
-    with open(os.path.join(out_dir, params.SUMMARY_FILE), "w", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=2, sort_keys=True)
-        fh.write("\n")
+    # Published like any step output (an empty manifest), but without finish_step's check that
+    # refuses an empty output: here empty is what was asked for.
+    with Staging(out_dir, step=summary.step) as stage:
+        write_run_info(stage.path, step=summary.step, parameters=parameters, seed=seed)
+        summary.write(stage.path)
+        stage.write_manifest(parameters)
+        stage.publish()
     return summary

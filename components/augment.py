@@ -22,12 +22,13 @@ def augment_audio(
     if copies <= 0 and mixup <= 0:
         # A pipeline parameter cannot remove a task from the DAG on every backend without
         # conditional artifact plumbing, so "no augmentation" is an empty output, not a missing one.
+        from disco.results import AugmentResult
+
         summary = _runtime.empty_step(
             augmented.path,
-            step="augment",
             parameters={"copies": copies, "mixup": mixup, "masks": masks, "seed": seed},
             seed=seed,
-            summary={"records": 0, "copies": 0, "skipped": True},
+            summary=AugmentResult(seed=seed),
         )
     else:
         from disco.beam.augment import run_augment
@@ -41,10 +42,8 @@ def augment_audio(
             seed=seed,
             beam_args=_runtime.split_args(beam_options),
         )
-    _runtime.describe(augmented, summary, keys=("records", "ok", "failed", "copies", "mixup", "shards"))
-    _runtime.log_metrics(
-        stats, {"copies": copies, "mixup": mixup, "records": summary.get("records", summary.get("ok", 0))}
-    )
+    _runtime.describe(augmented, summary, keys=("records", "copies", "mixup"))
+    _runtime.log_metrics(stats, {"copies": copies, "mixup": mixup, "records": summary.records})
 
 
 def make_component(image: str):

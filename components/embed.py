@@ -35,10 +35,10 @@ def embed_audio(
     _runtime.log_metrics(
         stats,
         {
-            "records": summary.get("records", 0),
-            "failed": summary.get("failed", 0),
-            "frames": summary.get("frames", 0),
-            "dim": summary.get("dim", 0),
+            "records": summary.records,
+            "failed": summary.failed,
+            "frames": summary.frames,
+            "dim": summary.dim,
         },
     )
 

@@ -13,6 +13,7 @@ def import_release_features(
     data_uri: str,
     seed: int,
     validation_fraction: float,
+    data_fingerprint: str,
     features: Output[Dataset],
     stats: Output[Metrics],
 ):
@@ -25,7 +26,9 @@ def import_release_features(
         data_uri, features.path, seed=seed, validation_fraction=validation_fraction
     )
     _runtime.describe(features, summary, keys=("records", "embedder", "frames", "dim", "splits"))
-    _runtime.log_metrics(stats, {"records": summary["records"]})
+    # The dataset's content identity is an input only so that the cache key changes with the data.
+    features.metadata["data_fingerprint"] = data_fingerprint
+    _runtime.log_metrics(stats, {"records": summary.records})
 
 
 def make_component(image: str):

@@ -13,6 +13,7 @@ def resample_audio(
     seed: int,
     validation_fraction: float,
     beam_options: str,
+    data_fingerprint: str,
     resampled: Output[Dataset],
     stats: Output[Metrics],
     failures: Output[Markdown],
@@ -31,7 +32,9 @@ def resample_audio(
     )
     _runtime.describe(resampled, summary, keys=("ok", "failed", "splits", "shards"))
     resampled.metadata["data_uri"] = data_uri
-    _runtime.log_metrics(stats, {"clips_ok": summary.get("ok", 0), "clips_failed": summary.get("failed", 0)})
+    # The dataset's content identity is an input only so that the cache key changes with the data.
+    resampled.metadata["data_fingerprint"] = data_fingerprint
+    _runtime.log_metrics(stats, {"clips_ok": summary.ok, "clips_failed": summary.failed})
     with open(failures.path, "w", encoding="utf-8") as fh:
         fh.write(_runtime.failures_markdown(summary))
 

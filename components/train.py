@@ -45,7 +45,7 @@ def train_classifier(
     model.metadata["preset"] = preset
     _runtime.describe(model, summary, keys=("epochs_run", "best_epoch", "frames", "dim", "embedder"))
     _runtime.log_metrics(
-        history, {k: v for k, v in summary.items() if k.startswith(("best_", "val_", "epochs"))}
+        history, {k: v for k, v in summary.to_dict().items() if k.startswith(("best_", "val_", "epochs"))}
     )
 
 

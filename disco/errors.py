@@ -42,5 +42,14 @@ class ConfigError(DiscoError):
     """Invalid parameters or combination of options."""
 
 
+class OutputError(DiscoError):
+    """A step output is incomplete or inconsistent (a shard missing, stale or given twice), or
+    could not be written (disk full, read-only); nothing was published."""
+
+
+class StepFailedError(DiscoError):
+    """A step ran but its output would be empty, or more of its inputs failed than allowed."""
+
+
 class MissingExtraError(ConfigError):
     """An optional feature's package is not installed: the message names the extra that brings it."""

@@ -119,6 +119,12 @@ RELEASE_SAMPLE_RATE: int = 44_100  # the release's (and the demo dataset's) audi
 RELEASE_CHANNELS: int = 2
 PCM_DTYPE = "<i2"  # signed 16-bit little endian, as in the record schema
 PCM_SCALE: float = 32768.0  # int16 -> float in [-1, 1), as VGGish's reference does
+# A decoded clip shorter than this, or at a rate outside this range, is a dead letter, not a
+# record: padded to CLIP_SECONDS it would be seconds of labelled silence. The real fixtures go
+# down to 1 s clips; telephone audio is 8 kHz and studio masters reach 384 kHz.
+MIN_CLIP_SECONDS: float = 0.5
+MIN_SOURCE_SAMPLE_RATE: int = 4_000
+MAX_SOURCE_SAMPLE_RATE: int = 384_000
 
 # --- VGGish (published reference parameters) ------------------------------------------------
 
@@ -167,6 +173,13 @@ SUMMARY_FILE = "summary.json"  # every step's machine-readable summary
 RUN_INFO_FILE = "run_info.json"  # parameters, seed and versions beside every output
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
+# Written last into every step output: its shards with record counts and checksums, the step and a
+# digest of its parameters. Readers take the shard list from it (disco.publish).
+MANIFEST_FILE = "manifest.json"
+MANIFEST_VERSION: int = 1
+# A step fails (exit non-zero, nothing published) when more than this fraction of its inputs
+# failed; 1.0 fails only when every input failed. An empty output always fails.
+DEFAULT_MAX_FAILURE_RATIO: float = 1.0
 
 # --- Training presets -------------------------------------------------------------------------
 

@@ -183,15 +183,20 @@ def decode_embedding(data: bytes) -> EmbeddingRecord:
 
 
 def shard_pattern(directory: str | os.PathLike[str], prefix: str) -> str:
-    return os.path.join(os.fspath(directory), f"{prefix}-*-of-*{params.TFRECORD_SUFFIX}")
+    """A glob for the shards under directory, with the folder part escaped (``exp[1]/r`` is a
+    literal folder name, not a character class)."""
+    from disco import fileio
+
+    return fileio.join(fileio.escape_glob(os.fspath(directory)), f"{prefix}-*-of-*{params.TFRECORD_SUFFIX}")
 
 
 def list_shards(directory: str | os.PathLike[str], prefix: str) -> list[str]:
-    """Finished shards under directory (local or gs://), sorted. Beam's temporary files are
-    written under a separate temp directory, so they never match this pattern."""
-    from disco import fileio
+    """Finished shards under directory (local or gs://), sorted, checked against the folder's
+    manifest.json: an OutputError names a shard that is missing, or present but not listed (stale).
+    Beam's temporary files are written under a separate temp directory, so they never match."""
+    from disco.publish import verified_shards
 
-    return fileio.glob(shard_pattern(directory, prefix))
+    return verified_shards(directory, prefix)
 
 
 def count_records(path: str) -> int:
@@ -207,6 +212,9 @@ def count_records(path: str) -> int:
             header = fh.read(12)  # uint64 length + masked crc32c of the length
             if len(header) < 12:
                 raise SchemaError(f"{path}: truncated TFRecord header at byte {pos}")
+            if _masked_crc(header[:8]) != int.from_bytes(header[8:], "little"):
+                # Past a damaged length nothing can be located: the shard cannot be counted or read.
+                raise SchemaError(f"{path}: record {n}: corrupt length header at byte {pos}")
             length = int.from_bytes(header[:8], "little")
             pos += 12 + length + 4
             if pos > size:
@@ -214,6 +222,70 @@ def count_records(path: str) -> int:
             fh.seek(pos)
             n += 1
     return n
+
+
+_CRC_MASK_DELTA = 0xA282EAD8
+
+
+def _masked_crc(data: bytes) -> int:
+    # TFRecord's framing checksum: crc32c, rotated right by 15 bits, plus a constant.
+    import google_crc32c
+
+    crc = int.from_bytes(google_crc32c.Checksum(data).digest(), "big")
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _CRC_MASK_DELTA) & 0xFFFFFFFF
+
+
+@dataclass
+class FramedRecord:
+    """One record of a TFRecord file as :func:`read_tfrecord_checked` found it: ``data`` is None
+    only where the framing itself is damaged; ``error`` says why the record is not to be used."""
+
+    index: int
+    offset: int
+    data: bytes | None
+    error: str | None = None
+
+
+def read_tfrecord_checked(path: str) -> Iterator[FramedRecord]:
+    """Every record of one TFRecord file (local or gs://) with its checksums verified, in order.
+
+    A record whose payload fails its checksum (a flipped byte) comes with ``error`` set and the
+    reading goes on: its neighbours are intact, and the caller can dead-letter it by shard and
+    index. A damaged length header or a cut-off file ends the file with one last errored record,
+    since nothing after it can be located."""
+    from disco import fileio
+
+    with fileio.open_binary(path) as fh:
+        index = offset = 0
+        while True:
+            header = fh.read(12)
+            if not header:
+                return
+            if len(header) < 12:
+                yield FramedRecord(index, offset, None, f"truncated record header at byte {offset}")
+                return
+            if _masked_crc(header[:8]) != int.from_bytes(header[8:], "little"):
+                yield FramedRecord(
+                    index,
+                    offset,
+                    None,
+                    f"corrupt length header at byte {offset}; the rest of the shard is unreadable",
+                )
+                return
+            length = int.from_bytes(header[:8], "little")
+            data = fh.read(length)
+            footer = fh.read(4)
+            if len(data) < length or len(footer) < 4:
+                yield FramedRecord(
+                    index, offset, None, f"truncated record of {length} bytes at byte {offset}"
+                )
+                return
+            ok = _masked_crc(data) == int.from_bytes(footer, "little")
+            yield FramedRecord(
+                index, offset, data, None if ok else f"checksum mismatch (corrupt bytes) at byte {offset}"
+            )
+            index += 1
+            offset += 12 + length + 4
 
 
 def iter_tfrecord_bytes(files: Sequence[str]) -> Iterator[bytes]:

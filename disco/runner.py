@@ -11,9 +11,10 @@ and the task's arguments (artifact inputs by URI). The cache directory is shared
 the same parent directory (``runs/.kfp-cache`` by default), so a second ``make demo`` into a new
 ``runs/demo-<id>`` reuses every finished step: resample has only parameter inputs, so it hits, and
 each downstream step then sees the same input URIs and hits too. A cache entry whose artifact files
-were deleted counts as a miss. What the key does not see: the *contents* of the dataset behind
-``data_uri`` and uncommitted library changes (the local image name carries the disco version and git
-commit), hence ``--no-cache``.
+were deleted counts as a miss. The dataset's content is in the key through the ``data_fingerprint``
+argument (disco.data.fingerprint: file list, sizes, modification times), so a dataset regenerated at
+the same path re-runs every step. What the key does not see: uncommitted library changes (the local
+image name carries the disco version and git commit), hence ``--no-cache``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from disco import __version__, params
+from disco import __version__, fileio, params
 from disco.errors import ConfigError, DatasetError, DiscoError
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,12 @@ def default_run_id() -> str:
 
 def _resolve_data(data_uri: str) -> str:
     if data_uri.startswith("gs://"):
+        from disco.data.storage import missing_credentials
+
+        # Checked here, so a run without credentials fails before the pipeline starts.
+        reason = missing_credentials()
+        if reason:
+            raise DatasetError(data_uri, reason)
         return data_uri
     path = Path(data_uri).expanduser()
     if not path.exists():
@@ -200,6 +206,7 @@ def run_local(
     when the run succeeds (kfp.local writes artifacts through local paths only)."""
     from kfp import local
 
+    from disco.data.fingerprint import dataset_fingerprint
     from pipelines.factory import make_pipeline
 
     if augment_copies < 0 or augment_mixup < 0:
@@ -224,6 +231,10 @@ def run_local(
     data = _resolve_data(data_uri)
     remote_out = str(output_dir) if str(output_dir).startswith("gs://") else None
     if remote_out:
+        # Before anything is staged: without credentials or write access the run fails now.
+        from disco.remote import check_gcs_output
+
+        check_gcs_output(remote_out)
         staging = Path(tempfile.mkdtemp(prefix="disco-run-"))
         out = staging
         default_cache = staging / CACHE_DIR_NAME
@@ -254,6 +265,8 @@ def run_local(
         validation_fraction=validation_fraction,
         use_release_features=use_release_features,
         beam_options=beam_options,
+        # The cache key of the steps that read the dataset: a dataset changed at the same path re-runs.
+        data_fingerprint=dataset_fingerprint(data),
     )
     pipeline = make_pipeline(
         image=local_image(),
@@ -325,12 +338,12 @@ def run_local(
             f"{metrics_src}: evaluate finished but wrote no {params.METRICS_FILE}; see {log_path}"
         )
     metrics_path = out / params.METRICS_FILE
-    shutil.copyfile(metrics_src, metrics_path)
+    fileio.copy_file(metrics_src, metrics_path)
     report_src = evaluation_dir / params.REPORT_FILE
     report_path: Path | None = None
     if report_src.exists():
         report_path = out / params.REPORT_FILE
-        shutil.copyfile(report_src, report_path)
+        fileio.copy_file(report_src, report_path)
     metrics = json.loads(metrics_path.read_text())
     result = RunResult(
         output_dir=remote_out or str(out),
@@ -343,7 +356,8 @@ def run_local(
         cached_tasks=sorted(set(tee.cached) | set(hits.cached)),
         parameters=arguments,
     )
-    (out / RUN_SUMMARY_FILE).write_text(
+    fileio.write_text(
+        out / RUN_SUMMARY_FILE,
         json.dumps(
             {
                 "parameters": arguments,
@@ -357,7 +371,7 @@ def run_local(
             indent=2,
             sort_keys=True,
         )
-        + "\n"
+        + "\n",
     )
     from disco.runinfo import write_run_info
 

@@ -229,6 +229,7 @@ def make_pipeline(
         validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
         use_release_features: bool = False,
         beam_options: str = "",
+        data_fingerprint: str = "",
     ) -> str:
         hyper = dict(
             preset=preset,
@@ -246,7 +247,10 @@ def make_pipeline(
         with dsl.If(use_release_features == True, name="release-features"):  # noqa: E712 (KFP condition)
             imported = configure(
                 comps["import_features"](
-                    data_uri=data_uri, seed=seed, validation_fraction=validation_fraction
+                    data_uri=data_uri,
+                    seed=seed,
+                    validation_fraction=validation_fraction,
+                    data_fingerprint=data_fingerprint,
                 ),
                 "import_features",
             )
@@ -258,6 +262,7 @@ def make_pipeline(
                     seed=seed,
                     validation_fraction=validation_fraction,
                     beam_options=beam_options,
+                    data_fingerprint=data_fingerprint,
                 ),
                 "resample",
             )

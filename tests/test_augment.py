@@ -115,10 +115,10 @@ def test_beam_mixup_copies_and_labels(resampled, tmp_path):
     src, originals = resampled
     train = {k: r for k, r in originals.items() if r.split == "train"}
     summary, recs = _augment(src, tmp_path / "a", copies=1, mixup=2, masks=True)
-    assert summary["records"] == len(recs) == 3 * len(train)
+    assert summary.records == len(recs) == 3 * len(train)
     assert {r.key for r in recs} == set(train) and {r.split for r in recs} == {"train"}
     assert sorted(r.augmentation_id for r in recs) == sorted([1, 2, 3] * len(train))
-    assert summary["masks"] and summary["mixup"] == 2 and summary["chain"]
+    assert summary.masks and summary.mixup == 2 and summary.chain
 
     partners: dict[str, set[str]] = {}
     for r in (r for r in recs if r.augmentation_id > 1):

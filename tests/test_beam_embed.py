@@ -202,16 +202,16 @@ def test_each_embedding_is_its_own_clips(clean):
 def test_counts_per_split_and_summary(clean):
     s = clean["summary"]
     want = {split: sum(r.split == split for r in clean["inputs"]) for split in params.SPLITS}
-    assert s["splits"] == want and s["records"] == len(clean["inputs"])
-    assert (s["embedder"], s["frames"], s["dim"], s["precision"]) == (
+    assert s.splits == want and s.records == len(clean["inputs"])
+    assert (s.embedder, s.frames, s.dim, s.precision) == (
         "musicnn",
         MUSICNN_FRAMES,
         MUSICNN_DIM,
         "float32",
     )
-    assert s["failed"] == 0 and s["failures"] == []
+    assert s.failed == 0 and s.failures == []
     on_disk = json.loads((clean["root"] / "embeddings" / params.SUMMARY_FILE).read_text())
-    assert on_disk["records"] == s["records"] and on_disk["splits"] == want
+    assert on_disk["records"] == s.records and on_disk["splits"] == want
     assert (clean["root"] / "embeddings" / params.FAILURES_FILE).read_text() == ""
     for split in params.SPLITS:
         assert list_shards(clean["root"] / "embeddings", f"{params.EMBEDDING_PREFIX}-{split}")
@@ -224,7 +224,7 @@ def test_undecodable_records_go_to_the_dead_letter(with_bad):
     s = with_bad["summary"]
     out_dir = with_bad["root"] / "embeddings"
     failures = [json.loads(line) for line in (out_dir / params.FAILURES_FILE).read_text().splitlines()]
-    assert s["failed"] == 3 and sorted(failures, key=str) == sorted(s["failures"], key=str)
+    assert s.failed == 3 and sorted(failures, key=str) == sorted(s.failures, key=str)
     shard = str(with_bad["root"] / "resampled" / shard_name(f"{params.RESAMPLED_PREFIX}-train", 0, 1))
     assert {f["shard"] for f in failures} == {shard}
     by_key = {f["key"]: f["reason"] for f in failures}
@@ -238,8 +238,8 @@ def test_good_records_all_written_beside_the_bad(with_bad):
     s = with_bad["summary"]
     outputs = {r.key: r for r in iter_embeddings([str(with_bad["root"] / "embeddings")])}
     assert set(outputs) == {r.key for r in with_bad["good"]}
-    assert s["records"] == len(with_bad["good"]) and s["records"] + s["failed"] == 7
-    assert s["splits"] == {"train": 3, "test": 1}
+    assert s.records == len(with_bad["good"]) and s.records + s.failed == 7
+    assert s.splits == {"train": 3, "test": 1}
     for rec in with_bad["good"]:
         np.testing.assert_array_equal(outputs[rec.key].y_true, rec.y_true)
 

@@ -61,6 +61,10 @@ BAD_REASONS = {
     "text_file": r"cannot decode.*not recognised",
     "wav_header_only": r"no audio samples|zero-length",
     "missing_file": r"not found",
+    # Would be padded into 10 s of labelled near-silence (params.MIN_CLIP_SECONDS and the rate range).
+    "one_sample_wav": r"too short",
+    "clip_0_05s": r"too short: 0\.050 s",
+    "wav_at_1hz": r"sample rate 1 Hz outside",
 }
 # An Ogg Vorbis file cut mid-stream (a 10 s clip losing its last half): see
 # test_stream_truncated_ogg_is_dead_lettered.
@@ -115,6 +119,11 @@ def _build_audio(rng: np.random.Generator, real_clips: Path, openmic_sample: Pat
     audio[KEYS["text_file"]] = b"sample_key,instrument,relevance\n000046_3840,clarinet,0.17\n" * 20
     audio[KEYS["wav_header_only"]] = encode(np.zeros((0, 1), np.float32), 44100, fmt="WAV", subtype="PCM_16")
     audio[KEYS["missing_file"]] = None
+    audio[KEYS["one_sample_wav"]] = encode(
+        np.full((1, 1), 0.5, np.float32), 44100, fmt="WAV", subtype="PCM_16"
+    )
+    audio[KEYS["clip_0_05s"]] = encode(tone(440.0, 44100, 0.05, (0.5,)), 44100, fmt="WAV", subtype="PCM_16")
+    audio[KEYS["wav_at_1hz"]] = encode(rng.uniform(-0.5, 0.5, (10, 1)), 1, fmt="WAV", subtype="PCM_16")
     audio[KEYS[TRUNCATED_STREAM]] = vorbis[: len(vorbis) // 2]
     return audio, expect
 
@@ -236,12 +245,15 @@ def test_labels_and_splits_are_the_datasets(mixed):
 
 def test_summary_shards_and_run_info_agree_with_the_records(mixed):
     out, s, records = mixed["out"], mixed["summary"], mixed["records"]
-    assert json.loads((out / params.SUMMARY_FILE).read_text()) == s
-    assert s["step"] == "resample" and s["clips"] == len(KEYS)
-    assert s["ok"] == len(records) and s["ok"] + s["failed"] == s["clips"]
-    assert s["splits"] == {sp: Counter(r.split for r in records.values())[sp] for sp in params.SPLITS}
-    assert s["sample_rate"] == SR and s["clip_samples"] == params.CLIP_SAMPLES
-    assert s["shards"] == {sp: NUM_SHARDS for sp in params.SPLITS}
+    from disco.results import ResampleResult
+
+    assert json.loads((out / params.SUMMARY_FILE).read_text()) == s.to_dict()
+    assert ResampleResult.read(out) == s
+    assert s.step == "resample" and s.clips == len(KEYS)
+    assert s.ok == len(records) and s.ok + s.failed == s.clips
+    assert s.splits == {sp: Counter(r.split for r in records.values())[sp] for sp in params.SPLITS}
+    assert s.sample_rate == SR and s.clip_samples == params.CLIP_SAMPLES
+    assert s.shards == {sp: NUM_SHARDS for sp in params.SPLITS}
     for sp in params.SPLITS:
         shards = list_shards(out, f"{params.RESAMPLED_PREFIX}-{sp}")
         assert [os.path.basename(p) for p in shards] == [
@@ -261,8 +273,8 @@ def test_bad_files_are_dead_lettered_with_a_reason(mixed):
     out, s, data = mixed["out"], mixed["summary"], mixed["data"]
     lines = [json.loads(x) for x in (out / params.FAILURES_FILE).read_text().splitlines() if x.strip()]
     by_key = {f["key"]: f for f in lines}
-    assert len(by_key) == len(lines) == s["failed"]
-    assert sorted(lines, key=lambda f: f["key"]) == sorted(s["failures"], key=lambda f: f["key"])
+    assert len(by_key) == len(lines) == s.failed
+    assert sorted(lines, key=lambda f: f["key"]) == sorted(s.failures, key=lambda f: f["key"])
     assert BAD <= set(by_key), f"not dead-lettered: {sorted(NAMES[k] for k in BAD - set(by_key))}"
     assert not GOOD & set(by_key)
     assert set(by_key) | set(mixed["records"]) == set(KEYS.values())
@@ -275,7 +287,7 @@ def test_bad_files_are_dead_lettered_with_a_reason(mixed):
 
 
 def test_stream_truncated_ogg_is_dead_lettered(mixed):
-    failed = {f["key"]: f for f in mixed["summary"]["failures"]}
+    failed = {f["key"]: f for f in mixed["summary"].failures}
     assert KEYS[TRUNCATED_STREAM] in failed, (
         f"written as a {mixed['records'][KEYS[TRUNCATED_STREAM]].original_duration:.2f} s clip"
     )
@@ -303,9 +315,9 @@ def test_release_tarball_gives_the_same_records(mixed, tmp_path):
         assert (rec.split, rec.original_duration) == (ref.split, ref.original_duration)
         np.testing.assert_array_equal(rec.y_true, ref.y_true)
         np.testing.assert_array_equal(rec.y_mask, ref.y_mask)
-    assert s["splits"] == mixed["summary"]["splits"] and s["clips"] == mixed["summary"]["clips"]
-    failed = {f["key"]: f for f in s["failures"]}
-    assert set(failed) == {f["key"] for f in mixed["summary"]["failures"]}
+    assert s.splits == mixed["summary"].splits and s.clips == mixed["summary"].clips
+    failed = {f["key"]: f for f in s.failures}
+    assert set(failed) == {f["key"] for f in mixed["summary"].failures}
     for name, pattern in BAD_REASONS.items():
         f = failed[KEYS[name]]
         assert f["path"].startswith(f"{tgz}!") and re.search(pattern, f["reason"], re.IGNORECASE), f
@@ -316,15 +328,20 @@ def test_release_tarball_gives_the_same_records(mixed, tmp_path):
 KILL_CLIPS = 300
 
 
+def _staging_dirs(out: Path) -> list[Path]:
+    """The step's staging folders beside out (disco.publish), where Beam's temporary files live."""
+    return sorted(out.parent.glob(f".{out.name}.staging-*"))
+
+
 def _temp_data(out: Path) -> bool:
-    """Whether Beam's temporary write directories under out hold any bytes yet."""
+    """Whether Beam's temporary write directories under the staging folder hold any bytes yet."""
     try:
-        dirs = [out / d for d in os.listdir(out) if d.startswith("beam-temp-")]
-        for d in dirs:
-            for f in os.listdir(d):
-                if os.path.getsize(d / f) > 0:
-                    return True
-    except FileNotFoundError:  # out not created yet, or Beam moved a file away meanwhile
+        for staging in _staging_dirs(out):
+            for d in staging.glob("beam-temp-*"):
+                for f in os.listdir(d):
+                    if os.path.getsize(d / f) > 0:
+                        return True
+    except FileNotFoundError:  # not created yet, or Beam moved a file away meanwhile
         pass
     return False
 
@@ -355,19 +372,19 @@ def test_killed_run_leaves_no_partial_shard_and_a_rerun_completes(tmp_path, open
         proc.wait()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
-    assert not (out / params.SUMMARY_FILE).exists()
-    # Whatever carries a final shard name must be whole: TFRecordDataset checks every CRC and
-    # raises DataLossError on a truncated record.
-    for shard in list_shards(out, params.RESAMPLED_PREFIX):
-        n = sum(1 for _ in tf.data.TFRecordDataset([shard]).as_numpy_iterator())
-        assert n > 0, shard
+    # Nothing was published: the output folder does not exist; the partial data is in staging only.
+    assert not out.exists()
+    stale = _staging_dirs(out)
+    assert stale and any(stale[0].glob("beam-temp-*"))
 
     from disco.beam.resample import run_resample
 
-    stale = sorted(out.glob("beam-temp-*"))
-    assert stale  # the killed run left its partial data there, never under a shard name
     s = run_resample(str(data), str(out), num_shards=3, threads=2)
-    assert s["ok"] == KILL_CLIPS and s["failed"] == 0
+    assert s.ok == KILL_CLIPS and s.failed == 0
     assert not any(p.exists() for p in stale)  # the rerun cleared what the killed run left
+    assert not _staging_dirs(out)
+    for shard in list_shards(out, params.RESAMPLED_PREFIX):
+        n = sum(1 for _ in tf.data.TFRecordDataset([shard]).as_numpy_iterator())
+        assert n > 0, shard
     keys = Counter(r.key for r in iter_resampled([str(out)]))
     assert set(keys) == set(audio) and set(keys.values()) == {1}

@@ -48,7 +48,7 @@ def _good_keys(root: Path, summary: dict) -> list[str]:
     return sorted(k for k in _labels(root) if k not in bad)
 
 
-def test_layout_matches_release(demo_dir: Path, openmic_sample: Path) -> None:
+def test_layout_matches_release(demo_dir: Path, openmic_sample: Path, demo_summary: dict) -> None:
     for name in (
         params.AGGREGATED_LABELS_FILE,
         params.CLASS_MAP_FILE,
@@ -72,7 +72,8 @@ def test_layout_matches_release(demo_dir: Path, openmic_sample: Path) -> None:
     ours = (demo_dir / params.PARTITIONS_DIR / params.PARTITION_TRAIN_FILE).read_text()
     assert ours.endswith("\n") and real_part.endswith("\n")
     assert all(line.count("_") == 1 for line in ours.splitlines())
-    # checksums list the files as they are on disk
+    # checksums list the intact files: the clips damaged on purpose differ from their entry
+    # (so `disco verify` names them), every other file matches
     import hashlib
 
     with open(demo_dir / "checksums-audio.csv", newline="") as fh:
@@ -80,8 +81,10 @@ def test_layout_matches_release(demo_dir: Path, openmic_sample: Path) -> None:
     assert rows[0] == ["", "md5"]
     sums = {k: v for k, v in rows[1:]}
     assert set(sums) == {p.stem for p in oggs}
+    damaged = {c["key"] for c in demo_summary["corrupt"]}
+    assert damaged
     for p in oggs:
-        assert hashlib.md5(p.read_bytes()).hexdigest() == sums[p.stem]
+        assert (hashlib.md5(p.read_bytes()).hexdigest() == sums[p.stem]) == (p.stem not in damaged), p.stem
 
 
 def test_audio_is_release_format(demo_dir: Path, demo_summary: dict) -> None:
@@ -246,3 +249,18 @@ def test_cli_demo_data(tmp_path: Path, capsys) -> None:
     assert summary["clips"] == 4 and sum(summary["splits"].values()) == 4
     assert len(list((tmp_path / "d").glob("audio/*/*.ogg"))) == 4
     assert main(["demo-data", "--out", str(tmp_path / "e"), "--clips", "2"]) == 2  # typed error, not a crash
+    # A non-empty folder is refused (its old clips would join the dataset); --overwrite replaces
+    # an earlier demo dataset, never a folder that is not one.
+    assert (
+        main(["demo-data", "--out", str(tmp_path / "d"), "--clips", "4", "--workers", "1", "--seed", "5"])
+        == 2
+    )
+    assert (
+        main(["demo-data", "--out", str(tmp_path / "d"), "--clips", "4", "--workers", "1", "--overwrite"])
+        == 0
+    )
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert main(["demo-data", "--out", str(other), "--clips", "4", "--workers", "1", "--overwrite"]) == 2
+    assert (other / "notes.txt").read_text() == "mine"

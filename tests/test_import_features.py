@@ -32,8 +32,8 @@ def test_npz_becomes_embedding_records_with_splits_and_labels(release_like, tmp_
     npz = ds.load_npz()
     row = {str(k): i for i, k in enumerate(npz.sample_key)}
     recs = list(records.iter_embeddings([str(tmp_path)]))
-    assert len(recs) == summary["records"] == len(clips)
-    assert summary["splits"] == {s: sum(c.split == s for c in clips.values()) for s in summary["splits"]}
+    assert len(recs) == summary.records == len(clips)
+    assert summary.splits == {s: sum(c.split == s for c in clips.values()) for s in summary.splits}
     for rec in recs:
         clip = clips[rec.key]
         assert rec.split == clip.split

@@ -273,6 +273,10 @@ def test_missing_and_malformed_files(dataset: Path, tmp_path: Path) -> None:
     (dataset / params.CLASS_MAP_FILE).write_text("{not json")
     with pytest.raises(DatasetError, match="invalid JSON"):
         open_dataset(dataset).class_map()
+    # Labels are indexed by class position, so reading them checks the class map first.
+    with pytest.raises(DatasetError, match="invalid JSON"):
+        open_dataset(dataset).labels()
+    (dataset / params.CLASS_MAP_FILE).write_text(json.dumps(params.CLASS_INDEX))
     (dataset / params.PARTITIONS_DIR / params.PARTITION_TRAIN_FILE).unlink()
     with pytest.raises(DatasetError, match="required file is missing") as err:
         open_dataset(dataset).partitions()

@@ -89,13 +89,14 @@ def test_missing_dataset_and_bad_parameters_fail_before_running(tmp_path):
 
 def test_component_markdown_tables():
     from components import _runtime
+    from disco.results import ResampleResult
 
     md = _runtime.failures_markdown(
-        {
-            "ok": 9,
-            "failed": 1,
-            "failures": [{"key": "000001_0", "path": "audio/000/000001_0.ogg", "reason": "a|b"}],
-        }
+        ResampleResult(
+            ok=9,
+            failed=1,
+            failures=[{"key": "000001_0", "path": "audio/000/000001_0.ogg", "reason": "a|b"}],
+        )
     )
     assert "9 clips resampled, 1 failed" in md and "000001_0" in md and "a\\|b" in md
     conf = _runtime.confusion_counts({"confusion": {"tp": 2, "fp": 2, "fn": 3, "tn": 5, "rule": "r"}})

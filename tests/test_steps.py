@@ -41,8 +41,8 @@ def chain(tmp_path_factory):
 def test_resample_records_and_dead_letters(chain):
     s = chain["resample"]
     bad = chain["demo"]["corrupt"][0]["key"]
-    assert s["failed"] == 1 and s["failures"][0]["key"] == bad and s["failures"][0]["reason"]
-    assert s["ok"] == 23 and sum(s["splits"].values()) == 23
+    assert s.failed == 1 and s.failures[0]["key"] == bad and s.failures[0]["reason"]
+    assert s.ok == 23 and sum(s.splits.values()) == 23
     lines = (chain["root"] / "resampled" / params.FAILURES_FILE).read_text().splitlines()
     assert json.loads(lines[0])["key"] == bad
     recs = list(iter_resampled([str(chain["root"] / "resampled")]))
@@ -59,7 +59,7 @@ def test_resample_records_and_dead_letters(chain):
 
 def test_augment_only_train(chain):
     recs = list(iter_resampled([str(chain["root"] / "augmented")]))
-    train = chain["resample"]["splits"]["train"]
+    train = chain["resample"].splits["train"]
     assert len(recs) == train and {r.split for r in recs} == {"train"}
     assert {r.augmentation_id for r in recs} == {1}
 
@@ -68,13 +68,13 @@ def test_embed_records_read_back(chain):
     from disco.records import embedding_dataset
 
     s = chain["embed"]
-    assert (s["embedder"], s["frames"], s["dim"]) == ("musicnn", 3, 753)
-    assert s["records"] == 23 + chain["resample"]["splits"]["train"]
+    assert (s.embedder, s.frames, s.dim) == ("musicnn", 3, 753)
+    assert s.records == 23 + chain["resample"].splits["train"]
     files = list_shards(str(chain["root"] / "embeddings"), params.EMBEDDING_PREFIX)
     ds = embedding_dataset(files, frames=3, dim=753, split="test")
     emb, y_true, y_mask, key = next(iter(ds.batch(100)))
     assert emb.shape[1:] == (3, 753) and np.isfinite(emb.numpy()).all()
-    assert len(key) == chain["resample"]["splits"]["test"]
+    assert len(key) == chain["resample"].splits["test"]
     assert y_mask.numpy().sum(1).min() >= 2
 
 
@@ -84,13 +84,13 @@ def test_train_and_evaluate(chain, tmp_path):
 
     emb = str(chain["root"] / "embeddings")
     t = run_train(emb, str(tmp_path / "model"), model="attention", epochs=3, patience=2, seed=1)
-    assert t["epochs_run"] <= 3 and 0.0 <= t["val_mAP"] <= 1.0
-    assert t["augmented_train_examples"] == chain["resample"]["splits"]["train"]
+    assert t.epochs_run <= 3 and 0.0 <= t.val_mAP <= 1.0
+    assert t.augmented_train_examples == chain["resample"].splits["train"]
     e = run_evaluate(str(tmp_path / "model"), emb, str(tmp_path / "eval"), seed=1)
     metrics = json.loads((tmp_path / "eval" / params.METRICS_FILE).read_text())
     assert {"mAP", "f1_macro", "per_class", "random_forest"} <= set(metrics)
     assert set(metrics["per_class"]) == set(params.CLASSES)
-    assert e["mAP"] == pytest.approx(metrics["mAP"], nan_ok=True)
+    assert e.mAP == pytest.approx(metrics["mAP"], nan_ok=True)
     assert (tmp_path / "eval" / params.REPORT_FILE).stat().st_size > 10_000
     for step in ("model", "eval"):
         assert json.loads((tmp_path / step / params.RUN_INFO_FILE).read_text())["seed"] == 1
@@ -134,5 +134,5 @@ def test_tune_mode_records_the_search(chain, tmp_path):
         tune=True,
         tune_trials=2,
     )
-    assert 1e-5 <= s["l2"] <= 1e-2 and 1e-4 <= s["learning_rate"] <= 3e-3
+    assert 1e-5 <= s.l2 <= 1e-2 and 1e-4 <= s.learning_rate <= 3e-3
     assert (tmp_path / "tuned" / "tuning").is_dir()

@@ -30,6 +30,14 @@ def decode_audio(data: bytes | str | os.PathLike[str], *, name: str | None = Non
 
     label = name or (str(data) if not isinstance(data, bytes) else "<bytes>")
     if not isinstance(data, bytes):
+        from disco.errors import DatasetError
+        from disco.inputs import require_regular_file
+
+        try:
+            # Opening a FIFO would block until something writes to it.
+            require_regular_file(data)
+        except DatasetError as exc:
+            raise AudioDecodeError(label, exc.reason) from None
         try:
             with open(data, "rb") as fh:
                 data = fh.read()
@@ -48,7 +56,23 @@ def decode_audio(data: bytes | str | os.PathLike[str], *, name: str | None = Non
         raise AudioDecodeError(label, "no audio samples (zero-length stream)")
     if not np.all(np.isfinite(audio)):
         raise AudioDecodeError(label, "decoded audio holds NaN or infinite samples")
+    check_rate_and_length(audio.shape[0], int(sr), label=label)
     return audio, int(sr)
+
+
+def check_rate_and_length(samples: int, sr: int, *, label: str) -> None:
+    """Raise AudioDecodeError for a sample rate outside the sane range or a clip shorter than
+    ``params.MIN_CLIP_SECONDS``: either would be resampled and padded into a full-length record
+    of near-silence that keeps the clip's labels."""
+    if not params.MIN_SOURCE_SAMPLE_RATE <= sr <= params.MAX_SOURCE_SAMPLE_RATE:
+        raise AudioDecodeError(
+            label,
+            f"sample rate {sr} Hz outside {params.MIN_SOURCE_SAMPLE_RATE}-{params.MAX_SOURCE_SAMPLE_RATE} Hz",
+        )
+    if samples < params.MIN_CLIP_SECONDS * sr:
+        raise AudioDecodeError(
+            label, f"too short: {samples / sr:.3f} s ({samples} samples), minimum {params.MIN_CLIP_SECONDS} s"
+        )
 
 
 def truncation(data: bytes) -> str | None:

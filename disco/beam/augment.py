@@ -3,17 +3,18 @@ validation or test), in the resampled-record schema with augmentation_id 1..K.""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 
-from disco import fileio, params
+import apache_beam as beam
+
+from disco import params
 from disco.beam.options import pipeline_options
-from disco.beam.sinks import remove_stale_temp
-from disco.errors import ConfigError
-from disco.runinfo import write_run_info
+from disco.beam.sinks import WriteSplits
+from disco.errors import ConfigError, DiscoError
+from disco.publish import publishes
+from disco.results import AugmentResult, ResampleResult
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +72,22 @@ def _train_count(resampled_dir: str, files: Sequence[str]) -> int:
     from disco.records import count_records
 
     try:
-        return int(
-            json.loads(fileio.read_text(fileio.join(resampled_dir, params.SUMMARY_FILE)))["splits"][
-                params.SPLIT_TRAIN
-            ]
-        )
-    except (OSError, KeyError, ValueError, TypeError):
+        return int(ResampleResult.read(resampled_dir).splits[params.SPLIT_TRAIN])
+    except (DiscoError, KeyError, ValueError, TypeError):
         return sum(count_records(f) for f in files)
 
 
+def _as_train(raw: bytes) -> tuple[str, bytes]:
+    return params.SPLIT_TRAIN, raw
+
+
+def _keyed_by_group(raw: bytes, seed: int, groups: int) -> tuple[int, bytes]:
+    from disco.records import record_key
+
+    return mixup_group(record_key(raw), seed=seed, groups=groups), raw
+
+
+@publishes("augment")
 def run_augment(
     resampled_dir: str,
     out_dir: str,
@@ -90,29 +98,36 @@ def run_augment(
     masks: bool = False,
     num_shards: int | None = None,
     beam_args: Sequence[str] = (),
-) -> dict:
-    """``copies`` audiomentations copies (ids 1..copies) and ``mixup`` mixtures with other train clips
-    (ids copies+1..copies+mixup) of every train clip."""
-    import apache_beam as beam
+    test_pipeline: beam.Pipeline | None = None,
+) -> AugmentResult:
+    """Augmented copies of every train clip of a resample output.
 
+    Args:
+        resampled_dir: a resample output.
+        out_dir: the output folder (local or ``gs://``); published whole or not at all.
+        copies: audiomentations copies per clip (augmentation ids 1..copies).
+        seed: seeds every copy and mixup pairing.
+        mixup: mixtures with other train clips per clip (ids copies+1..copies+mixup).
+        masks: add SpecAugment-style time/frequency masks to the copies.
+        num_shards: output shards (default: as many as the input's train shards).
+        beam_args: options passed to Beam unchanged.
+        test_pipeline: a Beam pipeline to build on (tests pass ``TestPipeline``).
+
+    Returns:
+        The step's AugmentResult (also its summary.json).
+    """
     from disco.audio.augment import CHAIN_DESCRIPTION, MASKS_DESCRIPTION, MIXUP_WEIGHT_RANGE
-    from disco.records import count_records, list_shards, record_key
+    from disco.records import count_records, list_shards
 
     if copies < 0 or mixup < 0 or copies + mixup < 1:
         raise ConfigError(
             f"need --copies >= 0 and --mixup >= 0, at least one of them > 0 (got {copies}, {mixup})"
         )
     start = time.perf_counter()
-    fileio.makedirs(out_dir)
-    remove_stale_temp(out_dir)
-    files = [
-        f
-        for f in list_shards(resampled_dir, params.RESAMPLED_PREFIX)
-        if os.path.basename(f).startswith(f"{params.RESAMPLED_PREFIX}-{params.SPLIT_TRAIN}-")
-    ]
+    files = list_shards(resampled_dir, f"{params.RESAMPLED_PREFIX}-{params.SPLIT_TRAIN}")
     if not files:
         raise ConfigError(f"{resampled_dir}: no train-split resampled shards")
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args))
     train = (
         pipeline | "Shards" >> beam.Create(files, reshuffle=False) | "Read" >> beam.io.ReadAllFromTFRecord()
     )
@@ -125,52 +140,28 @@ def run_augment(
         groups = max(1, _train_count(resampled_dir, files) // MIXUP_GROUP)
         outputs.append(
             train
-            | "MixupGroup"
-            >> beam.Map(lambda raw: (mixup_group(record_key(raw), seed=seed, groups=groups), raw))
+            | "MixupGroup" >> beam.Map(_keyed_by_group, seed, groups)
             | "GroupClips" >> beam.GroupByKey()
             | "Mixup" >> beam.FlatMap(_mix_group, mixup, copies + 1, seed)
         )
     merged = outputs[0] if len(outputs) == 1 else tuple(outputs) | "Merge" >> beam.Flatten()
-    merged | "Write" >> beam.io.WriteToTFRecord(
-        os.path.join(out_dir, f"{params.RESAMPLED_PREFIX}-{params.SPLIT_TRAIN}"),
-        file_name_suffix=params.TFRECORD_SUFFIX,
-        num_shards=num_shards or len(files),
-        shard_name_template="-SSSSS-of-NNNNN",
+    (
+        merged
+        | "AsTrain" >> beam.Map(_as_train)
+        | "Write"
+        >> WriteSplits(out_dir, params.RESAMPLED_PREFIX, {params.SPLIT_TRAIN: num_shards or len(files)})
     )
     pipeline.run().wait_until_finish()
 
     records = sum(count_records(f) for f in list_shards(out_dir, params.RESAMPLED_PREFIX))
-    seconds = time.perf_counter() - start
     chain = CHAIN_DESCRIPTION + (MASKS_DESCRIPTION if masks else [])
-    summary = {
-        "step": "augment",
-        "records": records,
-        "copies": copies,
-        "mixup": mixup,
-        "masks": masks,
-        "seed": seed,
-        "chain": chain if copies else [],
-        "mixup_weights": list(MIXUP_WEIGHT_RANGE) if mixup else None,
-        "seconds": round(seconds, 2),
-    }
-    fileio.write_text(fileio.join(out_dir, params.SUMMARY_FILE), json.dumps(summary, indent=2))
-    write_run_info(
-        out_dir,
-        step="augment",
+    return AugmentResult(
+        records=records,
+        copies=copies,
+        mixup=mixup,
+        masks=masks,
         seed=seed,
-        parameters={
-            "resampled_dir": str(resampled_dir),
-            "copies": copies,
-            "mixup": mixup,
-            "masks": masks,
-            "beam_args": list(beam_args),
-        },
+        chain=chain if copies else [],
+        mixup_weights=list(MIXUP_WEIGHT_RANGE) if mixup else None,
+        seconds=round(time.perf_counter() - start, 2),
     )
-    log.info(
-        "augment: %d copies + %d mixtures of train clips → %d records in %.1f s",
-        copies,
-        mixup,
-        records,
-        seconds,
-    )
-    return summary

@@ -16,41 +16,23 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import apache_beam as beam
 import numpy as np
+from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
 from disco import fileio, params
 from disco.beam.options import pipeline_options
 from disco.beam.progress import Progress
-from disco.beam.sinks import read_dead_letters, remove_stale_temp
+from disco.beam.sinks import FAILED_TAG, OK_TAG, DeadLetter, WriteSplits, failure, read_dead_letters
+from disco.embedders import embedder_options
 from disco.errors import ConfigError, DiscoError, SchemaError
-from disco.runinfo import write_run_info
+from disco.publish import distinct_inputs, publishes
+from disco.results import EmbedResult
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 64
-FAILED_TAG = "failed"  # the Decode step's dead-letter output
-
-
-def embedder_options(
-    embedder: str,
-    *,
-    vggish_handle: str | None = None,
-    vggish_checkpoint: str | None = None,
-    pca_params: str | None = None,
-    precision: str | None = None,
-) -> dict[str, Any]:
-    """The keyword options for get_embedder(): each embedder takes only its own."""
-    opts: dict[str, Any] = {"precision": precision}
-    if embedder == "vggish":
-        if vggish_checkpoint:
-            opts["checkpoint"] = vggish_checkpoint
-        else:
-            opts["handle"] = vggish_handle or params.VGGISH_DEFAULT_HANDLE
-        if pca_params:
-            opts["pca_params"] = pca_params
-    elif vggish_checkpoint or pca_params:
-        raise ConfigError(f"--vggish-checkpoint/--pca-params apply to the vggish embedder, not {embedder}")
-    return opts
 
 
 # The embedder the launcher built, reused by a worker in the same process (the local runner): a
@@ -68,36 +50,40 @@ def _load_embedder(embedder: str, options: dict[str, Any]):
     return _LOADED[key]
 
 
-def _model_handler(embedder: str, options: dict[str, Any], batch_size: int, total: int | None = None):
-    from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+class EmbedderModelHandler(ModelHandler):
+    """RunInference's model handler for a disco Embedder: a batch of ``(pcm, metadata)`` →
+    ``PredictionResult(metadata, embedding[frames, dim])``."""
 
-    class EmbedderModelHandler(ModelHandler):
-        def load_model(self):
-            return _load_embedder(embedder, options)
+    def __init__(self, embedder: str, options: dict[str, Any], batch_size: int, total: int | None = None):
+        super().__init__()
+        self.embedder = embedder
+        self.options = options
+        self.batch_size = batch_size
+        self.total = total
+        self._progress = None
 
-        def run_inference(
-            self, batch: Sequence[tuple], model, inference_args=None
-        ) -> Iterable[PredictionResult]:
-            waves = np.stack([item[0] for item in batch]).astype(np.float32) / params.PCM_SCALE
-            embeddings = model.embed(waves, batch_size=len(batch))
-            if getattr(self, "_progress", None) is None:  # made on the worker, after unpickling
-                self._progress = Progress("embed", total=total)
-            self._progress.add(len(batch))
-            for item, emb in zip(batch, embeddings):
-                yield PredictionResult(item[1], emb)
+    def load_model(self):
+        return _load_embedder(self.embedder, self.options)
 
-        def batch_elements_kwargs(self):
-            # A fixed size: BatchElements otherwise starts at 1 and grows, and a CNN on a CPU runs
-            # small batches at a fraction of its throughput. The last batch of a bundle may be smaller.
-            return {"min_batch_size": batch_size, "max_batch_size": batch_size}
+    def run_inference(self, batch: Sequence[tuple], model, inference_args=None) -> Iterable[PredictionResult]:
+        waves = np.stack([item[0] for item in batch]).astype(np.float32) / params.PCM_SCALE
+        embeddings = model.embed(waves, batch_size=len(batch))
+        if self._progress is None:  # made on the worker, after unpickling
+            self._progress = Progress("embed", total=self.total)
+        self._progress.add(len(batch))
+        for item, emb in zip(batch, embeddings):
+            yield PredictionResult(item[1], emb)
 
-        def get_metrics_namespace(self) -> str:
-            return "disco_embed"
+    def batch_elements_kwargs(self):
+        # A fixed size: BatchElements otherwise starts at 1 and grows, and a CNN on a CPU runs
+        # small batches at a fraction of its throughput. The last batch of a bundle may be smaller.
+        return {"min_batch_size": self.batch_size, "max_batch_size": self.batch_size}
 
-        def share_model_across_processes(self) -> bool:
-            return False
+    def get_metrics_namespace(self) -> str:
+        return "disco_embed"
 
-    return EmbedderModelHandler()
+    def share_model_across_processes(self) -> bool:
+        return False
 
 
 def _readable_key(raw: bytes) -> str | None:
@@ -141,27 +127,34 @@ def _to_input(raw: bytes):
     return rec.pcm, meta
 
 
-def _decode_fn():
-    import apache_beam as beam
-    from apache_beam.metrics import Metrics
+class DecodeOrDeadLetter(beam.DoFn):
+    """(shard file, record bytes, unreadable reason) -> model input on the main output, or a
+    failure dict on FAILED_TAG."""
 
-    class DecodeOrDeadLetter(beam.DoFn):
-        """(shard file, record bytes) -> model input, or a failure dict on the FAILED_TAG output."""
+    def setup(self):
+        self.failed = Metrics.counter("disco_embed", "failed")
 
-        def setup(self):
-            self.failed = Metrics.counter("disco_embed", "failed")
+    def process(self, element):
+        shard, raw, unreadable = element
+        try:
+            if unreadable is not None:
+                raise SchemaError(unreadable)
+            yield _to_input(raw)
+        except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM bytes
+            self.failed.inc()
+            key = _readable_key(raw) if raw is not None else None
+            yield failure(shard=str(shard), key=key, reason=str(exc))
 
-        def process(self, element):
-            shard, raw = element
-            try:
-                yield _to_input(raw)
-            except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM bytes
-                self.failed.inc()
-                yield beam.pvalue.TaggedOutput(
-                    FAILED_TAG, {"shard": str(shard), "key": _readable_key(raw), "reason": str(exc)}
-                )
 
-    return DecodeOrDeadLetter
+def _read_checked(shard: str):
+    """shard file -> (shard, record bytes, None) per intact record, (shard, bytes or None, reason)
+    for one that fails its checksum (a flipped byte): Decode dead-letters it by shard and index,
+    and the shard's other records are still read. Beam's own TFRecord source stops the whole run
+    at the first bad checksum, naming no file."""
+    from disco.records import read_tfrecord_checked
+
+    for rec in read_tfrecord_checked(shard):
+        yield str(shard), rec.data, None if rec.error is None else f"record {rec.index}: {rec.error}"
 
 
 def _to_record(result, name: str, version: str):
@@ -186,7 +179,7 @@ def _input_files(audio_dirs: Sequence[str]) -> list[str]:
     from disco.records import list_shards
 
     files: list[str] = []
-    for d in audio_dirs:
+    for d in distinct_inputs(audio_dirs):
         found = list_shards(d, params.RESAMPLED_PREFIX)
         if not found:
             raise ConfigError(
@@ -206,6 +199,11 @@ def _count_records(files: Sequence[str]) -> dict[str, int]:
     return counts
 
 
+def default_num_shards(n_records: int) -> int:
+    return max(1, min(64, -(-n_records // 5000)))
+
+
+@publishes("embed")
 def run_embed(
     audio_dirs: Sequence[str],
     out_dir: str,
@@ -218,21 +216,33 @@ def run_embed(
     batch_size: int = DEFAULT_BATCH_SIZE,
     num_shards: int | None = None,
     beam_args: Sequence[str] = (),
-) -> dict:
-    import apache_beam as beam
-    from apache_beam.ml.inference.base import RunInference
+    max_failure_ratio: float = params.DEFAULT_MAX_FAILURE_RATIO,
+    test_pipeline: beam.Pipeline | None = None,
+) -> EmbedResult:
+    """Embed every record of resampled (and augmented) outputs into embedding TFRecords per split.
 
+    Args:
+        audio_dirs: resample / augment outputs (each at most once).
+        out_dir: the output folder (local or ``gs://``); published whole or not at all.
+        embedder, vggish_handle, vggish_checkpoint, pca_params, precision: the embedder and its
+            weights (see ``embedder_options``).
+        batch_size: clips per model call; num_shards: shards per split (default ~5000 records each).
+        beam_args: options passed to Beam unchanged.
+        max_failure_ratio: fail (publishing nothing) when more than this fraction of records cannot
+            be decoded; an output with no record always fails.
+        test_pipeline: a Beam pipeline to build on (tests pass ``TestPipeline``).
+
+    Returns:
+        The step's EmbedResult (also its summary.json).
+    """
+    from disco.embedders.precision import resolve_precision
     from disco.records import list_shards
 
     start = time.perf_counter()
     if isinstance(audio_dirs, str):
         audio_dirs = [audio_dirs]
-    fileio.makedirs(out_dir)
-    remove_stale_temp(out_dir)
     files = _input_files(audio_dirs)
     in_counts = _count_records(files)
-    from disco.embedders.precision import resolve_precision
-
     # Resolved once, here, and sent to the workers: what summary.json records is then what every
     # worker computed in, even where workers run on other hardware than the launcher (pass
     # --precision bfloat16 for GPU workers launched from a CPU without native bfloat16).
@@ -254,41 +264,30 @@ def run_embed(
         described["precision"],
     )
 
-    failures_path = fileio.join(out_dir, params.FAILURES_FILE)
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args))
     decoded = (
         pipeline
         | "Shards" >> beam.Create(files, reshuffle=False)
-        | "Read" >> beam.io.ReadAllFromTFRecord(with_filename=True)
-        | "Decode" >> beam.ParDo(_decode_fn()()).with_outputs(FAILED_TAG, main="ok")
+        | "Read" >> beam.FlatMap(_read_checked)
+        | "Decode" >> beam.ParDo(DecodeOrDeadLetter()).with_outputs(FAILED_TAG, main=OK_TAG)
     )
+    decoded[FAILED_TAG] | "DeadLetter" >> DeadLetter(out_dir)
     (
-        decoded[FAILED_TAG]
-        | "FailureJson" >> beam.Map(lambda f: json.dumps(f, sort_keys=True))
-        | "WriteFailures" >> beam.io.WriteToText(failures_path, shard_name_template="", num_shards=1)
-    )
-    records = (
-        decoded.ok
-        | "Embed" >> RunInference(_model_handler(embedder, options, batch_size, sum(in_counts.values())))
+        decoded[OK_TAG]
+        | "Embed"
+        >> RunInference(EmbedderModelHandler(embedder, options, batch_size, sum(in_counts.values())))
         | "Encode" >> beam.Map(_to_record, described["embedder"], described["embedder_version"])
-    )
-    for split, n in in_counts.items():
-        (
-            records
-            | f"Only{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
-            | f"Bytes{split}" >> beam.Values()
-            | f"Write{split}"
-            >> beam.io.WriteToTFRecord(
-                os.path.join(out_dir, f"{params.EMBEDDING_PREFIX}-{split}"),
-                file_name_suffix=params.TFRECORD_SUFFIX,
-                num_shards=num_shards or max(1, min(64, -(-n // 5000))),
-                shard_name_template="-SSSSS-of-NNNNN",
-            )
+        | "WriteSplits"
+        >> WriteSplits(
+            out_dir,
+            params.EMBEDDING_PREFIX,
+            {split: num_shards or default_num_shards(n) for split, n in in_counts.items()},
         )
+    )
     pipeline.run().wait_until_finish()
 
     # Through fileio, not open(): on Dataflow the workers wrote it, possibly to gs://.
-    failures = read_dead_letters(failures_path)
+    failures = read_dead_letters(fileio.join(out_dir, params.FAILURES_FILE))
     for f in failures:
         log.warning("could not decode a record (key %s) in %s: %s", f["key"], f["shard"], f["reason"])
 
@@ -296,44 +295,23 @@ def run_embed(
     out_counts = _count_records(out_files)
     seconds = time.perf_counter() - start
     total = sum(out_counts.values())
-    summary = {
-        "step": "embed",
-        "records": total,
-        "splits": out_counts,
-        "failed": len(failures),
-        "failures": failures,
-        **described,
-        "inputs": list(map(str, audio_dirs)),
-        "shards": len(out_files),
-        "batch_size": batch_size,
-        "seconds": round(seconds, 2),
-        "clips_per_s": round(total / seconds, 2) if seconds else None,
-    }
     if total + len(failures) != sum(in_counts.values()):
         raise DiscoError(
             f"embed lost records: {sum(in_counts.values())} in, {total} written + {len(failures)} failed"
         )
-    fileio.write_text(fileio.join(out_dir, params.SUMMARY_FILE), json.dumps(summary, indent=2))
-    write_run_info(
-        out_dir,
-        step="embed",
-        parameters={
-            "audio_dirs": list(map(str, audio_dirs)),
-            "embedder": embedder,
-            "vggish_handle": vggish_handle,
-            "vggish_checkpoint": vggish_checkpoint,
-            "pca_params": pca_params,
-            "precision": described["precision"],
-            "batch_size": batch_size,
-            "beam_args": list(beam_args),
-        },
-        extra={"embedder": described},
+    return EmbedResult(
+        records=total,
+        splits=out_counts,
+        failed=len(failures),
+        failures=failures,
+        embedder=described["embedder"],
+        embedder_version=described["embedder_version"],
+        frames=described["frames"],
+        dim=described["dim"],
+        precision=described["precision"],
+        inputs=list(map(str, audio_dirs)),
+        shards=len(out_files),
+        batch_size=batch_size,
+        seconds=round(seconds, 2),
+        clips_per_s=round(total / seconds, 2) if seconds else None,
     )
-    log.info(
-        "embed: %d records (%s) in %.1f s (%.1f clips/s)",
-        total,
-        ", ".join(f"{k} {v}" for k, v in out_counts.items()),
-        seconds,
-        summary["clips_per_s"] or 0,
-    )
-    return summary

@@ -2,32 +2,33 @@
 sharded TFRecords per split, with undecodable clips sent to a dead-letter file instead of failing.
 
 Elements are batches of clips; each batch is read and decoded on a thread pool inside the worker,
-since libsndfile and soxr release the GIL. Shards are written by Beam's file sink, which writes to a
-temporary directory and renames into place on finalisation, so a killed run leaves no file under a
-final shard name.
+since libsndfile and soxr release the GIL. Everything is written into a staging folder that is
+published whole when the step succeeds (disco.publish), so a killed or failed run leaves the
+previous output (or none), never a partial one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import apache_beam as beam
 import numpy as np
+from apache_beam.metrics import Metrics
 
 from disco import fileio, params
 from disco.beam.options import pipeline_options
 from disco.beam.progress import Progress
-from disco.beam.sinks import read_dead_letters, remove_stale_temp
+from disco.beam.sinks import FAILED_TAG, OK_TAG, DeadLetter, WriteSplits, failure, read_dead_letters
 from disco.errors import DiscoError
-from disco.runinfo import write_run_info
+from disco.publish import publishes
+from disco.results import ResampleResult
 
 log = logging.getLogger(__name__)
 
-FAILED_TAG = "failed"
 DEFAULT_BATCH = 16
 
 
@@ -65,51 +66,61 @@ def _resample_one(
     return encode_resampled(record), None
 
 
-def _decode_batch_fn():
-    import apache_beam as beam
-    from apache_beam.metrics import Metrics
+class DecodeBatch(beam.DoFn):
+    """A batch of clips ``(key, split, y_true, y_mask)`` → ``(split, record bytes)`` on the main
+    output, a failure dict on FAILED_TAG for each clip that cannot be decoded."""
 
-    class DecodeBatch(beam.DoFn):
-        def __init__(self, data_uri: str, threads: int, total: int):
-            self.data_uri = data_uri
-            self.threads = threads
-            self.total = total
+    def __init__(self, data_uri: str, threads: int, total: int):
+        self.data_uri = data_uri
+        self.threads = threads
+        self.total = total
 
-        def setup(self):
-            from disco.data.openmic import open_dataset
-            from disco.data.storage import TarSource
+    def setup(self):
+        from disco.data.openmic import open_dataset
+        from disco.data.storage import TarSource
 
-            self.ds = open_dataset(self.data_uri)
-            self.is_tar = isinstance(self.ds.source, TarSource)
-            self.pool = ThreadPoolExecutor(self.threads)
-            self.ok = {s: Metrics.counter("resample", f"ok_{s}") for s in params.SPLITS}
-            self.failed = Metrics.counter("resample", "failed")
-            self.progress = Progress("resample", total=self.total)
+        self.ds = open_dataset(self.data_uri)
+        self.is_tar = isinstance(self.ds.source, TarSource)
+        self.pool = ThreadPoolExecutor(self.threads)
+        self.ok = {s: Metrics.counter("resample", f"ok_{s}") for s in params.SPLITS}
+        self.failed = Metrics.counter("resample", "failed")
+        self.progress = Progress("resample", total=self.total)
 
-        def process(self, batch):
-            if self.is_tar:
-                # One pass over the compressed archive per batch; decoding still runs in parallel.
-                info = {c[0]: c for c in batch}
-                jobs = [(info[b.key], b.data, b.error) for b in self.ds.iter_audio(info)]
+    def process(self, batch):
+        if self.is_tar:
+            # One pass over the compressed archive per batch; decoding still runs in parallel.
+            info = {c[0]: c for c in batch}
+            jobs = [(info[b.key], b.data, b.error) for b in self.ds.iter_audio(info)]
+        else:
+            jobs = [(c, None, None) for c in batch]
+        futures = [self.pool.submit(_resample_one, self.ds, *c, data, error) for c, data, error in jobs]
+        for (clip, _, _), fut in zip(jobs, futures):
+            encoded, failed = fut.result()
+            self.progress.add()
+            if failed is None:
+                self.ok[clip[1]].inc()
+                yield clip[1], encoded
             else:
-                jobs = [(c, None, None) for c in batch]
-            futures = [self.pool.submit(_resample_one, self.ds, *c, data, error) for c, data, error in jobs]
-            for (clip, _, _), fut in zip(jobs, futures):
-                encoded, failure = fut.result()
-                self.progress.add()
-                if failure is None:
-                    self.ok[clip[1]].inc()
-                    yield clip[1], encoded
-                else:
-                    self.failed.inc()
-                    yield beam.pvalue.TaggedOutput(FAILED_TAG, failure)
+                self.failed.inc()
+                yield failure(**failed)
 
-        def teardown(self):
-            self.pool.shutdown()
-
-    return DecodeBatch
+    def teardown(self):
+        self.pool.shutdown()
 
 
+def _ok_counts(result, planned: dict[str, int], failures: list[dict]) -> dict[str, int]:
+    try:
+        counts = {s: 0 for s in params.SPLITS}
+        for c in result.metrics().query()["counters"]:
+            name = c.key.metric.name
+            if name.startswith("ok_"):
+                counts[name[3:]] += int(c.committed or c.attempted or 0)
+        return counts
+    except Exception:  # some runners do not report metrics; fall back to the plan minus failures
+        return {s: planned[s] - sum(f["split"] == s for f in failures) for s in params.SPLITS}
+
+
+@publishes("resample")
 def run_resample(
     data_uri: str,
     out_dir: str,
@@ -120,15 +131,29 @@ def run_resample(
     batch_size: int = DEFAULT_BATCH,
     threads: int | None = None,
     beam_args: Sequence[str] = (),
-) -> dict:
-    import apache_beam as beam
+    max_failure_ratio: float = params.DEFAULT_MAX_FAILURE_RATIO,
+    test_pipeline: beam.Pipeline | None = None,
+) -> ResampleResult:
+    """Resample every clip of a dataset into sharded TFRecords per split.
 
+    Args:
+        data_uri: the dataset (``openmic-2018/`` folder, release ``.tgz`` or ``gs://`` prefix).
+        out_dir: the output folder (local or ``gs://``); published whole or not at all.
+        seed, validation_fraction: the artist-grouped validation split carved from train.
+        num_shards: shards per split (default about 1000 clips each).
+        batch_size, threads: clips per Beam element, decode threads per worker.
+        beam_args: options passed to Beam unchanged.
+        max_failure_ratio: fail (publishing nothing) when more than this fraction of clips fails;
+            an output with no clip always fails.
+        test_pipeline: a Beam pipeline to build on (tests pass ``TestPipeline``).
+
+    Returns:
+        The step's ResampleResult (also its summary.json).
+    """
     from disco.data.openmic import open_dataset
     from disco.data.storage import TarSource
 
     start = time.perf_counter()
-    fileio.makedirs(out_dir)
-    remove_stale_temp(out_dir)
     ds = open_dataset(data_uri)
     clips = ds.clips(validation_fraction=validation_fraction, seed=seed)
     threads = threads or os.cpu_count() or 1
@@ -138,7 +163,7 @@ def run_resample(
     else:
         batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     per_split = {s: sum(c.split == s for c in clips) for s in params.SPLITS}
-    shards = {s: num_shards or default_num_shards(n) for s, n in per_split.items()}
+    shards = {s: num_shards or default_num_shards(n) for s, n in per_split.items() if n}
     log.info(
         "resampling %d clips from %s (%s) with %d threads",
         len(items),
@@ -147,93 +172,36 @@ def run_resample(
         threads,
     )
 
-    options = pipeline_options(beam_args)
-    failures_path = fileio.join(out_dir, params.FAILURES_FILE)
-    pipeline = beam.Pipeline(options=options)
+    pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args))
     results = (
         pipeline
         | "Batches" >> beam.Create(batches, reshuffle=False)
         | "DecodeResample"
-        >> beam.ParDo(_decode_batch_fn()(str(data_uri), threads, len(items))).with_outputs(
-            FAILED_TAG, main="ok"
-        )
+        >> beam.ParDo(DecodeBatch(str(data_uri), threads, len(items))).with_outputs(FAILED_TAG, main=OK_TAG)
     )
-    for split in params.SPLITS:
-        if per_split[split] == 0:
-            continue
-        (
-            results.ok
-            | f"Only{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
-            | f"Bytes{split}" >> beam.Values()
-            | f"Write{split}"
-            >> beam.io.WriteToTFRecord(
-                os.path.join(out_dir, f"{params.RESAMPLED_PREFIX}-{split}"),
-                file_name_suffix=params.TFRECORD_SUFFIX,
-                num_shards=shards[split],
-                shard_name_template="-SSSSS-of-NNNNN",
-            )
-        )
-    (
-        results[FAILED_TAG]
-        | "FailureJson" >> beam.Map(lambda f: json.dumps(f, sort_keys=True))
-        | "WriteFailures" >> beam.io.WriteToText(failures_path, shard_name_template="", num_shards=1)
-    )
+    results[OK_TAG] | "WriteSplits" >> WriteSplits(out_dir, params.RESAMPLED_PREFIX, shards)
+    results[FAILED_TAG] | "DeadLetter" >> DeadLetter(out_dir)
     result = pipeline.run()
     result.wait_until_finish()
 
-    counts = {s: 0 for s in params.SPLITS}
-    try:
-        for c in result.metrics().query()["counters"]:
-            name = c.key.metric.name
-            if name.startswith("ok_"):
-                counts[name[3:]] += int(c.committed or c.attempted or 0)
-    except Exception:  # some runners do not report metrics; fall back to the plan minus failures
-        counts = None
-    failures = read_dead_letters(failures_path)
-    if counts is None:
-        failed_by_split = {s: sum(f["split"] == s for f in failures) for s in params.SPLITS}
-        counts = {s: per_split[s] - failed_by_split[s] for s in params.SPLITS}
+    failures = read_dead_letters(fileio.join(out_dir, params.FAILURES_FILE))
+    counts = _ok_counts(result, per_split, failures)
     for f in failures:
         log.warning("could not decode %s: %s", f["path"], f["reason"])
     seconds = time.perf_counter() - start
-    summary = {
-        "step": "resample",
-        "dataset": ds.uri,
-        "clips": len(items),
-        "ok": sum(counts.values()),
-        "failed": len(failures),
-        "failures": failures,
-        "splits": counts,
-        "shards": {s: shards[s] for s in params.SPLITS if per_split[s]},
-        "sample_rate": params.SAMPLE_RATE,
-        "clip_samples": params.CLIP_SAMPLES,
-        "resampler": "soxr HQ",
-        "seconds": round(seconds, 2),
-        "clips_per_s": round(len(items) / seconds, 2) if seconds else None,
-    }
-    if summary["ok"] + summary["failed"] != len(items):
+    summary = ResampleResult(
+        dataset=ds.uri,
+        clips=len(items),
+        ok=sum(counts.values()),
+        failed=len(failures),
+        failures=failures,
+        splits=counts,
+        shards=shards,
+        seconds=round(seconds, 2),
+        clips_per_s=round(len(items) / seconds, 2) if seconds else None,
+    )
+    if summary.ok + summary.failed != len(items):
         raise DiscoError(
-            f"resample lost clips: {len(items)} in, {summary['ok']} written + {summary['failed']} failed"
+            f"resample lost clips: {len(items)} in, {summary.ok} written + {summary.failed} failed"
         )
-    fileio.write_text(fileio.join(out_dir, params.SUMMARY_FILE), json.dumps(summary, indent=2))
-    write_run_info(
-        out_dir,
-        step="resample",
-        seed=seed,
-        parameters={
-            "data_uri": str(data_uri),
-            "validation_fraction": validation_fraction,
-            "num_shards": num_shards,
-            "batch_size": batch_size,
-            "threads": threads,
-            "beam_args": list(beam_args),
-        },
-    )
-    log.info(
-        "resample: %d ok, %d failed in %.1f s (%.1f clips/s)",
-        summary["ok"],
-        summary["failed"],
-        seconds,
-        summary["clips_per_s"] or 0,
-    )
     return summary

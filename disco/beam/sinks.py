@@ -1,15 +1,79 @@
-"""Files the Beam steps keep beside their shards: the dead-letter file, and the temporary
-directories of Beam's file sink."""
+"""What the Beam steps share at their end: the records written per split into sharded TFRecords
+(:class:`WriteSplits`) and the failed inputs into a JSON-lines dead-letter file
+(:class:`DeadLetter`), both into the step's staging folder (disco.publish)."""
 
 from __future__ import annotations
 
 import json
-import logging
-import os
+from collections.abc import Mapping
+from typing import Any
 
-from disco import fileio
+import apache_beam as beam
 
-log = logging.getLogger(__name__)
+from disco import fileio, params
+
+OK_TAG = "ok"
+FAILED_TAG = "failed"  # the dead-letter output of every step's decoding DoFn
+
+
+def failure(**fields: Any) -> beam.pvalue.TaggedOutput:
+    """A failed input as the DoFn's FAILED_TAG output: always tagged, so no runner can mistake a
+    dead letter for a record (the main output carries records only)."""
+    return beam.pvalue.TaggedOutput(FAILED_TAG, dict(fields))
+
+
+def _json_line(item: Mapping[str, Any]) -> str:
+    return json.dumps(dict(item), sort_keys=True)
+
+
+class DeadLetter(beam.PTransform):
+    """Failure dicts → ``failures.jsonl`` (one JSON object a line) in ``out_dir``."""
+
+    def __init__(self, out_dir: str):
+        super().__init__()
+        self.path = fileio.join(out_dir, params.FAILURES_FILE)
+
+    def expand(self, failures):
+        return (
+            failures
+            | "Json" >> beam.Map(_json_line)
+            | "Write" >> beam.io.WriteToText(self.path, shard_name_template="", num_shards=1)
+        )
+
+
+def _split_index(element: tuple[str, bytes], _n: int) -> int:
+    return params.SPLITS.index(element[0])
+
+
+class WriteSplits(beam.PTransform):
+    """``(split, record bytes)`` → ``<prefix>-<split>-SSSSS-of-NNNNN.tfrecord`` in ``out_dir``,
+    with ``shards[split]`` files for each split that has records (a split absent from ``shards``
+    must not occur)."""
+
+    def __init__(self, out_dir: str, prefix: str, shards: Mapping[str, int]):
+        super().__init__()
+        self.out_dir = out_dir
+        self.prefix = prefix
+        self.shards = dict(shards)
+
+    def expand(self, records):
+        parts = records | "BySplit" >> beam.Partition(_split_index, len(params.SPLITS))
+        written = {}
+        for split, part in zip(params.SPLITS, parts):
+            if split not in self.shards:
+                continue
+            written[split] = (
+                part
+                | f"Bytes{split}" >> beam.Values()
+                | f"Write{split}"
+                >> beam.io.WriteToTFRecord(
+                    fileio.join(self.out_dir, f"{self.prefix}-{split}"),
+                    file_name_suffix=params.TFRECORD_SUFFIX,
+                    num_shards=self.shards[split],
+                    shard_name_template="-SSSSS-of-NNNNN",
+                )
+            )
+        return written
 
 
 def read_dead_letters(path: str) -> list[dict]:
@@ -19,19 +83,3 @@ def read_dead_letters(path: str) -> list[dict]:
         fileio.write_text(path, "")
         return []
     return [json.loads(line) for line in fileio.read_text(path).splitlines() if line.strip()]
-
-
-def remove_stale_temp(out_dir: str) -> list[str]:
-    """Delete Beam file-sink temporary directories that a killed run left in ``out_dir``.
-
-    Shards only reach their final names at finalisation, so these never hold readable output;
-    left alone they would pile up (hundreds of MB of partial audio) with every interrupted run.
-    Local directories only: on object stores the runner's own cleanup applies."""
-    import glob
-    import shutil
-
-    stale = [] if fileio.is_remote(out_dir) else sorted(glob.glob(os.path.join(out_dir, "beam-temp-*")))
-    for path in stale:
-        log.warning("removing %s, left by an interrupted run", path)
-        shutil.rmtree(path, ignore_errors=True)
-    return stale

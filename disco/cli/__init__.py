@@ -33,8 +33,16 @@ COMMAND_ORDER = (
 )
 
 
+# Helper modules of the CLI that are not subcommands.
+HELPER_MODULES = frozenset({"argtypes"})
+
+
 def command_modules() -> list[str]:
-    found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    found = {
+        m.name
+        for m in pkgutil.iter_modules(__path__)
+        if not m.name.startswith("_") and m.name not in HELPER_MODULES
+    }
     ordered = [name for name in COMMAND_ORDER if name in found]
     return ordered + sorted(found - set(ordered))
 
@@ -69,6 +77,22 @@ def configure_logging(*, verbose: bool = False, quiet: bool = False) -> None:
     )
 
 
+# Options that name a command's output location. Commands whose library step writes gs:// itself
+# declare `remote_outputs=True`; the others refuse a gs:// output instead of making a local "gs:" folder.
+OUTPUT_OPTIONS = ("out", "output_dir")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output location, before any work: no existing file in the way, and a gs:// one
+    supported and writable now (credentials, bucket, permission), so a doomed run fails in seconds."""
+    from disco.remote import check_output
+
+    for name in OUTPUT_OPTIONS:
+        value = getattr(args, name, None)
+        if value:
+            check_output(value, remote_ok=getattr(args, "remote_outputs", False))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -79,9 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     args.extra = extra
     configure_logging(verbose=args.verbose, quiet=args.quiet)
     try:
+        check_outputs(args)
         rc = args.func(args)
     except DiscoError as exc:
-        print(f"disco {args.command}: error: {exc}", file=sys.stderr)
+        # One line, whatever a library's message held (a wrapped error may span several).
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"disco {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from disco.cli import argtypes
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from disco import params
@@ -17,10 +19,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and an artist-grouped split01. Same seed, same dataset.",
     )
     p.add_argument("--out", required=True, help="output directory (becomes the dataset root)")
-    p.add_argument("--clips", type=int, default=200, help="number of clips (default 200)")
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
-    p.add_argument("--corrupt", type=int, default=0, help="break N train clips on purpose (dead-letter demo)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--clips", type=argtypes.positive_int, default=200, help="number of clips (default 200)")
+    p.add_argument("--seed", type=argtypes.non_negative_int, default=params.DEFAULT_SEED)
+    p.add_argument(
+        "--corrupt",
+        type=argtypes.non_negative_int,
+        default=0,
+        help="break N train clips on purpose (dead-letter demo)",
+    )
+    p.add_argument(
+        "--workers", type=argtypes.positive_int, default=None, help="processes (default: all cores)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier demo dataset in --out (else a non-empty --out is refused)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=handle)
 
@@ -29,7 +43,12 @@ def handle(args: argparse.Namespace) -> int:
     from disco.data.demo import generate_demo_dataset
 
     summary = generate_demo_dataset(
-        args.out, clips=args.clips, seed=args.seed, corrupt=args.corrupt, workers=args.workers
+        args.out,
+        clips=args.clips,
+        seed=args.seed,
+        corrupt=args.corrupt,
+        workers=args.workers,
+        overwrite=args.overwrite,
     )
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from disco.cli import argtypes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,9 +34,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="default: bfloat16 where the hardware computes it natively, else float32",
     )
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=64)
+    p.add_argument(
+        "--max-failure-ratio",
+        type=argtypes.fraction_closed,
+        default=params.DEFAULT_MAX_FAILURE_RATIO,
+        help="fail, publishing nothing, when more than this fraction of records cannot be decoded "
+        "(default %(default)s: only when all fail; an empty output always fails)",
+    )
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=handle, accepts_extra=True)
+    p.set_defaults(func=handle, accepts_extra=True, remote_outputs=True)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -51,14 +59,15 @@ def handle(args: argparse.Namespace) -> int:
         precision=args.precision,
         batch_size=args.batch_size,
         beam_args=args.extra,
+        max_failure_ratio=args.max_failure_ratio,
     )
     if args.json:
-        print(json.dumps(s, indent=2))
+        print(s.to_json(), end="")
     else:
         print(
-            f"embedded {s['records']} clips with {s['embedder']} ({s['frames']}x{s['dim']}, "
-            f"{s['precision']}) at {s['clips_per_s']} clips/s → {args.out}"
+            f"embedded {s.records} clips with {s.embedder} ({s.frames}x{s.dim}, "
+            f"{s.precision}) at {s.clips_per_s} clips/s → {args.out}"
         )
-        for f in s.get("failures", []):
+        for f in s.failures:
             print(f"  not embedded: {f.get('key') or '<unreadable record>'} in {f['shard']}: {f['reason']}")
     return 0

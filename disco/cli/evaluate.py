@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from disco.cli import argtypes
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from disco import params
@@ -16,8 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("features")
     p.add_argument("--out", required=True)
     p.add_argument("--no-rf", action="store_true", help="skip the random-forest recipe")
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
-    p.add_argument("--validation-fraction", type=float, default=params.DEFAULT_VALIDATION_FRACTION)
+    p.add_argument("--seed", type=argtypes.non_negative_int, default=params.DEFAULT_SEED)
+    p.add_argument(
+        "--validation-fraction",
+        type=argtypes.fraction_closed_open,
+        default=params.DEFAULT_VALIDATION_FRACTION,
+    )
     p.set_defaults(func=handle)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from disco.cli import argtypes
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -22,11 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--validation-fraction",
-        type=float,
+        type=argtypes.fraction_closed_open,
         default=None,
         help="also show the artist-grouped validation split carved from train (default: params)",
     )
-    p.add_argument("--seed", type=int, default=None, help="seed of the validation split")
+    p.add_argument(
+        "--seed", type=argtypes.non_negative_int, default=None, help="seed of the validation split"
+    )
     p.set_defaults(func=handle)
 
 

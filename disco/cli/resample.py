@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from disco.cli import argtypes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,12 +20,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", help="dataset: openmic-2018/ dir, release .tgz or gs:// prefix")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED, help="seed of the validation split")
-    p.add_argument("--validation-fraction", type=float, default=params.DEFAULT_VALIDATION_FRACTION)
-    p.add_argument("--num-shards", type=int, default=None, help="shards per split (default ~1000 clips each)")
-    p.add_argument("--threads", type=int, default=None, help="decode threads per worker (default: cores)")
+    p.add_argument(
+        "--seed",
+        type=argtypes.non_negative_int,
+        default=params.DEFAULT_SEED,
+        help="seed of the validation split",
+    )
+    p.add_argument(
+        "--validation-fraction",
+        type=argtypes.fraction_closed_open,
+        default=params.DEFAULT_VALIDATION_FRACTION,
+    )
+    p.add_argument(
+        "--num-shards",
+        type=argtypes.positive_int,
+        default=None,
+        help="shards per split (default ~1000 clips each)",
+    )
+    p.add_argument(
+        "--threads",
+        type=argtypes.positive_int,
+        default=None,
+        help="decode threads per worker (default: cores)",
+    )
+    p.add_argument(
+        "--max-failure-ratio",
+        type=argtypes.fraction_closed,
+        default=params.DEFAULT_MAX_FAILURE_RATIO,
+        help="fail, publishing nothing, when more than this fraction of inputs fails "
+        "(default %(default)s: only when all fail; an empty output always fails)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=handle, accepts_extra=True)
+    p.set_defaults(func=handle, accepts_extra=True, remote_outputs=True)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -38,14 +65,15 @@ def handle(args: argparse.Namespace) -> int:
         num_shards=args.num_shards,
         threads=args.threads,
         beam_args=args.extra,
+        max_failure_ratio=args.max_failure_ratio,
     )
     if args.json:
-        print(json.dumps(s, indent=2))
+        print(s.to_json(), end="")
         return 0
     print(
-        f"resampled {s['ok']} clips ({', '.join(f'{k} {v}' for k, v in s['splits'].items())}), "
-        f"{s['failed']} failed, {s['clips_per_s']} clips/s → {args.out}"
+        f"resampled {s.ok} clips ({', '.join(f'{k} {v}' for k, v in s.splits.items())}), "
+        f"{s.failed} failed, {s.clips_per_s} clips/s → {args.out}"
     )
-    for f in s["failures"]:
+    for f in s.failures:
         print(f"  failed: {f['key']}  {f['path']}: {f['reason']}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from disco import params
+from disco.cli import argtypes
 
 DEFAULT_RUNS_DIR = "runs"
 
@@ -26,9 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--vggish-handle", default=params.VGGISH_DEFAULT_HANDLE, help="VGGish TF Hub handle or path"
     )
-    p.add_argument("--copies", type=int, default=1, help="augmented copies per training clip (0: none)")
     p.add_argument(
-        "--mixup", type=int, default=0, help="mixtures with other training clips per training clip"
+        "--copies",
+        type=argtypes.non_negative_int,
+        default=1,
+        help="augmented copies per training clip (0: none)",
+    )
+    p.add_argument(
+        "--mixup",
+        type=argtypes.non_negative_int,
+        default=0,
+        help="mixtures with other training clips per training clip",
     )
     p.add_argument(
         "--masks", action="store_true", help="add SpecAugment-style time and frequency masks to the copies"
@@ -42,14 +51,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model", default=None, choices=params.MODELS, help="classifier (auto: chosen by validation)"
     )
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--learning-rate", type=float, default=None)
-    p.add_argument("--dropout", type=float, default=None)
-    p.add_argument("--l2", type=float, default=None)
-    p.add_argument("--patience", type=int, default=None)
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
-    p.add_argument("--validation-fraction", type=float, default=params.DEFAULT_VALIDATION_FRACTION)
+    p.add_argument("--epochs", type=argtypes.positive_int, default=None)
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=None)
+    p.add_argument("--learning-rate", type=argtypes.positive_float, default=None)
+    p.add_argument("--dropout", type=argtypes.fraction_closed_open, default=None)
+    p.add_argument("--l2", type=argtypes.non_negative_float, default=None)
+    p.add_argument("--patience", type=argtypes.positive_int, default=None)
+    p.add_argument("--seed", type=argtypes.non_negative_int, default=params.DEFAULT_SEED)
+    p.add_argument(
+        "--validation-fraction",
+        type=argtypes.fraction_closed_open,
+        default=params.DEFAULT_VALIDATION_FRACTION,
+    )
     p.add_argument(
         "--release-features",
         action="store_true",
@@ -59,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="run every step, ignoring cached results")
     p.add_argument("--cache-dir", default=None, help="task cache (default <output-dir>/../.kfp-cache)")
     p.add_argument("--show-logs", action="store_true", help="stream every step's full log, not only progress")
-    p.set_defaults(func=handle)
+    p.set_defaults(func=handle, remote_outputs=True)
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -240,7 +240,26 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
         values["data_uri"] = args.data
     if "data_uri" in types and "data_uri" not in values:
         raise ConfigError("data_uri is required: pass --data gs://bucket/path (as the cluster sees it)")
+    if "data_fingerprint" in types and "data_fingerprint" not in values:
+        values["data_fingerprint"] = _data_fingerprint(values["data_uri"])
     return values
+
+
+def _data_fingerprint(data_uri: str) -> str:
+    """The dataset's content identity for the cluster's cache key (see disco.data.fingerprint); ""
+    (the key then sees the URI only) where this machine cannot list the dataset."""
+    from disco.data.fingerprint import dataset_fingerprint
+
+    try:
+        return dataset_fingerprint(data_uri)
+    except Exception as exc:  # no credentials, a path only the cluster sees: not a reason to refuse
+        log.warning(
+            "%s: cannot fingerprint the dataset from here (%s); the KFP cache will key it by URI only "
+            "(pass --param data_fingerprint=... or disable caching when the data changes)",
+            data_uri,
+            exc,
+        )
+        return ""
 
 
 def handle_submit(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from disco.cli import argtypes
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from disco import params
@@ -28,15 +30,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model", choices=params.MODELS, default=None, help="auto: candidates chosen by validation"
     )
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--learning-rate", type=float, default=None)
-    p.add_argument("--dropout", type=float, default=None)
-    p.add_argument("--l2", type=float, default=None)
-    p.add_argument("--patience", type=int, default=None)
-    p.add_argument("--ensemble", type=int, default=None, help="networks (seeds) averaged into the model")
-    p.add_argument("--seed", type=int, default=params.DEFAULT_SEED)
-    p.add_argument("--validation-fraction", type=float, default=params.DEFAULT_VALIDATION_FRACTION)
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=None)
+    p.add_argument("--epochs", type=argtypes.positive_int, default=None)
+    p.add_argument("--learning-rate", type=argtypes.positive_float, default=None)
+    p.add_argument("--dropout", type=argtypes.fraction_closed_open, default=None)
+    p.add_argument("--l2", type=argtypes.non_negative_float, default=None)
+    p.add_argument("--patience", type=argtypes.positive_int, default=None)
+    p.add_argument(
+        "--ensemble",
+        type=argtypes.positive_int,
+        default=None,
+        help="networks (seeds) averaged into the model",
+    )
+    p.add_argument("--seed", type=argtypes.non_negative_int, default=params.DEFAULT_SEED)
+    p.add_argument(
+        "--validation-fraction",
+        type=argtypes.fraction_closed_open,
+        default=params.DEFAULT_VALIDATION_FRACTION,
+    )
     p.add_argument("--tune", action="store_true", help="Keras Tuner search before the final fit")
     p.set_defaults(func=handle)
 
@@ -60,8 +71,6 @@ def handle(args: argparse.Namespace) -> int:
         validation_fraction=args.validation_fraction,
         tune=args.tune,
     )
-    chosen = s["chosen"] if s["chosen"] == s["model"] else f"{s['model']} → {s['chosen']} ({s['selection']})"
-    print(
-        f"{chosen}: best epoch {s['best_epoch']}/{s['epochs_run']}, validation mAP {s['val_mAP']:.4f} → {args.out}"
-    )
+    chosen = s.chosen if s.chosen == s.model else f"{s.model} → {s.chosen} ({s.selection})"
+    print(f"{chosen}: best epoch {s.best_epoch}/{s.epochs_run}, validation mAP {s.val_mAP:.4f} → {args.out}")
     return 0

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -30,6 +31,7 @@ from disco.runinfo import write_run_info
 log = logging.getLogger(__name__)
 
 DEMO_TEST_FRACTION = 0.25
+DEMO_SUMMARY_FILE = "demo-summary.json"  # marks a folder as a demo dataset (--overwrite may remove it)
 
 
 @dataclass(frozen=True)
@@ -280,6 +282,21 @@ def _corrupt(path: Path, kind: str, rng: np.random.Generator) -> None:
 CORRUPTION_KINDS = ("truncated", "garbage", "empty")
 
 
+def _prepare_root(root: Path, *, overwrite: bool) -> None:
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root}: output path exists and is not a directory")
+    if root.is_dir() and any(root.iterdir()):
+        if not overwrite:
+            raise ConfigError(
+                f"{root}: output directory is not empty; choose a new one, or --overwrite an earlier demo dataset"
+            )
+        if not (root / DEMO_SUMMARY_FILE).is_file():
+            raise ConfigError(f"{root}: not removed by --overwrite: it holds no {DEMO_SUMMARY_FILE} (not a demo dataset)")
+        log.info("removing the earlier demo dataset in %s", root)
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+
+
 def generate_demo_dataset(
     out_dir: str | os.PathLike[str],
     *,
@@ -287,14 +304,17 @@ def generate_demo_dataset(
     seed: int = params.DEFAULT_SEED,
     corrupt: int = 0,
     workers: int | None = None,
+    overwrite: bool = False,
 ) -> dict:
-    """Write the dataset; returns a summary (clips, splits, corrupt keys, seconds)."""
+    """Write the dataset; returns a summary (clips, splits, corrupt keys, seconds). An existing
+    non-empty ``out_dir`` is refused (old clips would mix into the new dataset) unless
+    ``overwrite`` and it holds an earlier demo dataset, which is then removed first."""
     start = time.perf_counter()
     root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
     specs = plan_clips(clips, seed=seed)
     if corrupt < 0 or corrupt > clips // 2:
         raise ConfigError(f"--corrupt must be between 0 and {clips // 2}")
+    _prepare_root(root, overwrite=overwrite)
     workers = workers or os.cpu_count() or 1
     md5: dict[str, str] = {}
     jobs = [(s, str(root)) for s in specs]
@@ -323,8 +343,9 @@ def generate_demo_dataset(
     for j, spec in enumerate(train_specs[:corrupt]):
         kind = CORRUPTION_KINDS[j % len(CORRUPTION_KINDS)]
         path = root / audio_relpath(spec.key)
+        # md5[key] keeps the intact file's checksum: the lists describe the release as it should
+        # be, so `disco verify` names the damaged files.
         _corrupt(path, kind, rng)
-        md5[spec.key] = hashlib.md5(path.read_bytes()).hexdigest()
         corrupted.append({"key": spec.key, "kind": kind})
 
     with open(root / params.AGGREGATED_LABELS_FILE, "w", newline="") as fh:
@@ -365,7 +386,7 @@ def generate_demo_dataset(
         "soundfont": os.path.basename(soundfont_path()),
         "seconds": round(time.perf_counter() - start, 2),
     }
-    (root / "demo-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (root / DEMO_SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     (root / params.SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     write_run_info(root, step="demo-data", seed=seed,
                    parameters={"clips": clips, "seed": seed, "corrupt": corrupt, "workers": workers})

@@ -23,6 +23,7 @@ import numpy as np
 from disco import params
 from disco.data.storage import Source, TarSource, open_source
 from disco.errors import DatasetError
+from disco.inputs import check_features
 
 log = logging.getLogger(__name__)
 
@@ -117,17 +118,24 @@ class OpenMICDataset:
             mapping = json.loads(self.source.read_text(rel))
         except json.JSONDecodeError as exc:
             raise DatasetError(self.source.location(rel), f"invalid JSON: {exc}") from exc
+        if not isinstance(mapping, dict):
+            raise DatasetError(self.source.location(rel), f"expected an object of class: index, got {type(mapping).__name__}")
         if mapping != params.CLASS_INDEX:
-            raise DatasetError(
-                self.source.location(rel),
-                f"class map differs from OpenMIC-2018's 20 classes: {mapping}",
+            # Name the first difference: a reassigned index would pair every label with the
+            # wrong instrument, silently.
+            wrong = next(
+                (f"{name!r} has index {mapping.get(name)!r}, expected {i}" for name, i in params.CLASS_INDEX.items() if mapping.get(name) != i),
+                f"unknown classes {sorted(set(mapping) - set(params.CLASS_INDEX))}",
             )
+            raise DatasetError(self.source.location(rel), f"class map differs from OpenMIC-2018's {params.NUM_CLASSES} classes: {wrong}")
         return mapping
 
     @cached_property
     def _labels(self) -> Labels:
         rel = params.AGGREGATED_LABELS_FILE
         path = self.source.location(rel)
+        # Labels are indexed by class position: a class map that disagrees must stop here.
+        self.class_map()
         text = self._require(rel)
         reader = csv.reader(io.StringIO(text))
         header = next(reader, None)
@@ -306,6 +314,11 @@ class OpenMICDataset:
             raise DatasetError(
                 path, f"inconsistent shapes X{feats.X.shape} Y_true{feats.y_true.shape} Y_mask{feats.y_mask.shape} keys({n})"
             )
+        check_features(
+            feats.X, path=f"{path}: X", frames=params.RELEASE_VGGISH_FRAMES, dim=params.VGGISH_EMBEDDING_SIZE, keys=feats.sample_key
+        )
+        if not np.isfinite(feats.y_true).all():
+            raise DatasetError(path, "Y_true holds non-finite values")
         return feats
 
     def vggish_json(self, key: str) -> np.ndarray:
@@ -313,10 +326,18 @@ class OpenMICDataset:
         try:
             doc = json.loads(self.source.read_text(rel))
             features = np.asarray(doc["features"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise DatasetError(self.source.location(rel), f"malformed VGGish JSON: {exc}") from exc
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(self.source.location(rel), f"malformed VGGish JSON: {exc}") from None
         if features.ndim != 2 or features.shape[1] != params.VGGISH_EMBEDDING_SIZE:
             raise DatasetError(self.source.location(rel), f"features shape {features.shape}, expected [frames, 128]")
+        if not (np.issubdtype(features.dtype, np.integer) or np.issubdtype(features.dtype, np.floating)):
+            raise DatasetError(self.source.location(rel), f"features are not numbers ({features.dtype})")
+        if np.issubdtype(features.dtype, np.integer) and (features.min() < 0 or features.max() > 255):
+            # Quantised features are bytes; anything else would wrap around when cast to uint8.
+            raise DatasetError(self.source.location(rel), f"quantised features outside 0-255 ({features.min()}..{features.max()})")
+        check_features(
+            features[None], path=self.source.location(rel), frames=params.RELEASE_VGGISH_FRAMES, dim=params.VGGISH_EMBEDDING_SIZE, keys=[key]
+        )
         return features.astype(np.uint8) if np.issubdtype(features.dtype, np.integer) else features.astype(np.float32)
 
 

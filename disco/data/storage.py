@@ -38,15 +38,54 @@ def split_gcs(uri: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def gcs_client():
+def missing_credentials() -> str | None:
+    """Why there are no usable Google credentials, or None. The emulator needs none. Off Google
+    Cloud, google-auth's probe of the GCE metadata server only costs timeouts, so it is skipped
+    where the machine says it is not a Google VM."""
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        return None
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    skip_probe = _off_google_cloud() and "NO_GCE_CHECK" not in os.environ
+    if skip_probe:
+        os.environ["NO_GCE_CHECK"] = "True"
+    try:
+        google.auth.default()
+    except DefaultCredentialsError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"no Google Cloud credentials ({first})"
+    finally:
+        if skip_probe:
+            del os.environ["NO_GCE_CHECK"]
+    return None
+
+
+def _off_google_cloud() -> bool:
+    # Google's VMs (GCE, GKE nodes, Vertex workers) name themselves in the BIOS product string.
+    # Where it cannot be read, nothing is assumed and google-auth probes as usual.
+    if os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_IP"):
+        return False
+    try:
+        with open("/sys/class/dmi/id/product_name", encoding="utf-8") as fh:
+            return "Google" not in fh.read()
+    except OSError:
+        return False
+
+
+def gcs_client(uri: str | None = None):
     """A google-cloud-storage client. ``STORAGE_EMULATOR_HOST`` (honoured by the client itself)
-    points it at an emulator; there it needs no credentials."""
+    points it at an emulator; there it needs no credentials. Elsewhere missing credentials are a
+    DatasetError naming ``uri`` at once, not a traceback from the first request."""
     from google.cloud import storage
 
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials
 
         return storage.Client(project="disco-emulated", credentials=AnonymousCredentials())
+    reason = missing_credentials()
+    if reason:
+        raise DatasetError(uri or GCS_SCHEME, reason)
     return storage.Client()
 
 
@@ -78,7 +117,9 @@ class Source:
 
     def read_text(self, rel: str) -> str:
         try:
-            return self.read_bytes(rel).decode("utf-8")
+            # utf-8-sig: a CSV saved by a spreadsheet starts with a byte-order mark, which would
+            # otherwise become part of the first header name.
+            return self.read_bytes(rel).decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise DatasetError(self.location(rel), f"not UTF-8 text: {exc}") from exc
 
@@ -144,7 +185,9 @@ class TarSource(Source):
         try:
             return tarfile.open(self.path, mode="r:*")
         except (tarfile.TarError, OSError, EOFError) as exc:
-            raise DatasetError(self.uri, f"not a readable tar archive: {exc}") from exc
+            # tarfile lists every compression it tried, one per line: the first line is the gist.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DatasetError(self.uri, f"not a readable tar archive: {first.rstrip(':')}") from exc
 
     def _index(self) -> None:
         names: dict[str, tarfile.TarInfo] = {}
@@ -233,7 +276,7 @@ class GCSSource(Source):
     @property
     def bucket(self):
         if self._bucket is None:
-            self._client = self._client or gcs_client()
+            self._client = self._client or gcs_client(self.uri)
             self._bucket = self._client.bucket(self.bucket_name)
         return self._bucket
 
@@ -269,7 +312,7 @@ def download_gcs_file(uri: str, dest_dir: str | os.PathLike[str] | None = None) 
     from google.api_core import exceptions as gexc
 
     bucket, name = split_gcs(uri)
-    client = gcs_client()
+    client = gcs_client(uri)
     dest_dir = dest_dir or tempfile.mkdtemp(prefix="disco-gcs-")
     dest = Path(dest_dir) / posixpath.basename(name)
     log.info("downloading %s → %s", uri, dest)
@@ -283,7 +326,7 @@ def download_gcs_file(uri: str, dest_dir: str | os.PathLike[str] | None = None) 
 def upload_dir(local_dir: str | os.PathLike[str], uri: str, *, client=None) -> int:
     """Copy a local directory tree to a gs:// prefix; returns the number of files."""
     bucket_name, prefix = split_gcs(uri)
-    client = client or gcs_client()
+    client = client or gcs_client(uri)
     bucket = client.bucket(bucket_name)
     count = 0
     root = Path(local_dir)

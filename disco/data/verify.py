@@ -30,7 +30,12 @@ def read_md5_list(path: str | os.PathLike[str], *, text: str | None = None) -> d
     path = str(path)
     if text is None:
         try:
-            with open(path, encoding="utf-8") as fh:
+            if os.path.exists(path):
+                # A FIFO would block the read forever.
+                from disco.inputs import require_regular_file
+
+                require_regular_file(path)
+            with open(path, encoding="utf-8-sig") as fh:
                 text = fh.read()
         except FileNotFoundError:
             raise DatasetError(path, "md5 list not found") from None

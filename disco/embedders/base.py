@@ -51,6 +51,23 @@ class Embedder(abc.ABC):
 
     _predict_fn: Any = None
 
+    @classmethod
+    def options(
+        cls,
+        *,
+        precision: str | None = None,
+        vggish_handle: str | None = None,
+        vggish_checkpoint: str | None = None,
+        pca_params: str | None = None,
+    ) -> dict[str, Any]:
+        """This embedder's keyword arguments from the embed command's options, each embedder
+        taking only its own (VGGish overrides this for its weights and PCA)."""
+        if vggish_checkpoint or pca_params:
+            raise ConfigError(
+                f"--vggish-checkpoint/--pca-params apply to the vggish embedder, not {cls.name}"
+            )
+        return {"precision": precision}
+
     @abc.abstractmethod
     def keras_model(self) -> keras.Model:
         """The model, built once and cached: float32 [B, input_samples] -> [B, frames, dim]."""
@@ -111,15 +128,25 @@ def available_embedders() -> tuple[str, ...]:
     return tuple(sorted(EMBEDDER_REGISTRY))
 
 
-def get_embedder(name: str, **options: Any) -> Embedder:
-    """Build the embedder called ``name`` with its options, e.g.
-    ``get_embedder("vggish", handle=..., checkpoint=..., pca_params=..., precision=None)``."""
+def _embedder_class(name: str) -> type[Embedder]:
     target = EMBEDDER_REGISTRY.get(name)
     if target is None:
         raise ConfigError(f"unknown embedder {name!r}; available: {', '.join(available_embedders())}")
     module_name, _, attr = target.partition(":")
-    factory = getattr(importlib.import_module(module_name), attr)
-    embedder = factory(**options)
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def embedder_options(name: str, **command_options: Any) -> dict[str, Any]:
+    """The keyword options for get_embedder(name) from the embed command's options
+    (``precision``, ``vggish_handle``, ``vggish_checkpoint``, ``pca_params``), as the embedder
+    declares them (:meth:`Embedder.options`)."""
+    return _embedder_class(name).options(**command_options)
+
+
+def get_embedder(name: str, **options: Any) -> Embedder:
+    """Build the embedder called ``name`` with its options, e.g.
+    ``get_embedder("vggish", handle=..., checkpoint=..., pca_params=..., precision=None)``."""
+    embedder = _embedder_class(name)(**options)
     log.info(
         "embedder %s (%s): %d frames x %d dims per clip, precision %s",
         embedder.name,

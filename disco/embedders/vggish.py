@@ -262,6 +262,25 @@ class VGGishEmbedder(Embedder):
 
     name = "vggish"
 
+    @classmethod
+    def options(
+        cls,
+        *,
+        precision: str | None = None,
+        vggish_handle: str | None = None,
+        vggish_checkpoint: str | None = None,
+        pca_params: str | None = None,
+    ) -> dict[str, Any]:
+        """Weights from the checkpoint when given, else the handle (default: the TF Hub one)."""
+        opts: dict[str, Any] = {"precision": precision}
+        if vggish_checkpoint:
+            opts["checkpoint"] = vggish_checkpoint
+        else:
+            opts["handle"] = vggish_handle or params.VGGISH_DEFAULT_HANDLE
+        if pca_params:
+            opts["pca_params"] = pca_params
+        return opts
+
     def __init__(
         self,
         *,

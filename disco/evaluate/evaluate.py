@@ -13,7 +13,9 @@ import numpy as np
 
 from disco import params
 from disco.errors import ConfigError
-from disco.runinfo import write_run_info
+from disco.inputs import read_thresholds
+from disco.publish import publishes
+from disco.results import EvaluateResult, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +32,11 @@ def load_classifier(model_dir: str):
     path = os.path.join(model_dir, MODEL_FILE)
     if not os.path.exists(path):
         raise ConfigError(f"{model_dir}: no {MODEL_FILE}; is this a train step output?")
-    with open(os.path.join(model_dir, THRESHOLDS_FILE)) as fh:
-        thresholds = json.load(fh)["thresholds"]
+    thresholds = read_thresholds(os.path.join(model_dir, THRESHOLDS_FILE))
     return keras.models.load_model(path), thresholds
 
 
+@publishes("evaluate")
 def run_evaluate(
     model_dir: str,
     features: str,
@@ -43,7 +45,7 @@ def run_evaluate(
     rf_baseline: bool = True,
     seed: int = params.DEFAULT_SEED,
     validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
-) -> dict:
+) -> EvaluateResult:
     from disco.evaluate.baseline import full_train, logistic_regression_reference, random_forest_scores
     from disco.evaluate.metrics import classification_report
     from disco.evaluate.report import write_reports
@@ -63,12 +65,10 @@ def run_evaluate(
     metrics["examples"] = len(test)
     metrics["observed_entries"] = int(test.y_mask.sum())
     metrics.update(_pooled_views(test.y_true, scores, test.y_mask, thresholds))
-    train_summary = {}
-    summary_path = os.path.join(model_dir, params.SUMMARY_FILE)
-    if os.path.exists(summary_path):
-        with open(summary_path) as fh:
-            train_summary = json.load(fh)
-    metrics["model"] = train_summary.get("chosen", train_summary.get("model"))
+    # A model folder made by hand (not by disco train) has no summary; its model is then unnamed.
+    has_summary = os.path.exists(os.path.join(model_dir, params.SUMMARY_FILE))
+    train_summary = TrainResult.read(model_dir).to_dict() if has_summary else {}
+    metrics["model"] = train_summary.get("chosen") or train_summary.get("model")
     metrics["preset"] = train_summary.get("preset")
     selection_path = os.path.join(model_dir, SELECTION_FILE)
     if os.path.exists(selection_path):
@@ -103,38 +103,15 @@ def run_evaluate(
         rf_scores=rf_scores,
         run_parameters=train_summary,
     )
-    summary = {
-        "step": "evaluate",
-        "mAP": metrics["mAP"],
-        "f1_macro": metrics["f1_macro"],
-        "f1_macro_tuned": metrics.get("f1_macro_tuned"),
-        "f1_macro_at_0.5": metrics["f1_macro_at_0.5"],
-        "f1_macro_oracle": metrics["f1_macro_oracle"],
-        "rf_mAP": metrics.get("random_forest", {}).get("mAP"),
-        "lr_mAP": metrics.get("logistic_regression", {}).get("mAP"),
-        "examples": len(test),
-        "seconds": round(time.perf_counter() - start, 2),
-    }
-    with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
-        json.dump(summary, fh, indent=2)
-    write_run_info(
-        out_dir,
-        step="evaluate",
-        seed=seed,
-        parameters={
-            "model_dir": str(model_dir),
-            "features": str(features),
-            "rf_baseline": rf_baseline,
-            "validation_fraction": validation_fraction,
-        },
+    return EvaluateResult(
+        mAP=metrics["mAP"],
+        f1_macro=metrics["f1_macro"],
+        f1_macro_tuned=metrics.get("f1_macro_tuned"),
+        rf_mAP=metrics.get("random_forest", {}).get("mAP"),
+        lr_mAP=metrics.get("logistic_regression", {}).get("mAP"),
+        examples=len(test),
+        seconds=round(time.perf_counter() - start, 2),
     )
-    log.info(
-        "evaluate: test mAP %.4f, macro F1 %.4f (random forest mAP %s)",
-        metrics["mAP"],
-        metrics["f1_macro"],
-        f"{summary['rf_mAP']:.4f}" if summary["rf_mAP"] is not None else "n/a",
-    )
-    return summary
 
 
 def _pooled_views(y_true, scores, y_mask, thresholds) -> dict:

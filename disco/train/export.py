@@ -10,6 +10,7 @@ import shutil
 
 from disco import params
 from disco.errors import ConfigError
+from disco.inputs import read_thresholds
 from disco.runinfo import write_run_info
 
 log = logging.getLogger(__name__)
@@ -27,12 +28,14 @@ def run_export(
 ) -> dict:
     import keras
 
-    from disco.beam.embed import embedder_options
-    from disco.embedders import get_embedder
+    from disco.embedders import embedder_options, get_embedder
     from disco.evaluate.evaluate import load_classifier
     from disco.train.train import FEATURES_INFO_FILE, THRESHOLDS_FILE
 
-    with open(os.path.join(model_dir, FEATURES_INFO_FILE)) as fh:
+    info_path = os.path.join(model_dir, FEATURES_INFO_FILE)
+    if not os.path.isfile(info_path):
+        raise ConfigError(f"{model_dir}: no {FEATURES_INFO_FILE}; is this a train step output?")
+    with open(info_path) as fh:
         info = json.load(fh)
     embedder = embedder or info["embedder"]
     if embedder not in ("musicnn", "vggish"):
@@ -83,8 +86,7 @@ def load_exported(model_dir: str):
     path = os.path.join(model_dir, SAVED_MODEL_DIR)
     if not os.path.isdir(path):
         raise ConfigError(f"{model_dir}: no {SAVED_MODEL_DIR}/; run `disco export` first")
+    thresholds = read_thresholds(os.path.join(model_dir, THRESHOLDS_FILE))
     loaded = tf.saved_model.load(path)
-    with open(os.path.join(model_dir, THRESHOLDS_FILE)) as fh:
-        thresholds = json.load(fh)["thresholds"]
     # The closure keeps the loaded object (which owns the variables) alive as long as the function.
     return (lambda waveforms: loaded.serve(waveforms)), thresholds

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from disco import params
-from disco.errors import ConfigError, DatasetError
+from disco.errors import ConfigError, DatasetError, SchemaError
+from disco.publish import publishes
+from disco.results import ImportFeaturesResult
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +70,31 @@ def _empty(frames: int, dim: int) -> SplitData:
 def _from_records(path: str) -> FeatureSet:
     import tensorflow as tf
 
-    from disco.records import decode_embedding, embedding_dataset, list_shards
+    from disco.records import decode_embedding, embedding_dataset, list_shards, read_tfrecord_checked
 
     files = list_shards(path, params.EMBEDDING_PREFIX)
-    first = decode_embedding(next(iter(tf.data.TFRecordDataset(files[:1]).as_numpy_iterator())))
+    # The first record fixes [frames, dim]; a sink may leave empty shards, so look past them.
+    shard, framed = next(((f, r) for f in files for r in read_tfrecord_checked(f)), (path, None))
+    if framed is None:
+        raise DatasetError(path, "the embedding shards hold no records")
+    if framed.error is not None:
+        raise DatasetError(shard, f"record 0: {framed.error}")
+    try:
+        first = decode_embedding(framed.data)
+    except (SchemaError, ValueError) as exc:
+        raise DatasetError(shard, f"record 0: {exc}") from None
     frames, dim = first.embedding.shape
 
     # One pass over the shards, parsed in the graph; splits are taken from the records' own split
-    # field afterwards (producers may shard by split or mix splits).
+    # field afterwards (producers may shard by split or mix splits). The graph's errors name no
+    # file, so on any failure the shards are read again record by record to name the bad one.
     ds = embedding_dataset(files, frames=frames, dim=dim, with_split=True)
-    x, yt, ym, k, sp, aug = (np.concatenate(p) for p in zip(*ds.batch(4096).as_numpy_iterator()))
+    try:
+        x, yt, ym, k, sp, aug = (np.concatenate(p) for p in zip(*ds.batch(4096).as_numpy_iterator()))
+    except tf.errors.OpError as exc:
+        raise _locate_bad_record(files, frames, dim) or DatasetError(path, _reason(exc)) from None
+    if not np.isfinite(x).all():
+        raise _locate_bad_record(files, frames, dim) or DatasetError(path, "non-finite embedding values")
     sp = sp.astype(str)
     splits = {}
     for split in params.SPLITS:
@@ -94,6 +111,40 @@ def _from_records(path: str) -> FeatureSet:
             else _empty(frames, dim)
         )
     return FeatureSet(splits, path, "records", first.embedder, int(frames), int(dim))
+
+
+def _reason(exc: Exception) -> str:
+    # TensorFlow's messages wrap the cause in the op's context ({{function_node ...}} ... [Op:...]).
+    import re
+
+    text = (getattr(exc, "message", None) or str(exc)).strip()
+    text = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:[^\]]*\].*$", "", text.splitlines()[0] if text else "")
+    return text or type(exc).__name__
+
+
+def _locate_bad_record(files: list[str], frames: int, dim: int) -> DatasetError | None:
+    """The first record of ``files`` that cannot be read (corrupt bytes, a truncated shard), that
+    does not decode, has another shape than [frames, dim], or holds non-finite values, as a
+    DatasetError naming the shard and the record's index in it."""
+    from disco.records import decode_embedding, read_tfrecord_checked
+
+    for shard in files:
+        for framed in read_tfrecord_checked(shard):
+            where = f"record {framed.index}"
+            if framed.error is not None:
+                return DatasetError(shard, f"{where}: {framed.error}")
+            try:
+                rec = decode_embedding(framed.data)
+            except (SchemaError, ValueError) as exc:
+                return DatasetError(shard, f"{where}: {exc}")
+            if rec.embedding.shape != (frames, dim):
+                return DatasetError(
+                    shard,
+                    f"{where} ({rec.key}): embedding shape {rec.embedding.shape}, expected {(frames, dim)}",
+                )
+            if not np.isfinite(rec.embedding).all():
+                return DatasetError(shard, f"{where} ({rec.key}): non-finite embedding values (NaN or Inf)")
+    return None
 
 
 def _from_release(path: str, *, seed: int, validation_fraction: float, kind: str) -> FeatureSet:
@@ -164,18 +215,21 @@ def load_features(
     return fs
 
 
-def write_release_records(data_uri: str, out_dir: str, *, seed: int, validation_fraction: float) -> dict:
+@publishes("import_features")
+def write_release_records(
+    data_uri: str, out_dir: str, *, seed: int, validation_fraction: float
+) -> ImportFeaturesResult:
     """The release's precomputed VGGish features (``openmic-2018.npz``, else ``vggish/*.json``) as
     embedding records for every clip of the official split, with labels, mask and the artist-grouped
     validation split, so the pipeline can skip resample, augment and embed. A clip of the split
     without features is a DatasetError, never a silently smaller set."""
-    import json
     import math
+    import time
 
     from disco import records
     from disco.data.openmic import open_dataset
-    from disco.runinfo import write_run_info
 
+    start = time.perf_counter()
     ds = open_dataset(data_uri)
     kind = "npz" if ds.has_npz() else "vggish_json"
     fs = _from_release(data_uri, seed=seed, validation_fraction=validation_fraction, kind=kind)
@@ -206,23 +260,12 @@ def write_release_records(data_uri: str, out_dir: str, *, seed: int, validation_
                 )
         log.info("release features: shard %d/%d written", shard + 1, total)
     splits = {s: len(d) for s, d in fs.splits.items() if len(d)}
-    summary = {
-        "records": len(rows),
-        "splits": splits,
-        "shards": total,
-        "embedder": params.RELEASE_EMBEDDER,
-        "frames": fs.frames,
-        "dim": fs.dim,
-        "source": source,
-        "precision": "uint8-dequantized",
-    }
-    write_run_info(
-        out_dir,
-        step="import_features",
-        seed=seed,
-        parameters={"data_uri": str(data_uri), "validation_fraction": validation_fraction},
+    return ImportFeaturesResult(
+        records=len(rows),
+        splits=splits,
+        shards=total,
+        frames=fs.frames,
+        dim=fs.dim,
+        source=source,
+        seconds=round(time.perf_counter() - start, 2),
     )
-    with open(os.path.join(out_dir, params.SUMMARY_FILE), "w", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    return summary

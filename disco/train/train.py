@@ -13,7 +13,9 @@ import numpy as np
 
 from disco import params
 from disco.errors import ConfigError, DiscoError
-from disco.runinfo import seed_everything, write_run_info
+from disco.publish import publishes
+from disco.results import TrainResult
+from disco.runinfo import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +231,7 @@ def _require_examples(fs, train, val) -> None:
         )
 
 
+@publishes("train")
 def run_train(
     features: str,
     out_dir: str,
@@ -246,7 +249,7 @@ def run_train(
     validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
     tune: bool = False,
     tune_trials: int = 6,
-) -> dict:
+) -> TrainResult:
     """Train the preset's recipe (``params.PRESETS``); hyperparameters given (not None) override it."""
     from disco.evaluate.metrics import mean_ap, tune_thresholds
     from disco.train.features import load_features
@@ -336,46 +339,23 @@ def run_train(
         w.writerow(["epoch", *keys])
         for i in range(len(history[keys[0]])):
             w.writerow([i + 1, *(history[k][i] for k in keys)])
-    summary = {
-        "step": "train",
-        "preset": preset,
+    return TrainResult(
+        preset=preset,
         **hp,
-        "chosen": hp["model"] if selection is None else selection.chosen,
-        "selection": None if selection is None else selection.method,
-        "features": str(features),
-        "feature_kind": fs.kind,
-        "embedder": fs.embedder,
-        "frames": fs.frames,
-        "dim": fs.dim,
-        "examples": {k: len(v) for k, v in fs.splits.items()},
-        "augmented_train_examples": int(np.sum(fs.splits[params.SPLIT_TRAIN].augmentation_id > 0)),
-        "epochs_run": len(history.get("loss", [])),
-        "best_epoch": best_epoch,
-        "val_mAP": float(mean_ap(held_true, held_scores, held_mask)),
-        "seconds": round(time.perf_counter() - start, 2),
-    }
-    with open(os.path.join(out_dir, params.SUMMARY_FILE), "w") as fh:
-        json.dump(summary, fh, indent=2)
-    write_run_info(
-        out_dir,
-        step="train",
-        seed=seed,
-        parameters={
-            "preset": preset,
-            **hp,
-            "features": str(features),
-            "tune": tune,
-            "validation_fraction": validation_fraction,
-        },
+        chosen=hp["model"] if selection is None else selection.chosen,
+        selection=None if selection is None else selection.method,
+        features=str(features),
+        feature_kind=fs.kind,
+        embedder=fs.embedder,
+        frames=fs.frames,
+        dim=fs.dim,
+        examples={k: len(v) for k, v in fs.splits.items()},
+        augmented_train_examples=int(np.sum(fs.splits[params.SPLIT_TRAIN].augmentation_id > 0)),
+        epochs_run=len(history.get("loss", [])),
+        best_epoch=best_epoch,
+        val_mAP=float(mean_ap(held_true, held_scores, held_mask)),
+        seconds=round(time.perf_counter() - start, 2),
     )
-    log.info(
-        "train: %s, best epoch %d of %d, val mAP %.4f",
-        summary["chosen"],
-        summary["best_epoch"],
-        summary["epochs_run"],
-        summary["val_mAP"],
-    )
-    return summary
 
 
 def _network_fitter(fs):
