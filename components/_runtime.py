@@ -107,36 +107,10 @@ def failures_markdown(summary: ResampleResult, *, limit: int = 50) -> str:
 
 
 def metrics_markdown(metrics: Mapping[str, Any]) -> str:
-    """The test-set table (per-class AP and F1, mAP, macro F1) as Markdown for the KFP UI."""
-    lines = ["# Test metrics (official split01 test)", ""]
-    lines.append(
-        f"mAP **{float(metrics.get('mAP', float('nan'))):.4f}**, macro F1 "
-        f"**{float(metrics.get('f1_macro', float('nan'))):.4f}**"
-    )
-    rf = metrics.get("random_forest")
-    if isinstance(rf, Mapping) and "mAP" in rf:
-        lines.append(
-            f"\nRandom-forest baseline: mAP {float(rf['mAP']):.4f}, macro F1 "
-            f"{float(rf.get('f1_macro', float('nan'))):.4f}"
-        )
-    lines += [
-        "",
-        "| class | AP | F1 | precision | recall | support |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, row in (metrics.get("per_class") or {}).items():
-        lines.append(
-            f"| {name} | {_num(row.get('ap'))} | {_num(row.get('f1'))} | {_num(row.get('precision'))} "
-            f"| {_num(row.get('recall'))} | {row.get('support', '')} |"
-        )
-    return "\n".join(lines) + "\n"
+    """The test-set table for the KFP UI's Markdown artifact (disco's one metrics renderer)."""
+    from disco.evaluate.report import headline, metrics_table
 
-
-def _num(value: Any) -> str:
-    try:
-        return f"{float(value):.3f}"
-    except (TypeError, ValueError):
-        return ""
+    return f"# Test metrics (official split01 test)\n\n**{headline(metrics)}**\n\n{metrics_table(metrics, 'markdown')}"
 
 
 def confusion_counts(metrics: Mapping[str, Any]) -> list[list[int]] | None:

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -43,15 +44,17 @@ CACHE_DIR_NAME = ".kfp-cache"
 RUN_SUMMARY_FILE = "run_summary.json"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# kfp.local's own orchestration lines worth showing as progress.
-_KFP_PROGRESS = re.compile(
-    r"Running pipeline|Executing task|finished with status|cache hit|Skipping|failed \(attempt|Pipeline .* finished"
-)
 # Our steps' log lines (format set by components._runtime.setup_logging): "HH:MM:SS LEVEL name: msg".
-_STEP_LOG = re.compile(r"^\d\d:\d\d:\d\d (INFO|WARNING|ERROR|CRITICAL)\s+(disco|components)[\w.]*: ")
+_STEP_LOG = re.compile(r"^\d\d:\d\d:\d\d (INFO|WARNING|ERROR|CRITICAL)\s+(?:disco|components)[\w.]*: (.*)$")
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
 _EXECUTING = re.compile(r"Executing task '?([\w-]+)'?")
+_FINISHED = re.compile(r"Task '?([\w-]+)'? finished with status (\w+)")
 _TASK_NAME = re.compile(r"Task '?([\w-]+)'? cache hit")
+_RETRY = re.compile(r"Task '?([\w-]+)'? failed \(attempt (.*)")
+# The train step logs every epoch; on a terminal they update one line, in a pipe (CI, `| tee`)
+# every EPOCH_LINE_EVERY-th epoch is printed. pipeline.log keeps them all.
+_EPOCH_LINE = re.compile(r"^epoch\s+(\d+)\b")
+EPOCH_LINE_EVERY = 10
 
 
 class PipelineRunError(DiscoError):
@@ -72,14 +75,19 @@ class RunResult:
 
 
 class _ProgressTee(io.TextIOBase):
-    """Everything to the run's log file; only progress lines (kfp.local task events and the steps'
-    own INFO logging) to the terminal, so a run is readable while the full log stays on disk."""
+    """Everything to the run's log file; to the terminal one header per step and its progress:
+    on a terminal (``live``) one line per step that updates in place, otherwise plain lines with
+    the per-epoch lines thinned out. No colour codes unless the terminal is a TTY."""
 
-    def __init__(self, log_file: TextIO, terminal: TextIO, *, stream_all: bool):
+    def __init__(self, log_file: TextIO, terminal: TextIO, *, stream_all: bool, live: bool | None = None):
         self._log = log_file
         self._terminal = terminal
         self._stream_all = stream_all
+        self.live = _isatty(terminal) if live is None else live
         self._buffer = ""
+        self._status_open = False
+        self._step_started: float | None = None
+        self._last_message = ""
         self.cached: list[str] = []
         self.last_error: str | None = None
         self.steps_started = 0
@@ -98,51 +106,157 @@ class _ProgressTee(io.TextIOBase):
             self._route(line)
         return len(text)
 
+    def _say(self, text: str) -> None:
+        """A line of its own (replacing an updating status line, if one is showing)."""
+        if self._status_open:
+            self._terminal.write("\r\x1b[K")
+            self._status_open = False
+        self._terminal.write(text + "\n")
+        self._terminal.flush()
+
+    def _status(self, text: str) -> None:
+        if not self.live:
+            self._say(text)
+            return
+        width = shutil.get_terminal_size().columns
+        self._terminal.write("\r\x1b[K" + text[: max(width - 1, 20)])
+        self._status_open = True
+        self._terminal.flush()
+
+    def log_line(self, text: str) -> None:
+        """A line for the log file only (events that arrive through logging, not stdout)."""
+        self._log.write(_ANSI.sub("", text).rstrip("\n") + "\n")
+
+    def step_started(self, task: str, *, cached: bool = False) -> None:
+        self.end_step()
+        self.steps_started += 1
+        suffix = ": reused from cache" if cached else ""
+        self._say(f"==> step {self.steps_started}: {step_title(task)}{suffix}")
+        self._step_started = None if cached else time.monotonic()
+        self._last_message = ""
+
+    def kfp_event(self, message: str, level: int) -> None:
+        """A kfp.local log record: logged, routed like a stdout line; a warning nothing else
+        explains is shown as one."""
+        self.log_line(message)
+        plain = _ANSI.sub("", message).strip()
+        if self._route_event(plain):
+            return
+        if level >= logging.WARNING:
+            self._say(f"    kfp: {plain}")
+
+    def end_step(self, status: str | None = None) -> None:
+        if self._step_started is None:
+            return
+        took = f"{time.monotonic() - self._step_started:.0f} s"
+        self._step_started = None
+        if status and status != "SUCCESS":
+            self._say(f"    {status.lower()} after {took}")
+        elif self.live and self._last_message:
+            self._say(f"    {self._last_message} ({took})")
+        else:
+            self._say(f"    done in {took}")
+
     def _route(self, line: str) -> None:
         plain = _ANSI.sub("", line).strip()
         if not plain:
             return
-        m = _TASK_NAME.search(plain)
-        if m:
-            self.cached.append(m.group(1))
         err = _EXCEPTION_LINE.match(plain)
         if err:
             # The step's own exception (last traceback line), so the user sees the reason at once.
             self.last_error = f"{err.group(1).rsplit('.', 1)[-1]}: {err.group(2)}"
+        if self._route_event(plain):
+            return
+        if self._stream_all:
+            self._say(line.rstrip() if self.live else plain)
+            return
+        m = _STEP_LOG.match(plain)
+        if not m:
+            return
+        level, message = m.groups()
+        if level != "INFO":
+            self._say(f"    {level.lower()}: {message}")
+            return
+        self._last_message = message
+        epoch = _EPOCH_LINE.match(message)
+        if epoch and not self.live and int(epoch.group(1)) % EPOCH_LINE_EVERY:
+            return
+        self._status(f"    {message}")
+
+    def _route_event(self, plain: str) -> bool:
+        """kfp.local's task events, as progress; True when the line was one."""
+        hit = _TASK_NAME.search(plain)
+        if hit:
+            self.cached.append(hit.group(1))
+            self.step_started(hit.group(1), cached=True)
+            return True
         started = _EXECUTING.search(plain)
         if started:
-            self.steps_started += 1
-            self._terminal.write(f"==> step {self.steps_started}: {_step_title(started.group(1))}\n")
-        if self._stream_all or _KFP_PROGRESS.search(plain) or _STEP_LOG.match(plain):
-            self._terminal.write(line.strip() + "\n")
-            self._terminal.flush()
+            self.step_started(started.group(1))
+            return True
+        finished = _FINISHED.search(plain)
+        if finished:
+            self.end_step(finished.group(2))
+            return True
+        retry = _RETRY.search(plain)
+        if retry:
+            self._say(f"    {step_title(retry.group(1))} failed (attempt {retry.group(2)}")
+            return True
+        return False
+
+    def close_status(self) -> None:
+        self.end_step()
+        if self._status_open:
+            self._terminal.write("\n")
+            self._status_open = False
+        self._terminal.flush()
 
     def flush(self) -> None:
         self._log.flush()
         self._terminal.flush()
 
 
-def _step_title(task: str) -> str:
-    """``train-classifier-2`` -> the step's display name (the branch copy has a numeric suffix)."""
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def step_title(task: str) -> str:
+    """``train-classifier-2`` -> "Train classifier": the step's display name (the branch copy of
+    a task has a numeric suffix), for anything a user reads."""
     from pipelines.factory import DISPLAY_NAMES, TASK_STEPS
 
     base = re.sub(r"-\d+$", "", task)
     step = TASK_STEPS.get(base)
-    return f"{DISPLAY_NAMES[step]} [{task}]" if step else task
+    return DISPLAY_NAMES[step] if step else task
 
 
-class _CacheHitCollector(logging.Handler):
-    """kfp.local reports cache hits through the root logger (outside its own stdout context), so they
-    are collected here rather than from the stdout stream."""
+def _from_kfp(record: logging.LogRecord) -> bool:
+    return f"{os.sep}kfp{os.sep}" in (record.pathname or "")
+
+
+class _KfpEventFilter(logging.Filter):
+    """kfp.local reports task events (start, end, cache hits, retries, skipped conditions)
+    through the root logger. During a run this filter on the root logger hands them to the tee
+    (progress on the terminal, the raw line in the log file) instead of the root's handlers, so
+    kfp's raw lines (internal task names, colour codes) stay off the user's terminal."""
 
     def __init__(self) -> None:
-        super().__init__(level=logging.INFO)
+        super().__init__()
         self.cached: list[str] = []
+        self.tee: _ProgressTee | None = None
 
-    def emit(self, record: logging.LogRecord) -> None:
-        m = _TASK_NAME.search(_ANSI.sub("", record.getMessage()))
-        if m and "cache hit" in record.getMessage():
-            self.cached.append(m.group(1))
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        hit = _TASK_NAME.search(_ANSI.sub("", message)) if "cache hit" in message else None
+        if hit:
+            self.cached.append(hit.group(1))
+        if self.tee is None or not (hit or _from_kfp(record)):
+            return True
+        self.tee.kfp_event(message, record.levelno)
+        return False
 
 
 def default_run_id() -> str:
@@ -295,9 +409,9 @@ def run_local(
     term = terminal or sys.stderr
     env_before = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    hits = _CacheHitCollector()
+    hits = _KfpEventFilter()
     root = logging.getLogger()
-    root.addHandler(hits)
+    root.addFilter(hits)
     # kfp.local logs its cache hits at INFO on the root logger; with the root at WARNING (Python's
     # default, and pytest's) they would be dropped before any handler saw them. The other root
     # handlers keep their own levels, so lowering the logger's level adds no output there.
@@ -306,24 +420,28 @@ def run_local(
     if root.getEffectiveLevel() > logging.INFO:
         root.setLevel(logging.INFO)
         for handler in root.handlers:
-            if handler is not hits and handler.level == logging.NOTSET:
+            if handler.level == logging.NOTSET:
                 handler.setLevel(root_level or logging.WARNING)
                 quietened.append(handler)
     try:
         with open(log_path, "a", encoding="utf-8") as log_file:
             tee = _ProgressTee(log_file, term, stream_all=stream_all)
+            hits.tee = tee
             with contextlib.redirect_stdout(tee):
                 try:
                     task = pipeline(**arguments)
                 except RuntimeError as exc:
+                    tee.end_step("FAILED")
                     reason = f" ({tee.last_error})" if tee.last_error else ""
                     raise PipelineRunError(
                         f"{_ANSI.sub('', str(exc)).strip()}{reason}; the full log is {log_path}"
                     ) from exc
                 finally:
+                    hits.tee = None
+                    tee.close_status()
                     tee.flush()
     finally:
-        root.removeHandler(hits)
+        root.removeFilter(hits)
         root.setLevel(root_level)
         for handler in quietened:
             handler.setLevel(logging.NOTSET)
@@ -417,30 +535,3 @@ def _storage_client(storage):
             project=os.environ.get("GOOGLE_CLOUD_PROJECT", "disco-test"), credentials=AnonymousCredentials()
         )
     return storage.Client()
-
-
-def metrics_table(metrics: dict[str, Any]) -> str:
-    """The per-class test table printed at the end of a run."""
-    rows = [f"{'class':<18} {'AP':>6} {'F1':>6} {'P':>6} {'R':>6} {'support':>8}"]
-    for name, row in (metrics.get("per_class") or {}).items():
-        rows.append(
-            f"{name:<18} {_fmt(row.get('ap'))} {_fmt(row.get('f1'))} {_fmt(row.get('precision'))} "
-            f"{_fmt(row.get('recall'))} {row.get('support', ''):>8}"
-        )
-    rows.append("-" * len(rows[0]))
-    rows.append(f"{'mAP':<18} {_fmt(metrics.get('mAP'))}")
-    rows.append(f"{'macro F1':<18} {'':>6} {_fmt(metrics.get('f1_macro'))}")
-    rf = metrics.get("random_forest")
-    if isinstance(rf, dict) and "mAP" in rf:
-        rows.append(f"{'random forest':<18} {_fmt(rf.get('mAP'))} {_fmt(rf.get('f1_macro'))}  (baseline)")
-    lr = metrics.get("logistic_regression")
-    if isinstance(lr, dict) and "mAP" in lr:
-        rows.append(f"{'logistic regr.':<18} {_fmt(lr.get('mAP'))} {_fmt(lr.get('f1_macro'))}  (baseline)")
-    return "\n".join(rows)
-
-
-def _fmt(value: Any) -> str:
-    try:
-        return f"{float(value):6.3f}"
-    except (TypeError, ValueError):
-        return f"{'':>6}"

@@ -110,6 +110,10 @@ def test_every_step_produces_schema_valid_outputs(first_run, demo_data):
     assert 0.0 <= metrics["mAP"] <= 1.0 and 0.0 <= metrics["f1_macro"] <= 1.0
     assert set(metrics["per_class"]) <= set(params.CLASSES) and metrics["per_class"]
     assert (run_dir / params.REPORT_FILE).stat().st_size > 0
+    report = (run_dir / params.REPORT_FILE).read_text()
+    run_parameters = report[report.index("<h2>Run parameters</h2>") :]
+    for shown in ("Augmentation (train split)", str(demo_data), "musicnn", "<dt>seed</dt>", "<dt>embed</dt>"):
+        assert shown in run_parameters, f"report's run parameters lack {shown!r}"
     assert result.metrics["mAP"] == metrics["mAP"]
     ui_metrics = json.loads(step_output(run_dir, "evaluate-classifier-2", "metrics").read_text())
     assert ui_metrics["mAP"] == pytest.approx(metrics["mAP"])

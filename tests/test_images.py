@@ -34,6 +34,7 @@ ARTIFACT_SOURCE = {"features": "embeddings"}
 DEMO_CLIPS = 24
 STEP_PARAMETERS = {
     "seed": params.DEFAULT_SEED,
+    "data_fingerprint": "",
     "validation_fraction": 0.2,
     "beam_options": "",
     "copies": 1,

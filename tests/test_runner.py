@@ -14,16 +14,25 @@ def test_progress_tee_shows_progress_and_logs_everything():
 
     log, term = io.StringIO(), io.StringIO()
     tee = _ProgressTee(log, term, stream_all=False)
+    assert not tee.live  # a StringIO is not a terminal
     tee.write("03:42:36.676 - INFO - Executing task \x1b[96m'resample-audio'\x1b[0m\n")
     tee.write('    [KFP Executor 2026 INFO]: Executor input: {"inputs": {}}\n')
     tee.write(
         "    03:42:36 INFO    disco.beam.resample: 100/200 clips\n    03:42:36 DEBUG   disco.x: detail\n"
     )
+    tee.write("    03:42:37 WARNING disco.beam.resample: 000001_0.ogg: cannot decode\n")
     tee.write("    disco.errors.DatasetError: labels.csv:3: unknown class 'kazoo'\n")
+    tee.write(
+        "03:42:38.000 - INFO - Task \x1b[96m'resample-audio'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m\n"
+    )
     tee.write("Task 'embed-audio' cache hit (key=abc); skipping execution.\n")
     shown = term.getvalue()
-    assert "Executing task" in shown and "100/200 clips" in shown and "cache hit" in shown
-    assert "Executor input" not in shown and "detail" not in shown
+    assert "==> step 1: Resample audio" in shown and "    100/200 clips" in shown
+    assert "warning: 000001_0.ogg: cannot decode" in shown and "done in" in shown
+    assert "==> step 2: Embed audio (Beam): reused from cache" in shown
+    assert "Executor input" not in shown and "detail" not in shown and "Executing task" not in shown
+    assert "resample-audio" not in shown and "embed-audio" not in shown  # internal task names
+    assert "\x1b[" not in shown  # no colour codes when the terminal is not a TTY
     assert "Executor input" in log.getvalue() and "\x1b[" not in log.getvalue()
     assert tee.cached == ["embed-audio"]
     assert tee.last_error == "DatasetError: labels.csv:3: unknown class 'kazoo'"
@@ -40,7 +49,7 @@ def test_partial_lines_are_held_until_complete():
     assert term.getvalue() == "some line\n"
 
 
-def test_each_started_task_is_announced_as_a_numbered_step():
+def test_each_started_task_is_announced_by_its_display_name():
     from disco.runner import _ProgressTee
 
     term = io.StringIO()
@@ -49,13 +58,61 @@ def test_each_started_task_is_announced_as_a_numbered_step():
     tee.write("04:06:34.804 - INFO - Executing task 'train-classifier-2'\n")
     lines = [line for line in term.getvalue().splitlines() if line.startswith("==>")]
     assert lines == [
-        "==> step 1: Resample audio (16 kHz mono, 10 s) [resample-audio]",
-        "==> step 2: Train classifier [train-classifier-2]",
+        "==> step 1: Resample audio (16 kHz mono, 10 s)",
+        "==> step 2: Train classifier",
     ]
 
 
+def test_a_failed_step_says_so():
+    from disco.runner import _ProgressTee
+
+    term = io.StringIO()
+    tee = _ProgressTee(io.StringIO(), term, stream_all=False)
+    tee.write("04:06:33.331 - INFO - Executing task 'resample-audio'\n")
+    tee.end_step("FAILED")
+    tee.close_status()
+    assert term.getvalue().splitlines()[-1].startswith("    failed after ")
+    assert "done" not in term.getvalue()
+
+
+def _epochs(tee, n: int) -> None:
+    tee.write("04:06:34.804 - INFO - Executing task 'train-classifier'\n")
+    for e in range(1, n + 1):
+        tee.write(
+            f"    04:06:35 INFO    disco.train.train: epoch {e:3d}  loss 0.5  val_loss 0.6  val_mAP 0.7\n"
+        )
+    tee.write("    04:06:40 INFO    disco.train.train: train: baseline, best epoch 20 of 25, val mAP 0.9\n")
+    tee.write("Task 'train-classifier' finished with status SUCCESS\n")
+
+
+def test_epoch_lines_are_thinned_in_a_pipe_and_kept_in_the_log():
+    from disco.runner import EPOCH_LINE_EVERY, _ProgressTee
+
+    log, term = io.StringIO(), io.StringIO()
+    _epochs(_ProgressTee(log, term, stream_all=False), 25)
+    shown = [line for line in term.getvalue().splitlines() if "epoch" in line and "val_mAP" in line]
+    assert [int(line.split()[1]) for line in shown] == list(range(EPOCH_LINE_EVERY, 26, EPOCH_LINE_EVERY))
+    assert log.getvalue().count("val_mAP 0.7") == 25
+    assert "best epoch 20 of 25" in term.getvalue()
+    assert len(term.getvalue().splitlines()) <= 6
+
+
+def test_on_a_terminal_each_step_is_one_updating_line():
+    from disco.runner import _ProgressTee
+
+    term = io.StringIO()
+    _epochs(_ProgressTee(io.StringIO(), term, stream_all=False, live=True), 25)
+    out = term.getvalue()
+    assert out.count("\r\x1b[K") >= 25  # every epoch rewrites the status line
+    lines = out.split("\n")
+    # Once the step finishes, what stays on screen is the header and one summary line.
+    assert lines[0] == "==> step 1: Train classifier"
+    assert lines[1].rsplit("\r\x1b[K", 1)[-1].startswith("    train: baseline, best epoch 20 of 25")
+    assert lines[1].endswith(" s)") and lines[2] == ""
+
+
 def test_metrics_table_lists_every_class_and_the_summary():
-    from disco.runner import metrics_table
+    from disco.evaluate.report import metrics_table
 
     table = metrics_table(
         {
@@ -72,7 +129,7 @@ def test_metrics_table_lists_every_class_and_the_summary():
     lines = table.splitlines()
     assert lines[1].split()[:3] == ["piano", "0.900", "0.800"]
     assert lines[2].split()[0] == "voice" and "3" in lines[2]
-    assert any(line.startswith("mAP") and "0.812" in line for line in lines)
+    assert any(line.startswith("model") and "0.812" in line for line in lines)
     assert any("random forest" in line and "0.600" in line for line in lines)
     assert any("logistic" in line and "0.650" in line and "0.550" in line for line in lines)
 
@@ -102,3 +159,33 @@ def test_component_markdown_tables():
     conf = _runtime.confusion_counts({"confusion": {"tp": 2, "fp": 2, "fn": 3, "tn": 5, "rule": "r"}})
     assert conf == [[5, 2], [3, 2]]
     assert _runtime.confusion_counts({"per_class": {"a": {"ap": 0.5}}}) is None
+
+
+@pytest.mark.slow
+def test_disco_run_json_prints_only_json_and_readable_progress(tmp_path, openmic_sample, capsys):
+    """A real `disco run --json` (kfp.local, the release-features branch): stdout is one JSON
+    document with the metrics; stderr has one header per step by display name, no colour codes."""
+    import json
+
+    from train_fixtures import make_release_features
+
+    from disco import params
+    from disco.cli import main
+
+    data = make_release_features(tmp_path / "openmic-2018", openmic_sample, seed=2)
+    argv = ["run", "--data", str(data), "--output-dir", str(tmp_path / "run"), "--release-features"]
+    argv += ["--epochs", "2", "--batch-size", "16", "--no-cache", "--json"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    on_disk = json.loads((tmp_path / "run" / params.METRICS_FILE).read_text())
+    assert result["metrics"]["mAP"] == pytest.approx(on_disk["mAP"])
+    assert set(result["metrics"]["per_class"]) == set(params.CLASSES)
+    assert result["report_path"].endswith(params.REPORT_FILE) and result["reused_from_cache"] == []
+    headers = [line for line in err.splitlines() if line.startswith("==>")]
+    assert headers == [
+        "==> step 1: Import release VGGish features",
+        "==> step 2: Train classifier",
+        "==> step 3: Evaluate on split01 test",
+    ]
+    assert "\x1b[" not in err and "train-classifier" not in err and "Executing task" not in err

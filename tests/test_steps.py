@@ -117,8 +117,9 @@ def test_export_matches_embedder_plus_classifier_and_predict(chain, tmp_path, ca
     clip = next((chain["data"] / "audio").rglob("*.ogg"))
     assert main(["predict", str(tmp_path / "export"), str(clip), "--all", "--json"]) == 0
     out = _json.loads(capsys.readouterr().out)
-    assert len(out[0]["instruments"]) == params.NUM_CLASSES
-    assert all(0.0 <= r["probability"] <= 1.0 for r in out[0]["instruments"])
+    assert list(out["scores"]) == list(params.CLASSES) and len(out["windows"]) == 1  # a 10 s clip
+    assert all(0.0 <= p <= 1.0 for p in out["scores"].values())
+    assert out["scores"] == out["windows"][0]["scores"]
 
 
 def test_tune_mode_records_the_search(chain, tmp_path):

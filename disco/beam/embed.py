@@ -66,10 +66,10 @@ class EmbedderModelHandler(ModelHandler):
         return _load_embedder(self.embedder, self.options)
 
     def run_inference(self, batch: Sequence[tuple], model, inference_args=None) -> Iterable[PredictionResult]:
+        if self._progress is None:  # made on the worker, after unpickling; its clock times this batch too
+            self._progress = Progress("embed", total=self.total)
         waves = np.stack([item[0] for item in batch]).astype(np.float32) / params.PCM_SCALE
         embeddings = model.embed(waves, batch_size=len(batch))
-        if self._progress is None:  # made on the worker, after unpickling
-            self._progress = Progress("embed", total=self.total)
         self._progress.add(len(batch))
         for item, emb in zip(batch, embeddings):
             yield PredictionResult(item[1], emb)

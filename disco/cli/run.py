@@ -72,11 +72,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="run every step, ignoring cached results")
     p.add_argument("--cache-dir", default=None, help="task cache (default <output-dir>/../.kfp-cache)")
     p.add_argument("--show-logs", action="store_true", help="stream every step's full log, not only progress")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print only the final metrics and the run's paths as JSON on stdout (progress stays on stderr)",
+    )
     p.set_defaults(func=handle, remote_outputs=True)
 
 
 def handle(args: argparse.Namespace) -> int:
-    from disco.runner import default_run_id, metrics_table, run_local
+    import json
+
+    from disco.evaluate.report import metrics_table
+    from disco.runner import default_run_id, run_local, step_title
 
     output_dir = args.output_dir or os.path.join(DEFAULT_RUNS_DIR, default_run_id())
     result = run_local(
@@ -104,12 +112,40 @@ def handle(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         stream_all=args.show_logs,
     )
+    cached = [step_title(task) for task in result.cached_tasks]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "metrics": _finite(result.metrics),
+                    "seconds": round(result.seconds, 1),
+                    "reused_from_cache": cached,
+                    "output_dir": result.output_dir,
+                    "metrics_path": result.metrics_path,
+                    "report_path": result.report_path,
+                    "log_path": result.log_path,
+                },
+                indent=2,
+            )
+        )
+        return 0
     print()
     print(f"Test metrics (official split01 test, masked entries only), {result.seconds:.0f} s:")
     print(metrics_table(result.metrics))
-    if result.cached_tasks:
-        print(f"\nreused from cache: {', '.join(result.cached_tasks)}")
+    if cached:
+        print(f"\nreused from cache: {', '.join(cached)}")
     print(f"\nmetrics: {result.metrics_path}")
     print(f"report:  {result.report_path or '(evaluate wrote no report.html)'}")
     print(f"log:     {result.log_path}")
     return 0
+
+
+def _finite(value):
+    """NaN (an undefined mean) as null: strict JSON has no NaN."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

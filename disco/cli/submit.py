@@ -241,7 +241,9 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
     if "data_uri" in types and "data_uri" not in values:
         raise ConfigError("data_uri is required: pass --data gs://bucket/path (as the cluster sees it)")
     if "data_fingerprint" in types and "data_fingerprint" not in values:
-        values["data_fingerprint"] = _data_fingerprint(values["data_uri"])
+        fingerprint = _data_fingerprint(values["data_uri"])
+        if fingerprint:  # unknown: the pipeline's default ("") applies and the key sees the URI only
+            values["data_fingerprint"] = fingerprint
     return values
 
 
@@ -249,17 +251,23 @@ def _data_fingerprint(data_uri: str) -> str:
     """The dataset's content identity for the cluster's cache key (see disco.data.fingerprint); ""
     (the key then sees the URI only) where this machine cannot list the dataset."""
     from disco.data.fingerprint import dataset_fingerprint
+    from disco.data.storage import missing_credentials
+    from disco.remote import is_remote
 
-    try:
-        return dataset_fingerprint(data_uri)
-    except Exception as exc:  # no credentials, a path only the cluster sees: not a reason to refuse
-        log.warning(
-            "%s: cannot fingerprint the dataset from here (%s); the KFP cache will key it by URI only "
-            "(pass --param data_fingerprint=... or disable caching when the data changes)",
-            data_uri,
-            exc,
-        )
-        return ""
+    # Without credentials, listing a bucket only waits out Beam's retries (minutes): skip at once.
+    reason = missing_credentials() if is_remote(data_uri) else None
+    if not reason:
+        try:
+            return dataset_fingerprint(data_uri)
+        except Exception as exc:  # a path only the cluster sees: not a reason to refuse the submit
+            reason = str(exc)
+    log.warning(
+        "%s: cannot fingerprint the dataset from here (%s); the KFP cache will key it by URI only "
+        "(pass --param data_fingerprint=... or disable caching when the data changes)",
+        data_uri,
+        reason,
+    )
+    return ""
 
 
 def handle_submit(args: argparse.Namespace) -> int:

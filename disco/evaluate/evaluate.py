@@ -100,8 +100,10 @@ def run_evaluate(
         y_true=test.y_true,
         y_mask=test.y_mask,
         scores=scores,
-        rf_scores=rf_scores,
-        run_parameters=train_summary,
+        keys=test.keys,
+        model_dir=model_dir,
+        features=features,
+        evaluate_seconds=time.perf_counter() - start,
     )
     return EvaluateResult(
         mAP=metrics["mAP"],
@@ -129,28 +131,3 @@ def _pooled_views(y_true, scores, y_mask, thresholds) -> dict:
         "confusion": asdict(micro_confusion(y_true, scores, y_mask, thresholds, rule=rule)),
         "roc_micro": asdict(roc) if roc is not None else None,
     }
-
-
-def metrics_table(metrics: dict) -> str:
-    """Per-class table (text) for the terminal."""
-    rf = metrics.get("random_forest", {}).get("per_class", {})
-    fmt = lambda v: "  n/a" if v is None else f"{v:5.3f}"  # noqa: E731
-    # F1: at the decision rule (the model's validation-tuned thresholds); F1@.5: at 0.5.
-    lines = [f"{'class':<18} {'AP':>5} {'F1':>5} {'F1@.5':>5} {'RF AP':>5} {'pos':>4} {'obs':>4}"]
-    for name, row in metrics["per_class"].items():
-        lines.append(
-            f"{name:<18} {fmt(row['ap'])} {fmt(row['f1'])} {fmt(row.get('f1_at_0.5'))} "
-            f"{fmt(rf.get(name, {}).get('ap'))} {row['support']:>4} {row['observed']:>4}"
-        )
-    rf_map = metrics.get("random_forest", {}).get("mAP")
-    lines.append(
-        f"{'mean':<18} {fmt(metrics['mAP'])} {fmt(metrics['f1_macro'])} "
-        f"{fmt(metrics.get('f1_macro_at_0.5'))} {fmt(rf_map)}"
-    )
-    if "logistic_regression" in metrics:
-        lr = metrics["logistic_regression"]
-        lines.append(
-            f"\nlogistic regression per class (mean features, full train, C={lr.get('C', float('nan')):g}): "
-            f"mAP {fmt(lr['mAP'])}, macro F1 {fmt(lr['f1_macro'])}"
-        )
-    return "\n".join(lines)
