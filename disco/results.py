@@ -221,7 +221,8 @@ class TrainResult(StepResult):
     seconds: float = 0.0
 
     def produced(self) -> int:
-        return self.epochs_run
+        # The logistic regression is fitted by L-BFGS, not in epochs: one fitted model.
+        return 1 if self.chosen == "linear" else self.epochs_run
 
     def summary_line(self) -> str:
         return f"train: {self.chosen or self.model}, best epoch {self.best_epoch} of {self.epochs_run}, val mAP {self.val_mAP:.4f}"
