@@ -43,8 +43,8 @@ $(PY):
 	$(PIP) install --quiet --upgrade "pip>=24" "setuptools>=68,<81" wheel
 
 .PHONY: setup
-setup: $(PY) ## Create .venv and install disco, its extras (dev, cluster, demo, tune), pinned (requirements/constraints.txt)
-	$(PIP) install --progress-bar off -c requirements/constraints.txt -e ".[dev,cluster,demo,tune]"
+setup: $(PY) ## Create .venv and install disco, its extras (dev, cluster, demo, tune, dask), pinned (requirements/constraints.txt)
+	$(PIP) install --progress-bar off -c requirements/constraints.txt -e ".[dev,cluster,demo,tune,dask]"
 	$(PIP) install --progress-bar off --no-deps -r requirements/nodeps.txt -r requirements/nodeps-demo.txt
 	@$(DISCO) --version
 
@@ -92,6 +92,10 @@ bench-resample: ## Benchmark: disco resample vs a serial librosa.load loop (clip
 .PHONY: bench-embed
 bench-embed: ## Benchmark: embedder model-only vs end-to-end vs serial baseline, peak memory
 	$(PY) bench/bench_embed.py
+
+.PHONY: bench-scale
+bench-scale: ## Benchmark: whole pipeline at N and 4N demo clips; per-step time, clips/s, peak memory, 20k projection
+	$(PY) bench/bench_scale.py
 
 .PHONY: bench-quality
 bench-quality: ## Benchmark: presets and ideas on real VGGish features (audioset-music20-dev, 3 seeds), then the demo

@@ -66,6 +66,32 @@ def test_masks_change_the_copy_deterministically(rng):
     assert differs >= 4  # each mask fires with p=0.5: over 8 copies at least half differ
 
 
+def test_copies_ignore_other_threads_drawing_from_the_global_generators():
+    """Beam's sinks draw shard keys from ``random`` and a Dask worker runs other tasks on other
+    threads: a copy made while they draw must equal the one made alone."""
+    import random
+    import threading
+
+    x = np.random.default_rng(1).uniform(-0.5, 0.5, params.CLIP_SAMPLES).astype(np.float32)
+    alone = [augment_clip(x, seed=2, key=f"k{i}", copy=1, masks=True) for i in range(6)]
+    stop = threading.Event()
+
+    def draw():
+        while not stop.is_set():
+            random.random()
+            np.random.random()
+
+    thread = threading.Thread(target=draw)
+    thread.start()
+    try:
+        busy = [augment_clip(x, seed=2, key=f"k{i}", copy=1, masks=True) for i in range(6)]
+    finally:
+        stop.set()
+        thread.join()
+    for a, b in zip(alone, busy):
+        np.testing.assert_array_equal(a, b)
+
+
 def _write_resampled(path, recs):
     import tensorflow as tf
 

@@ -7,7 +7,9 @@ import pytest
 from disco.beam import runners
 from disco.errors import ConfigError
 
-IMAGE = "us-docker.pkg.dev/my-project/disco/disco-beam-worker-gpu:0.1.0-abc123def456"
+IMAGE = runners.beam_worker_image(
+    registry="us-docker.pkg.dev/my-project/disco", tag="0.1.0-abc123def456", gpu=True
+)
 
 
 def _dataflow(**overrides):
@@ -48,6 +50,38 @@ def test_dataflow_gpu_options_as_beam_sees_them():
     experiments = opts.view_as(DebugOptions).experiments
     assert "use_runner_v2" in experiments
     assert "no_use_multiple_sdk_containers" in experiments
+
+
+@pytest.mark.parametrize("gpu", [None, runners.DataflowGpu()])
+def test_dataflow_workers_run_the_beam_worker_image_on_runner_v2(gpu, repo_root):
+    """What a Dataflow worker needs, CPU or GPU: runner v2 (custom containers need it), disco's
+    ``beam-worker`` image as the SDK container with nothing staged, and that image built from
+    docker/ with Beam's boot entrypoint from the same Beam and Python versions as the launcher."""
+    import re
+    import sys
+
+    from apache_beam.options.pipeline_options import DebugOptions, SetupOptions, WorkerOptions
+
+    image = runners.beam_worker_image(
+        registry="us-docker.pkg.dev/p/disco", tag="0.1.0-abc", gpu=gpu is not None
+    )
+    opts = runners.to_pipeline_options(_dataflow(sdk_container_image=image, gpu=gpu))
+    assert "use_runner_v2" in opts.view_as(DebugOptions).experiments
+    assert opts.view_as(WorkerOptions).sdk_container_image == image
+    assert image.endswith(f"/disco-beam-worker-{'gpu' if gpu else 'cpu'}:0.1.0-abc")
+    assert opts.view_as(SetupOptions).sdk_location == "container"
+
+    dockerfile = (repo_root / "docker" / "Dockerfile").read_text()
+    stage = dockerfile.split(f"AS {runners.BEAM_WORKER_TARGET}\n", 1)[1]
+    assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in stage
+    assert "COPY --from=beam-sdk /opt/apache/beam /opt/apache/beam" in stage
+    sdk = re.search(r"ARG BEAM_SDK_IMAGE=apache/beam_python(\d+\.\d+)_sdk:(\S+)", dockerfile)
+    assert sdk, "docker/Dockerfile names no Beam SDK image"
+    pinned = re.search(
+        r"^apache-beam==(\S+)$", (repo_root / "requirements/constraints.txt").read_text(), re.M
+    )
+    assert sdk.group(2) == pinned.group(1), "the worker's Beam must be the launcher's"
+    assert sdk.group(1) == f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def test_dataflow_cpu_has_no_accelerator_and_keeps_machine_type():
@@ -169,6 +203,24 @@ def test_local_default_is_the_in_memory_runner_never_prism():
     assert named.view_as(StandardOptions).runner == "DirectRunner"
     assert named.view_as(DirectOptions).direct_num_workers == 2
     assert is_local([]) and is_local(["--runner=DirectRunner"]) and not is_local(["--runner=DataflowRunner"])
+
+
+def test_dask_runner_options_as_beam_sees_them():
+    from apache_beam.options.pipeline_options import StandardOptions
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+
+    from disco.beam.options import DASK_RUNNER, is_local, pipeline_options
+
+    opts = runners.to_pipeline_options(runners.dask_args(address="tcp://10.0.0.5:8786", npartitions=8))
+    assert opts.view_as(StandardOptions).runner == DASK_RUNNER
+    dask = opts.view_as(DaskOptions)
+    assert (dask.address, dask.npartitions) == ("tcp://10.0.0.5:8786", 8)
+    # The short name the docs use resolves to Beam's class path, in both option spellings.
+    for args in (["--runner", "dask"], ["--runner=DaskRunner"]):
+        assert pipeline_options(args).view_as(StandardOptions).runner == DASK_RUNNER
+        assert not is_local(args)
+    with pytest.raises(ConfigError, match="tcp://"):
+        runners.dask_args(address="10.0.0.5:8786")
 
 
 def test_more_local_workers_mean_threads():

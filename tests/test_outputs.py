@@ -448,27 +448,34 @@ def test_decode_dead_letters_are_tagged_and_split_writes_per_split(tmp_path):
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from disco.beam.embed import DecodeOrDeadLetter
+    from disco.beam.embed import ReadBatches
     from disco.beam.sinks import FAILED_TAG, OK_TAG, WriteSplits
-    from disco.records import ResampledRecord, encode_resampled
+    from disco.records import AtomicShardWriter, ResampledRecord, encode_resampled
 
     good = encode_resampled(
         ResampledRecord(
             key="k1", split="test", pcm=np.zeros(params.CLIP_SAMPLES, np.int16), original_duration=1.0
         )
     )
+    shard = tmp_path / "in" / "s0.tfrecord"
+    shard.parent.mkdir()
+    with AtomicShardWriter(shard) as w:
+        w.write(good)
+        w.write(b"\x00junk")
     with TestPipeline() as p:
         decoded = (
             p
-            | beam.Create(
-                [("s0", good, None), ("s0", b"\x00junk", None), ("s1", None, "record 3: bad checksum")]
-            )
-            | beam.ParDo(DecodeOrDeadLetter()).with_outputs(FAILED_TAG, main=OK_TAG)
+            | beam.Create([str(shard)])
+            | beam.ParDo(ReadBatches(batch_size=4)).with_outputs(FAILED_TAG, main=OK_TAG)
         )
-        assert_that(decoded[OK_TAG] | "Keys" >> beam.Map(lambda x: x[1][0]), equal_to(["k1"]), label="ok")
+        assert_that(
+            decoded[OK_TAG] | "Keys" >> beam.Map(lambda b: [x[1][0] for x in b]),
+            equal_to([["k1"]]),
+            label="ok",
+        )
         assert_that(
             decoded[FAILED_TAG] | "Where" >> beam.Map(lambda f: (f["shard"], f["key"])),
-            equal_to([("s0", None), ("s1", None)]),
+            equal_to([(str(shard), None)]),
             label="failed",
         )
         (
@@ -476,7 +483,7 @@ def test_decode_dead_letters_are_tagged_and_split_writes_per_split(tmp_path):
             | "Records" >> beam.Create([("train", b"a"), ("test", b"b"), ("train", b"c")])
             | WriteSplits(str(tmp_path), "x", {"train": 2, "test": 1})
         )
-    names = sorted(os.listdir(tmp_path))
+    names = sorted(n for n in os.listdir(tmp_path) if n != "in")
     assert names == [
         f"x-test-00000-of-00001{params.TFRECORD_SUFFIX}",
         f"x-train-00000-of-00002{params.TFRECORD_SUFFIX}",

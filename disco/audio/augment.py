@@ -6,9 +6,12 @@ The masks act on the waveform because the embedding step computes its own spectr
 zeroed time span (TimeMask) and a band-stop filter (BandStopFilter) become exactly the time and
 frequency masks SpecAugment applies to that spectrogram.
 
-audiomentations draws its random parameters from NumPy's and Python's global generators, so a
-call seeds both from the (seed, key, copy) triple under a lock: results do not depend on thread
-scheduling or on what ran before.
+audiomentations draws its random parameters from NumPy's and Python's global generators. Seeding
+those under a lock is not enough: anything else in the process that draws from them meanwhile
+(Beam's own sinks pick shard keys with ``random``; a Dask worker runs other tasks on other threads)
+shifts the stream, and the copy changes. So audiomentations' modules see thread-local generators
+instead, seeded from the (seed, key, copy) triple per call, with the same streams ``random.seed``
+and ``np.random.seed`` would give: results do not depend on thread scheduling or on what ran before.
 """
 
 from __future__ import annotations
@@ -21,8 +24,39 @@ import numpy as np
 
 from disco import params
 
-_LOCK = threading.Lock()
 _CHAINS: dict[bool, object] = {}
+_LOCAL = threading.local()
+
+
+class _ThreadRandom:
+    """Stands for the ``random`` module inside audiomentations: this thread's seeded generator
+    while a copy is made, the module itself otherwise."""
+
+    def __getattr__(self, name):
+        return getattr(getattr(_LOCAL, "random", None) or random, name)
+
+
+class _ThreadNumpy:
+    """Stands for ``numpy`` inside audiomentations: ``np.random`` is this thread's seeded
+    RandomState while a copy is made; everything else is numpy."""
+
+    def __getattr__(self, name):
+        if name == "random":
+            return getattr(_LOCAL, "np_random", None) or np.random
+        return getattr(np, name)
+
+
+def _use_thread_generators() -> None:
+    import sys
+
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("audiomentations") or module is None:
+            continue
+        if getattr(module, "random", None) is random:
+            module.random = _ThreadRandom()
+        if getattr(module, "np", None) is np:
+            module.np = _ThreadNumpy()
+
 
 CHAIN_DESCRIPTION = [
     "PitchShift ±2 st",
@@ -51,6 +85,7 @@ def chain(*, masks: bool = False):
                 A.TimeMask(min_band_part=0.02, max_band_part=0.1, fade_duration=0.005, p=0.5),
                 A.BandStopFilter(min_center_freq=200.0, max_center_freq=4000.0, p=0.5),
             ]
+        _use_thread_generators()
         _CHAINS[masks] = A.Compose(steps)
     return _CHAINS[masks]
 
@@ -67,10 +102,12 @@ def _to_pcm_range(x: np.ndarray) -> np.ndarray:
 def augment_clip(waveform: np.ndarray, *, seed: int, key: str, copy: int, masks: bool = False) -> np.ndarray:
     """One augmented copy of a float32 [CLIP_SAMPLES] clip, same length, clipped to [-1, 1)."""
     s = copy_seed(seed, key, copy)
-    with _LOCK:
-        np.random.seed(s)
-        random.seed(s)
-        out = chain(masks=masks)(samples=np.asarray(waveform, np.float32), sample_rate=params.SAMPLE_RATE)
+    transform = chain(masks=masks)
+    _LOCAL.random, _LOCAL.np_random = random.Random(s), np.random.RandomState(s)
+    try:
+        out = transform(samples=np.asarray(waveform, np.float32), sample_rate=params.SAMPLE_RATE)
+    finally:
+        _LOCAL.random = _LOCAL.np_random = None
     out = np.asarray(out, np.float32)
     if len(out) != len(waveform):
         out = np.pad(out, (0, max(0, len(waveform) - len(out))))[: len(waveform)]

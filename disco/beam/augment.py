@@ -11,7 +11,8 @@ import apache_beam as beam
 
 from disco import params
 from disco.beam.options import pipeline_options
-from disco.beam.sinks import WriteSplits
+from disco.beam.portable import one_leaf, worker_path
+from disco.beam.sinks import WriteSplits, remove_sink_temp
 from disco.errors import ConfigError, DiscoError
 from disco.publish import publishes
 from disco.results import AugmentResult, ResampleResult
@@ -129,7 +130,9 @@ def run_augment(
         raise ConfigError(f"{resampled_dir}: no train-split resampled shards")
     pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args))
     train = (
-        pipeline | "Shards" >> beam.Create(files, reshuffle=False) | "Read" >> beam.io.ReadAllFromTFRecord()
+        pipeline
+        | "Shards" >> beam.Create([worker_path(f) for f in files], reshuffle=False)
+        | "Read" >> beam.io.ReadAllFromTFRecord()
     )
     outputs = []
     if copies:
@@ -145,13 +148,15 @@ def run_augment(
             | "Mixup" >> beam.FlatMap(_mix_group, mixup, copies + 1, seed)
         )
     merged = outputs[0] if len(outputs) == 1 else tuple(outputs) | "Merge" >> beam.Flatten()
-    (
+    written = (
         merged
         | "AsTrain" >> beam.Map(_as_train)
         | "Write"
         >> WriteSplits(out_dir, params.RESAMPLED_PREFIX, {params.SPLIT_TRAIN: num_shards or len(files)})
     )
+    one_leaf(written.values())
     pipeline.run().wait_until_finish()
+    remove_sink_temp(out_dir)
 
     records = sum(count_records(f) for f in list_shards(out_dir, params.RESAMPLED_PREFIX))
     chain = CHAIN_DESCRIPTION + (MASKS_DESCRIPTION if masks else [])

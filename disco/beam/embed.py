@@ -23,8 +23,17 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 
 from disco import fileio, params
 from disco.beam.options import pipeline_options
+from disco.beam.portable import one_leaf, worker_path
 from disco.beam.progress import Progress
-from disco.beam.sinks import FAILED_TAG, OK_TAG, DeadLetter, WriteSplits, failure, read_dead_letters
+from disco.beam.sinks import (
+    FAILED_TAG,
+    OK_TAG,
+    DeadLetter,
+    WriteSplits,
+    failure,
+    read_dead_letters,
+    remove_sink_temp,
+)
 from disco.embedders import embedder_options
 from disco.errors import ConfigError, DiscoError, SchemaError
 from disco.publish import distinct_inputs, publishes
@@ -74,10 +83,13 @@ class EmbedderModelHandler(ModelHandler):
         for item, emb in zip(batch, embeddings):
             yield PredictionResult(item[1], emb)
 
-    def batch_elements_kwargs(self):
-        # A fixed size: BatchElements otherwise starts at 1 and grows, and a CNN on a CPU runs
-        # small batches at a fraction of its throughput. The last batch of a bundle may be smaller.
-        return {"min_batch_size": self.batch_size, "max_batch_size": self.batch_size}
+    def should_skip_batching(self) -> bool:
+        # Elements arrive as fixed-size batches cut by ReadBatches; RunInference's own batching
+        # would hold a bundle's last batch until finish_bundle (dropped by Beam's DaskRunner).
+        return True
+
+    def get_num_bytes(self, batch: Sequence[tuple]) -> int:
+        return sum(item[0].nbytes for item in batch)
 
     def get_metrics_namespace(self) -> str:
         return "disco_embed"
@@ -127,34 +139,43 @@ def _to_input(raw: bytes):
     return rec.pcm, meta
 
 
-class DecodeOrDeadLetter(beam.DoFn):
-    """(shard file, record bytes, unreadable reason) -> model input on the main output, or a
-    failure dict on FAILED_TAG."""
+class ReadBatches(beam.DoFn):
+    """shard path -> batches ``[(pcm, metadata), ...]`` of up to ``batch_size`` clips on the main
+    output, and a failure dict on FAILED_TAG for each record the embedder cannot take.
+
+    Batches are cut here, inside one ``process`` call per shard, rather than by RunInference's
+    BatchElements, which emits a bundle's last batch from ``finish_bundle``, an output Beam's
+    DaskRunner drops (docs/images.md): a batch is complete when it leaves the reader, on every
+    runner, and memory holds one batch of PCM, not a shard. The shard is read with its checksums
+    verified (``read_tfrecord_checked``): a record failing its checksum is dead-lettered by shard
+    and index and the shard's other records are still read, where Beam's own TFRecord source
+    stops the whole run at the first bad checksum, naming no file."""
+
+    def __init__(self, batch_size: int):
+        self.batch_size = batch_size
 
     def setup(self):
         self.failed = Metrics.counter("disco_embed", "failed")
 
-    def process(self, element):
-        shard, raw, unreadable = element
-        try:
-            if unreadable is not None:
-                raise SchemaError(unreadable)
-            yield _to_input(raw)
-        except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM bytes
-            self.failed.inc()
-            key = _readable_key(raw) if raw is not None else None
-            yield failure(shard=str(shard), key=key, reason=str(exc))
+    def process(self, shard: str):
+        from disco.records import read_tfrecord_checked
 
-
-def _read_checked(shard: str):
-    """shard file -> (shard, record bytes, None) per intact record, (shard, bytes or None, reason)
-    for one that fails its checksum (a flipped byte): Decode dead-letters it by shard and index,
-    and the shard's other records are still read. Beam's own TFRecord source stops the whole run
-    at the first bad checksum, naming no file."""
-    from disco.records import read_tfrecord_checked
-
-    for rec in read_tfrecord_checked(shard):
-        yield str(shard), rec.data, None if rec.error is None else f"record {rec.index}: {rec.error}"
+        batch = []
+        for rec in read_tfrecord_checked(shard):
+            try:
+                if rec.error is not None:
+                    raise SchemaError(f"record {rec.index}: {rec.error}")
+                batch.append(_to_input(rec.data))
+            except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM bytes
+                self.failed.inc()
+                key = _readable_key(rec.data) if rec.data is not None else None
+                yield failure(shard=str(shard), key=key, reason=str(exc))
+                continue
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
 
 def _to_record(result, name: str, version: str):
@@ -267,13 +288,14 @@ def run_embed(
     pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args))
     decoded = (
         pipeline
-        | "Shards" >> beam.Create(files, reshuffle=False)
-        | "Read" >> beam.FlatMap(_read_checked)
-        | "Decode" >> beam.ParDo(DecodeOrDeadLetter()).with_outputs(FAILED_TAG, main=OK_TAG)
+        | "Shards" >> beam.Create([worker_path(f) for f in files], reshuffle=False)
+        | "ReadBatches" >> beam.ParDo(ReadBatches(batch_size)).with_outputs(FAILED_TAG, main=OK_TAG)
     )
-    decoded[FAILED_TAG] | "DeadLetter" >> DeadLetter(out_dir)
-    (
+    dead = decoded[FAILED_TAG] | "DeadLetter" >> DeadLetter(out_dir)
+    written = (
         decoded[OK_TAG]
+        # Batches are lists, failures dicts: Beam's DaskRunner mixes a ParDo's outputs (docs/images.md).
+        | "OnlyBatches" >> beam.Filter(lambda e: isinstance(e, list))
         | "Embed"
         >> RunInference(EmbedderModelHandler(embedder, options, batch_size, sum(in_counts.values())))
         | "Encode" >> beam.Map(_to_record, described["embedder"], described["embedder_version"])
@@ -284,7 +306,9 @@ def run_embed(
             {split: num_shards or default_num_shards(n) for split, n in in_counts.items()},
         )
     )
+    one_leaf([*written.values(), dead])
     pipeline.run().wait_until_finish()
+    remove_sink_temp(out_dir)
 
     # Through fileio, not open(): on Dataflow the workers wrote it, possibly to gs://.
     failures = read_dead_letters(fileio.join(out_dir, params.FAILURES_FILE))

@@ -18,6 +18,9 @@ from collections.abc import Sequence
 
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 _LOCAL_NAMES = (None, LOCAL_RUNNER, "DirectRunner", "direct", "FnApiRunner")
+# Beam ships a DaskRunner but does not list it among the runner names it resolves.
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+_RUNNER_ALIASES = {"dask": DASK_RUNNER, "daskrunner": DASK_RUNNER}
 
 
 def has_option(beam_args: Sequence[str], name: str) -> bool:
@@ -28,7 +31,7 @@ def has_option(beam_args: Sequence[str], name: str) -> bool:
 def pipeline_options(beam_args: Sequence[str] = (), *, default_workers: int | None = None):
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    args = list(beam_args)
+    args = _resolve_runner(list(beam_args))
     if not has_option(args, "runner"):
         args.append(f"--runner={LOCAL_RUNNER}")
         if not has_option(args, "direct_num_workers"):
@@ -38,6 +41,17 @@ def pipeline_options(beam_args: Sequence[str] = (), *, default_workers: int | No
             one = option_value(args, "direct_num_workers") == "1"
             args.append(f"--direct_running_mode={'in_memory' if one else 'multi_threading'}")
     return PipelineOptions(args)
+
+
+def _resolve_runner(args: list[str]) -> list[str]:
+    """``--runner dask`` (or ``DaskRunner``) -> Beam's DaskRunner class path; anything else as given."""
+    for i, a in enumerate(args):
+        if a.startswith("--runner="):
+            name = a.split("=", 1)[1]
+            args[i] = f"--runner={_RUNNER_ALIASES.get(name.lower(), name)}"
+        elif a == "--runner" and i + 1 < len(args):
+            args[i + 1] = _RUNNER_ALIASES.get(args[i + 1].lower(), args[i + 1])
+    return args
 
 
 def option_value(beam_args: Sequence[str], name: str) -> str | None:

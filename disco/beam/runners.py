@@ -27,6 +27,15 @@ _GPU_MACHINE_FAMILIES = {
     "nvidia-tesla-a100": "a2-",
 }
 _REGION = re.compile(r"^[a-z]+-[a-z]+\d+$")
+# The docker/Dockerfile target Dataflow and portable-runner workers run: disco's runtime plus Beam's
+# SDK harness boot entrypoint (a container without it never starts a worker).
+BEAM_WORKER_TARGET = "beam-worker"
+
+
+def beam_worker_image(*, registry: str, tag: str, gpu: bool = False) -> str:
+    """Where the ``beam-worker`` image of one build is pushed: the ``--sdk_container_image``."""
+    variant = "gpu" if gpu else "cpu"
+    return f"{registry.rstrip('/')}/disco-{BEAM_WORKER_TARGET}-{variant}:{tag}"
 
 
 @dataclass(frozen=True)
@@ -243,6 +252,21 @@ def portable_args(
         worker_pool_endpoint=worker_pool_endpoint,
         parallelism=None,
     )
+
+
+def dask_args(*, address: str, npartitions: int | None = None) -> list[str]:
+    """Beam args for a running dask.distributed scheduler (``tcp://host:8786``) through Beam's own
+    DaskRunner. Every worker must reach the data and output paths (a shared file system or gs://)."""
+    from disco.beam.options import DASK_RUNNER
+
+    if not re.fullmatch(r"(tcp|tls|inproc|ws|wss)://\S+", address or ""):
+        raise ConfigError(f"dask address {address!r}: expected tcp://host:port of a dask scheduler")
+    args = [f"--runner={DASK_RUNNER}", f"--dask_client_address={address}"]
+    if npartitions is not None:
+        if npartitions < 1:
+            raise ConfigError(f"npartitions must be >= 1, got {npartitions}")
+        args.append(f"--dask_npartitions={npartitions}")
+    return args
 
 
 def to_pipeline_options(args: Sequence[str]):

@@ -11,6 +11,7 @@ from typing import Any
 import apache_beam as beam
 
 from disco import fileio, params
+from disco.beam.portable import worker_path
 
 OK_TAG = "ok"
 FAILED_TAG = "failed"  # the dead-letter output of every step's decoding DoFn
@@ -31,18 +32,21 @@ class DeadLetter(beam.PTransform):
 
     def __init__(self, out_dir: str):
         super().__init__()
-        self.path = fileio.join(out_dir, params.FAILURES_FILE)
+        self.path = fileio.join(worker_path(out_dir), params.FAILURES_FILE)
 
     def expand(self, failures):
         return (
             failures
+            # Failures are dicts, records never are. Beam's DaskRunner hands every output of a
+            # multi-output ParDo to every consumer (docs/images.md): only the dicts are ours.
+            | "OnlyFailures" >> beam.Filter(lambda e: isinstance(e, dict))
             | "Json" >> beam.Map(_json_line)
             | "Write" >> beam.io.WriteToText(self.path, shard_name_template="", num_shards=1)
         )
 
 
-def _split_index(element: tuple[str, bytes], _n: int) -> int:
-    return params.SPLITS.index(element[0])
+def _in_split(element, split: str) -> bool:
+    return isinstance(element, tuple) and len(element) == 2 and element[0] == split
 
 
 class WriteSplits(beam.PTransform):
@@ -52,18 +56,20 @@ class WriteSplits(beam.PTransform):
 
     def __init__(self, out_dir: str, prefix: str, shards: Mapping[str, int]):
         super().__init__()
-        self.out_dir = out_dir
+        self.out_dir = worker_path(out_dir)
         self.prefix = prefix
         self.shards = dict(shards)
 
     def expand(self, records):
-        parts = records | "BySplit" >> beam.Partition(_split_index, len(params.SPLITS))
+        # Filters, not beam.Partition: Partition is a multi-output ParDo, whose outputs Beam's
+        # DaskRunner does not keep apart; the filters also drop failure dicts mixed in there.
         written = {}
-        for split, part in zip(params.SPLITS, parts):
+        for split in params.SPLITS:
             if split not in self.shards:
                 continue
             written[split] = (
-                part
+                records
+                | f"Only{split}" >> beam.Filter(_in_split, split)
                 | f"Bytes{split}" >> beam.Values()
                 | f"Write{split}"
                 >> beam.io.WriteToTFRecord(
@@ -83,3 +89,23 @@ def read_dead_letters(path: str) -> list[dict]:
         fileio.write_text(path, "")
         return []
     return [json.loads(line) for line in fileio.read_text(path).splitlines() if line.strip()]
+
+
+def remove_sink_temp(directory: str) -> list[str]:
+    """Delete Beam file-sink temporary directories still in ``directory`` once the pipeline has
+    finished. Beam's DaskRunner re-runs a sink's set-up for each side input that reads it, and the
+    sink's finalisation removes only the one it used (docs/images.md); left in the staging folder,
+    the others would be published with the output. Local folders only: on object stores the
+    runner's own cleanup applies."""
+    import glob
+    import os
+    import shutil
+
+    stale = (
+        []
+        if fileio.is_remote(directory)
+        else sorted(glob.glob(os.path.join(glob.escape(directory), "beam-temp-*")))
+    )
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale

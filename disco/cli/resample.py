@@ -41,7 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threads",
         type=argtypes.positive_int,
         default=None,
-        help="decode threads per worker (default: cores)",
+        help="parallel decoders per worker (default: cores)",
+    )
+    p.add_argument(
+        "--pool",
+        choices=("auto", "process", "thread"),
+        default="auto",
+        help="decoders as processes or threads (auto: processes on the local runner, threads on others)",
     )
     p.add_argument(
         "--max-failure-ratio",
@@ -64,6 +70,7 @@ def handle(args: argparse.Namespace) -> int:
         validation_fraction=args.validation_fraction,
         num_shards=args.num_shards,
         threads=args.threads,
+        pool=args.pool,
         beam_args=args.extra,
         max_failure_ratio=args.max_failure_ratio,
     )
