@@ -67,7 +67,7 @@ demo-data: ## Generate the offline demo dataset (OpenMIC format, SoundFont-rende
 .PHONY: demo
 demo: demo-data ## The main job: run the whole pipeline locally (kfp.local) on the demo dataset
 	$(DISCO) run --data $(DEMO_DATA) --output-dir runs/demo-$(RUN_ID) --embedder musicnn --seed $(SEED) \
-	  --model attention --learning-rate 1e-3 --l2 1e-4 --dropout 0.3
+	  --preset demo
 
 .PHONY: compile
 compile: ## Compile the pipeline for open-source KFP ($(PIPELINE_YAML)) and Vertex AI ($(PIPELINE_YAML_VERTEX))
@@ -99,7 +99,7 @@ bench-scale: ## Benchmark: whole pipeline at N and 4N demo clips; per-step time,
 	$(PY) bench/bench_scale.py
 
 .PHONY: bench-quality
-bench-quality: ## Benchmark: demo data -> resample -> embed -> train -> evaluate; test mAP/F1 per model
+bench-quality: ## Benchmark: presets and ideas on real VGGish features (audioset-music20-dev, 3 seeds), then the demo
 	$(PY) bench/bench_quality.py
 
 .PHONY: build-images

@@ -5,6 +5,7 @@ from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 
 def train_classifier(
+    preset: str,
     model_type: str,
     epochs: int,
     batch_size: int,
@@ -17,25 +18,31 @@ def train_classifier(
     model: Output[Model],
     history: Output[Metrics],
 ):
-    """Train on the features' train split, early-stop on validation, tune per-class thresholds."""
+    """Train the preset's recipe (a hyperparameter left at the default preset's value comes from
+    ``preset``), early-stop on validation, tune per-class thresholds."""
     from disco.train import run_train
+    from disco.train.train import preset_overrides
     from disco_components import _runtime
 
     _runtime.setup_logging()
     summary = run_train(
         features.path,
         model.path,
-        model=model_type,
-        batch_size=batch_size,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        dropout=dropout,
-        l2=l2,
-        patience=patience,
+        preset=preset,
         seed=seed,
+        **preset_overrides(
+            model=model_type,
+            batch_size=batch_size,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            dropout=dropout,
+            l2=l2,
+            patience=patience,
+        ),
     )
     model.metadata["framework"] = "keras"
-    model.metadata["model_type"] = model_type
+    model.metadata["model_type"] = summary["chosen"]
+    model.metadata["preset"] = preset
     _runtime.describe(model, summary, keys=("epochs_run", "best_epoch", "frames", "dim", "embedder"))
     _runtime.log_metrics(
         history, {k: v for k, v in summary.to_dict().items() if k.startswith(("best_", "val_", "epochs"))}

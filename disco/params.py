@@ -47,6 +47,8 @@ feature                type        meaning
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # --- Dataset -------------------------------------------------------------------------------
 
 # Class-map order of the OpenMIC-2018 release (class-map.json). Index i of every y_true /
@@ -179,19 +181,59 @@ MANIFEST_VERSION: int = 1
 # failed; 1.0 fails only when every input failed. An empty output always fails.
 DEFAULT_MAX_FAILURE_RATIO: float = 1.0
 
-# --- Training defaults (the earlier project's best dense settings) --------------------------
+# --- Training presets -------------------------------------------------------------------------
 
-DEFAULT_BATCH_SIZE: int = 64
-DEFAULT_LEARNING_RATE: float = 1e-4
-DEFAULT_DROPOUT: float = 0.5
-DEFAULT_L2: float = 1e-2
-DEFAULT_PATIENCE: int = 10
-DEFAULT_EPOCHS: int = 100
+# Model names `disco train --model` accepts. "auto" trains the candidates in AUTO_CANDIDATES and
+# keeps the best on validation (k-fold on small data) or their average (disco.train.select).
+MODELS: tuple[str, ...] = ("auto", "linear", "baseline", "attention")
+NETWORKS: tuple[str, ...] = ("baseline", "attention")  # disco.train.models.build_model names
+AUTO_CANDIDATES: tuple[str, ...] = ("linear", "attention")
+# Below this many validation clips a single split cannot choose between candidates: "auto" then
+# scores them by grouped k-fold cross-validation over train + validation and refits the winner.
+SMALL_VALIDATION: int = 200
+SELECTION_FOLDS: int = 5
+
+
+@dataclass(frozen=True)
+class TrainPreset:
+    """One named training recipe; explicit CLI flags / pipeline parameters override its fields."""
+
+    model: str
+    learning_rate: float
+    l2: float
+    dropout: float
+    batch_size: int
+    patience: int
+    epochs: int
+    ensemble: int  # networks trained with seeds seed, seed+1, ... and averaged
+    description: str
+
+
+PRESETS: dict[str, TrainPreset] = {
+    # Measured on audioset-music20-dev (make bench-quality; docs/train-evaluate.md).
+    "default": TrainPreset(
+        "auto", 1e-3, 1e-4, 0.3, 64, 10, 100, 3, "candidates chosen by validation (measured default)"
+    ),
+    # The earlier project's dense settings, kept for comparison.
+    "seed": TrainPreset("baseline", 1e-4, 1e-2, 0.5, 64, 10, 100, 1, "earlier project's dense settings"),
+    # What `make demo` trained before the measured default (one attention model).
+    "demo": TrainPreset(
+        "attention", 1e-3, 1e-4, 0.3, 64, 10, 100, 1, "attention model at the demo's settings"
+    ),
+}
+DEFAULT_PRESET = "default"
+_DEFAULT = PRESETS[DEFAULT_PRESET]
+DEFAULT_MODEL: str = _DEFAULT.model
+DEFAULT_BATCH_SIZE: int = _DEFAULT.batch_size
+DEFAULT_LEARNING_RATE: float = _DEFAULT.learning_rate
+DEFAULT_DROPOUT: float = _DEFAULT.dropout
+DEFAULT_L2: float = _DEFAULT.l2
+DEFAULT_PATIENCE: int = _DEFAULT.patience
+DEFAULT_EPOCHS: int = _DEFAULT.epochs
+DEFAULT_ENSEMBLE: int = _DEFAULT.ensemble
 DEFAULT_SEED: int = 2018
 
-# --- Models ----------------------------------------------------------------------------------
-MODELS: tuple[str, ...] = ("baseline", "attention")  # disco.train.models.build_model names
-DEFAULT_MODEL = "baseline"
+# --- Pipeline defaults ------------------------------------------------------------------------
 DEFAULT_EMBEDDER = "musicnn"  # a name of disco.embedders.available_embedders()
 DEFAULT_AUGMENT_COPIES: int = 1  # audiomentations copies per training clip in a pipeline run
 

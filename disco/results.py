@@ -197,7 +197,11 @@ class ImportFeaturesResult(StepResult):
 @dataclass
 class TrainResult(StepResult):
     step: ClassVar[str] = "train"
-    model: str = ""
+    preset: str = ""  # params.PRESETS name
+    model: str = ""  # asked for ("auto" selects)
+    chosen: str = ""  # what model.keras holds: linear, a network or "average"
+    selection: str | None = None  # how it was chosen (selection.json), None for a single network
+    ensemble: int = 1
     batch_size: int = 0
     epochs: int = 0
     learning_rate: float = 0.0
@@ -217,10 +221,11 @@ class TrainResult(StepResult):
     seconds: float = 0.0
 
     def produced(self) -> int:
-        return self.epochs_run
+        # The logistic regression is fitted by L-BFGS, not in epochs: one fitted model.
+        return 1 if self.chosen == "linear" else self.epochs_run
 
     def summary_line(self) -> str:
-        return f"train: {self.model}, best epoch {self.best_epoch} of {self.epochs_run}, val mAP {self.val_mAP:.4f}"
+        return f"train: {self.chosen or self.model}, best epoch {self.best_epoch} of {self.epochs_run}, val mAP {self.val_mAP:.4f}"
 
 
 @dataclass

@@ -295,7 +295,8 @@ def run_local(
     augment_copies: int = 1,
     augment_mixup: int = 0,
     augment_masks: bool = False,
-    model: str = "baseline",
+    preset: str = params.DEFAULT_PRESET,
+    model: str = params.DEFAULT_MODEL,
     epochs: int = params.DEFAULT_EPOCHS,
     batch_size: int = params.DEFAULT_BATCH_SIZE,
     learning_rate: float = params.DEFAULT_LEARNING_RATE,
@@ -323,6 +324,21 @@ def run_local(
         raise ConfigError(f"augment copies and mixup must be >= 0, got {augment_copies} and {augment_mixup}")
     if epochs < 1:
         raise ConfigError(f"epochs must be >= 1, got {epochs}")
+    from disco.train.train import preset_overrides, resolve_preset
+
+    # Fails here, in seconds, rather than in the train step after the embedding.
+    resolve_preset(
+        preset,
+        **preset_overrides(
+            model=model,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            dropout=dropout,
+            l2=l2,
+            patience=patience,
+        ),
+    )
     data = _resolve_data(data_uri)
     remote_out = str(output_dir) if str(output_dir).startswith("gs://") else None
     if remote_out:
@@ -348,6 +364,7 @@ def run_local(
         augment_copies=augment_copies,
         augment_mixup=augment_mixup,
         augment_masks=augment_masks,
+        preset=preset,
         model=model,
         epochs=epochs,
         batch_size=batch_size,

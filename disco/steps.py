@@ -85,7 +85,21 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
         "SpecAugment-style time and frequency masks on the copies",
         flag="--masks",
     ),
-    Parameter("model", str, params.DEFAULT_MODEL, "classifier", choices=params.MODELS),
+    Parameter(
+        "preset",
+        str,
+        params.DEFAULT_PRESET,
+        "training recipe (params.PRESETS); the hyperparameters below override it where they differ "
+        "from the default preset's values",
+        choices=tuple(params.PRESETS),
+    ),
+    Parameter(
+        "model",
+        str,
+        params.DEFAULT_MODEL,
+        "classifier (auto: candidates chosen by validation)",
+        choices=params.MODELS,
+    ),
     Parameter(
         "epochs",
         int,
@@ -243,6 +257,7 @@ STEPS: tuple[StepSpec, ...] = (
         "train_classifier",
         "Train classifier",
         {
+            "preset": "preset",
             "model_type": "model",
             **{
                 name: name

@@ -163,6 +163,7 @@ def make_pipeline(
         augment_copies: int = params.DEFAULT_AUGMENT_COPIES,
         augment_mixup: int = 0,
         augment_masks: bool = False,
+        preset: str = params.DEFAULT_PRESET,
         model: str = params.DEFAULT_MODEL,
         epochs: int = params.DEFAULT_EPOCHS,
         batch_size: int = params.DEFAULT_BATCH_SIZE,

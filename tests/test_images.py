@@ -42,6 +42,7 @@ STEP_PARAMETERS = {
     "masks": True,
     "embedder": "musicnn",
     "vggish_handle": params.VGGISH_DEFAULT_HANDLE,  # unused by musicnn; the component still takes it
+    "preset": params.DEFAULT_PRESET,
     "model_type": "baseline",
     "epochs": 2,
     "batch_size": 8,

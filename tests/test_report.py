@@ -140,7 +140,9 @@ def evaluated(tmp_path_factory, openmic_sample) -> dict:
         if not (line.split(",")[0] in test_keys and line.split(",")[1] == undefined)
     ]
     labels.write_text("".join(kept))
-    run_train(str(data), str(base / "model"), epochs=3, batch_size=16, learning_rate=1e-3, seed=7)
+    run_train(
+        str(data), str(base / "model"), model="baseline", epochs=3, batch_size=16, learning_rate=1e-3, seed=7
+    )
     run_evaluate(str(base / "model"), str(data), str(base / "eval"), seed=7)
     return {
         "base": base,

@@ -110,8 +110,12 @@ def test_library_training_defaults_match_the_spec():
     from disco.train import run_train
 
     signature = inspect.signature(run_train)
+    preset = params.PRESETS[signature.parameters["preset"].default]
     for name in (*steps.STEP["train"].arguments.values(), "validation_fraction"):
-        assert signature.parameters[name].default == steps.RUN_PARAMETER[name].default, name
+        default = signature.parameters[name].default
+        if default is None:  # the preset's value
+            default = getattr(preset, name)
+        assert default == steps.RUN_PARAMETER[name].default, name
 
 
 def test_cli_flags_come_from_the_spec():

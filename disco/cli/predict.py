@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--hop",
         type=argtypes.positive_float,
         default=DEFAULT_HOP_SECONDS,
-        help=f"seconds between window starts, at most {params.CLIP_SECONDS:g} (default {DEFAULT_HOP_SECONDS:g})",
+        help=f"seconds between window starts, at most {params.CLIP_SECONDS:g} (default %(default)s)",
     )
     p.add_argument(
         "--aggregate",
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="text (readable), csv (a row per window and per file) or jsonl (an object per file)",
     )
     p.add_argument("--json", action="store_true", help="same as --format jsonl")
-    p.add_argument("--out", default=None, help="write the csv/jsonl here instead of stdout")
+    p.add_argument("--out", default=None, help="write the csv/jsonl here (default: stdout)")
     p.add_argument("--all", action="store_true", help="text: list every class, not only those present")
     p.set_defaults(func=handle)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from disco import steps
-from disco.cli import _params
+from disco.cli import _params, argtypes
 
 TRAIN_PARAMETERS = (*steps.STEP["train"].arguments.values(), "validation_fraction")
 
@@ -25,13 +25,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="model directory")
     # The train step's parameters as the pipeline declares them (disco.steps), and the split's.
     _params.add_arguments(p, TRAIN_PARAMETERS)
+    p.add_argument(
+        "--ensemble",
+        type=argtypes.positive_int,
+        default=None,
+        help="networks (seeds) averaged into the model (default: the preset's)",
+    )
     p.add_argument("--tune", action="store_true", help="Keras Tuner search before the final fit")
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     from disco.train import run_train
+    from disco.train.train import preset_overrides
 
-    s = run_train(args.features, args.out, **_params.values_from(args, TRAIN_PARAMETERS), tune=args.tune)
-    print(f"{s.model}: best epoch {s.best_epoch}/{s.epochs_run}, validation mAP {s.val_mAP:.4f} → {args.out}")
+    values = _params.values_from(args, TRAIN_PARAMETERS)
+    fixed = {k: values.pop(k) for k in ("preset", "seed", "validation_fraction")}
+    # A flag left at the default preset's value takes the chosen preset's (as in the pipeline).
+    s = run_train(
+        args.features, args.out, **fixed, **preset_overrides(**values), ensemble=args.ensemble, tune=args.tune
+    )
+    chosen = s.chosen if s.chosen == s.model else f"{s.model} → {s.chosen} ({s.selection})"
+    print(f"{chosen}: best epoch {s.best_epoch}/{s.epochs_run}, validation mAP {s.val_mAP:.4f} → {args.out}")
     return 0

@@ -159,6 +159,9 @@ def describe_run(run_dir: Path, root: Path) -> dict | None:
         if train_info.get("seed") is not None:
             found["seed"] = train_info["seed"]
         train_summary = _read_json(model_dir / params.SUMMARY_FILE) or {}
+        # run_info records the arguments as given (a preset and its overrides); the summary holds the
+        # values the preset resolved to.
+        found.update({k: train_summary[k] for k in HYPERPARAMETERS if train_summary.get(k) is not None})
         for key in ("epochs_run", "best_epoch", "val_mAP"):
             row[key] = train_summary.get(key)
     elif run_summary is None:

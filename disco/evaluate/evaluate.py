@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import asdict
 
 import numpy as np
 
@@ -46,10 +47,11 @@ def run_evaluate(
         The typed result also written to ``summary.json``: test ``mAP``, ``f1_macro``, the
         baselines' mAP and timings; ``metrics.json`` holds the per-class table.
     """
-    from disco.evaluate.baseline import logistic_regression_scores, random_forest_scores
+    from disco.evaluate.baseline import full_train, logistic_regression_reference, random_forest_scores
     from disco.evaluate.report import write_reports
     from disco.metrics import classification_report
     from disco.train.features import load_features
+    from disco.train.select import SELECTION_FILE, Selection
     from disco.train.train import load_classifier
 
     start = time.perf_counter()
@@ -68,14 +70,20 @@ def run_evaluate(
     # A model folder made by hand (not by disco train) has no summary; its model is then unnamed.
     has_summary = os.path.exists(os.path.join(model_dir, params.SUMMARY_FILE))
     train_summary = TrainResult.read(model_dir).to_dict() if has_summary else {}
-    metrics["model"] = train_summary.get("model")
+    metrics["model"] = train_summary.get("chosen") or train_summary.get("model")
+    metrics["preset"] = train_summary.get("preset")
+    selection_path = os.path.join(model_dir, SELECTION_FILE)
+    if os.path.exists(selection_path):
+        metrics["selection"] = asdict(Selection.read(selection_path))
     metrics["embedder"] = fs.embedder
     if rf_baseline:
-        train = fs.splits[params.SPLIT_TRAIN].originals()
+        train = full_train(fs)
         rf_scores = random_forest_scores(train, test, seed=seed)
         metrics["random_forest"] = classification_report(test.y_true, rf_scores, test.y_mask)
-        lr_scores = logistic_regression_scores(train, test, seed=seed)
+        metrics["random_forest"]["trained_on"] = len(train)
+        lr_scores, lr_c = logistic_regression_reference(train, test, seed=seed)
         metrics["logistic_regression"] = classification_report(test.y_true, lr_scores, test.y_mask)
+        metrics["logistic_regression"].update(C=lr_c, trained_on=len(train))
     else:
         rf_scores = None
     np.savez_compressed(

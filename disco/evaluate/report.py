@@ -102,7 +102,8 @@ def build_table(metrics: Mapping[str, Any]) -> MetricsTable:
         cells = [
             name + (" *" if row.get("ap") is None else ""),
             _num(row.get("ap")),
-            _num(row.get("f1")),
+            # metrics.json's "f1" is at the decision rule since the thresholds became the rule.
+            _num(row.get("f1_at_0.5", row.get("f1"))),
             _num(row.get("f1_tuned")),
             _num(row.get("precision")),
             _num(row.get("recall")),
@@ -114,13 +115,18 @@ def build_table(metrics: Mapping[str, Any]) -> MetricsTable:
         [
             "model",
             _num(metrics.get("mAP")),
-            _num(metrics.get("f1_macro")),
+            _num(metrics.get("f1_macro_at_0.5", metrics.get("f1_macro"))),
             _num(metrics.get("f1_macro_tuned")),
         ]
     ]
     for r, ref in refs:
         summary.append(
-            [r.label, _num(ref.get("mAP")), _num(ref.get("f1_macro")), _num(ref.get("f1_macro_tuned"))]
+            [
+                r.label,
+                _num(ref.get("mAP")),
+                _num(ref.get("f1_macro_at_0.5", ref.get("f1_macro"))),
+                _num(ref.get("f1_macro_tuned")),
+            ]
         )
     selection = metrics.get("selection")
     return MetricsTable(

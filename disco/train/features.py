@@ -35,8 +35,16 @@ class SplitData:
         return len(self.keys)
 
     def originals(self) -> SplitData:
-        m = self.augmentation_id == 0
+        return self.subset(self.augmentation_id == 0)
+
+    def subset(self, m: np.ndarray) -> SplitData:
         return SplitData(self.x[m], self.y_true[m], self.y_mask[m], self.keys[m], self.augmentation_id[m])
+
+
+def concat_splits(parts: list[SplitData]) -> SplitData:
+    return SplitData(
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in SplitData.__dataclass_fields__)
+    )
 
 
 @dataclass

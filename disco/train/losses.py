@@ -21,7 +21,10 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
         mask = y_true[:, params.NUM_CLASSES :]
         target = ops.cast(relevance >= params.POSITIVE_THRESHOLD, y_pred.dtype)
         eps = keras.backend.epsilon()
-        p = ops.clip(ops.cast(y_pred, "float32"), eps, 1.0 - eps)
+        y_pred = ops.cast(y_pred, "float32")
+        # Clipping would turn a NaN prediction into eps and hide a diverged model (or NaN/Inf
+        # features) behind a finite loss; keep it NaN so training stops on it.
+        p = ops.where(ops.isnan(y_pred), y_pred, ops.clip(y_pred, eps, 1.0 - eps))
         bce = -(target * ops.log(p) + (1.0 - target) * ops.log(1.0 - p))
         # One value per example: the mean over its observed entries (batch mean is then taken by
         # Keras); an example with nothing observed contributes 0.

@@ -15,8 +15,6 @@ from keras import layers, ops, regularizers
 from disco import params
 from disco.errors import ConfigError
 
-MODELS = params.MODELS
-
 
 @keras.saving.register_keras_serializable(package="disco")
 class AttentionPooling(layers.Layer):
@@ -52,6 +50,7 @@ def build_model(
     hidden: int = 1024,
     mean=None,
     variance=None,
+    model_name: str | None = None,
 ) -> keras.Model:
     """``mean``/``variance`` (per feature, from the training split) standardise the input inside
     the model, so the exported model takes raw embeddings."""
@@ -80,5 +79,5 @@ def build_model(
         # Average the attention branch with the pooled branch's probabilities.
         outputs = layers.Average(name="probabilities")([att, layers.Activation("sigmoid")(logits)])
     else:
-        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return keras.Model(inputs, outputs, name=f"disco_{name}")
+        raise ConfigError(f"unknown network {name!r}; choose one of {', '.join(params.NETWORKS)}")
+    return keras.Model(inputs, outputs, name=model_name or f"disco_{name}")

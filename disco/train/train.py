@@ -7,11 +7,12 @@ import json
 import logging
 import os
 import time
+from dataclasses import asdict, replace
 
 import numpy as np
 
 from disco import params
-from disco.errors import ConfigError
+from disco.errors import ConfigError, DiscoError
 from disco.publish import publishes
 from disco.results import TrainResult
 from disco.runinfo import seed_everything
@@ -24,24 +25,56 @@ HISTORY_FILE = "history.csv"
 FEATURES_INFO_FILE = "features.json"
 
 
-def _callbacks(val, patience: int, out_dir: str):
+class TrainingDivergedError(DiscoError):
+    """The training loss became NaN or infinite: the weights are garbage, nothing is saved."""
+
+
+def resolve_preset(preset: str = params.DEFAULT_PRESET, **overrides) -> params.TrainPreset:
+    """The named preset with every override that is not None applied, checked."""
+    if preset not in params.PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(params.PRESETS)}")
+    unknown = set(overrides) - set(params.TrainPreset.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"unknown training parameter(s): {', '.join(sorted(unknown))}")
+    hp = replace(params.PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+    problems = []
+    if hp.model not in params.MODELS:
+        problems.append(f"model {hp.model!r} (choose one of {', '.join(params.MODELS)})")
+    if not hp.learning_rate > 0 or not np.isfinite(hp.learning_rate):
+        problems.append(f"learning rate {hp.learning_rate} (must be > 0)")
+    if not 0 <= hp.dropout < 1:
+        problems.append(f"dropout {hp.dropout} (must be in [0, 1))")
+    if not hp.l2 >= 0:
+        problems.append(f"L2 {hp.l2} (must be >= 0)")
+    for name in ("batch_size", "epochs", "patience", "ensemble"):
+        if getattr(hp, name) < 1:
+            problems.append(f"{name.replace('_', ' ')} {getattr(hp, name)} (must be >= 1)")
+    if problems:
+        raise ConfigError("invalid training parameters: " + "; ".join(problems))
+    return hp
+
+
+def preset_overrides(**given) -> dict:
+    """The pipeline's hyperparameters as overrides: KFP parameters cannot be left unset, so one at
+    the default preset's value means "take it from the chosen preset"."""
+    default = params.PRESETS[params.DEFAULT_PRESET]
+    return {k: v for k, v in given.items() if v != getattr(default, k)}
+
+
+def _callbacks(val, patience: int, out_dir: str | None, source: str = "features"):
     import keras
 
     from disco.metrics import mean_ap
 
     class ValidationMAP(keras.callbacks.Callback):
-        """Masked validation mAP each epoch; keeps the best weights and stops after `patience`
-        epochs without improvement (Keras' EarlyStopping cannot see a metric computed this way).
-
-        An epoch with the same mAP as the best and a lower validation loss also counts as an
-        improvement: on a small validation split mAP often stops moving (the ranking of a few
-        dozen clips is already right) while the model is still learning, and stopping at the first
-        epoch of such a plateau kept undertrained weights."""
+        """Masked validation mAP each epoch (Keras' EarlyStopping cannot see a metric computed over
+        observed entries only): keeps the best weights and stops after `patience` epochs without a
+        higher mAP. The validation loss is not consulted: it includes the L2 penalty, which falls
+        every epoch under strong regularisation whether or not the model gets better."""
 
         def __init__(self):
             super().__init__()
             self.best = -np.inf
-            self.best_loss = np.inf
             self.best_epoch = -1
             self.best_weights = None
             self.wait = 0
@@ -50,8 +83,7 @@ def _callbacks(val, patience: int, out_dir: str):
             logs = logs if logs is not None else {}
             score = mean_ap(val.y_true, self.model.predict(val.x, verbose=0, batch_size=512), val.y_mask)
             logs["val_mAP"] = score
-            loss = float(logs.get("val_loss", np.inf))
-            improved = score > self.best + 1e-6 or (abs(score - self.best) <= 1e-6 and loss < self.best_loss)
+            improved = score > self.best + 1e-6
             log.info(
                 "epoch %3d  loss %.4f  val_loss %.4f  val_mAP %.4f%s",
                 epoch + 1,
@@ -61,7 +93,7 @@ def _callbacks(val, patience: int, out_dir: str):
                 "  *" if improved else "",
             )
             if improved:
-                self.best, self.best_loss, self.best_epoch, self.wait = max(score, self.best), loss, epoch, 0
+                self.best, self.best_epoch, self.wait = score, epoch, 0
                 self.best_weights = self.model.get_weights()
             else:
                 self.wait += 1
@@ -72,13 +104,45 @@ def _callbacks(val, patience: int, out_dir: str):
             if self.best_weights is not None:
                 self.model.set_weights(self.best_weights)
 
-    return ValidationMAP(), keras.callbacks.TensorBoard(
-        os.path.join(out_dir, "tensorboard"), write_graph=False
-    )
+    class FixedEpochs(keras.callbacks.Callback):
+        """No validation (a refit for a number of epochs chosen by cross-validation)."""
+
+        def __init__(self):
+            super().__init__()
+            self.best = float("nan")
+            self.best_epoch = -1
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.best_epoch = epoch
+            log.info("epoch %3d  loss %.4f", epoch + 1, (logs or {}).get("loss", np.nan))
+
+    class FiniteLoss(keras.callbacks.Callback):
+        """Stops at the first batch whose loss is NaN or infinite, naming it and the features."""
+
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = float((logs or {}).get("loss", 0.0))
+            if not np.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"{source}: training loss is {loss} at epoch {self.epoch + 1}, batch {batch + 1}; "
+                    "check the features for NaN/Inf or lower the learning rate (nothing saved)"
+                )
+
+    callbacks = [ValidationMAP() if val is not None else FixedEpochs(), FiniteLoss()]
+    if out_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False))
+    return callbacks
 
 
-def fit_model(
-    fs,
+def fit_network(
+    train,
+    val,
     *,
     model: str,
     batch_size: int,
@@ -87,45 +151,84 @@ def fit_model(
     dropout: float,
     l2: float,
     patience: int,
-    out_dir: str,
     seed: int,
+    out_dir: str | None = None,
+    source: str = "features",
+    ensemble: int = 1,
 ):
+    """One network on ``train``, early-stopped on ``val`` (None: exactly ``epochs`` epochs).
+    ``ensemble`` is the caller's business (fit_members)."""
     import keras
 
     from disco.train.losses import MaskedBinaryCrossentropy, pack_targets
     from disco.train.models import build_model
 
+    for split, data in (("train", train), ("validation", val)):
+        bad = np.flatnonzero(~np.isfinite(data.x).all(axis=(1, 2))) if data is not None else []
+        if len(bad):
+            # A ReLU maps NaN to 0, so such features need not show in the loss: refuse them here.
+            raise TrainingDivergedError(
+                f"{source}: {len(bad)} {split} example(s) have NaN/Inf features, first {data.keys[bad[0]]}"
+            )
+    seed_everything(seed)
+    frames, dim = train.x.shape[1:]
+    flat = train.x.reshape(-1, dim)
+    net = build_model(
+        model,
+        frames=frames,
+        dim=dim,
+        dropout=dropout,
+        l2=l2,
+        mean=flat.mean(0),
+        variance=flat.var(0) + 1e-6,
+        model_name=f"disco_{model}_seed{seed}",
+    )
+    net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=MaskedBinaryCrossentropy())
+    callbacks = _callbacks(val, patience, out_dir, source)
+    history = net.fit(
+        train.x,
+        pack_targets(train.y_true, train.y_mask),
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=None if val is None else (val.x, pack_targets(val.y_true, val.y_mask)),
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    return net, history.history, callbacks[0]
+
+
+def fit_members(train, val, *, ensemble: int, seed: int, out_dir: str | None = None, **hp):
+    """``ensemble`` networks (seeds seed, seed+1, ...) averaged into one Keras model; returns it,
+    the first member's history and the members' median best epoch."""
+    from disco.train.select import average_model
+
+    members, epochs, history = [], [], {}
+    for i in range(ensemble):
+        net, hist, best = fit_network(train, val, seed=seed + i, out_dir=out_dir if i == 0 else None, **hp)
+        members.append(net)
+        epochs.append(best.best_epoch + 1)
+        history = history or hist
+    if len(members) == 1:
+        return members[0], history, epochs[0]
+    frames, dim = train.x.shape[1:]
+    return average_model(members, frames=frames, dim=dim), history, int(np.median(epochs))
+
+
+def fit_model(fs, *, out_dir: str, seed: int, **hp):
+    """A network on the feature set's train split, early-stopped on its validation split."""
     train, val = fs.splits[params.SPLIT_TRAIN], fs.splits[params.SPLIT_VALIDATION].originals()
+    _require_examples(fs, train, val)
+    return fit_network(train, val, out_dir=out_dir, seed=seed, source=fs.source, **hp)
+
+
+def _require_examples(fs, train, val) -> None:
     if len(train) == 0:
         raise ConfigError(f"{fs.source}: no training examples")
     if len(val) == 0:
         raise ConfigError(
             f"{fs.source}: no validation examples; lower nothing, add data or a validation fraction"
         )
-    seed_everything(seed)
-    flat = train.x.reshape(-1, fs.dim)
-    net = build_model(
-        model,
-        frames=fs.frames,
-        dim=fs.dim,
-        dropout=dropout,
-        l2=l2,
-        mean=flat.mean(0),
-        variance=flat.var(0) + 1e-6,
-    )
-    net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=MaskedBinaryCrossentropy())
-    best, tensorboard = _callbacks(val, patience, out_dir)
-    history = net.fit(
-        train.x,
-        pack_targets(train.y_true, train.y_mask),
-        batch_size=batch_size,
-        epochs=epochs,
-        validation_data=(val.x, pack_targets(val.y_true, val.y_mask)),
-        shuffle=True,
-        verbose=0,
-        callbacks=[best, tensorboard],
-    )
-    return net, history.history, best
 
 
 @publishes("train")
@@ -133,13 +236,15 @@ def run_train(
     features: str,
     out_dir: str,
     *,
-    model: str = "baseline",
-    batch_size: int = params.DEFAULT_BATCH_SIZE,
-    epochs: int = params.DEFAULT_EPOCHS,
-    learning_rate: float = params.DEFAULT_LEARNING_RATE,
-    dropout: float = params.DEFAULT_DROPOUT,
-    l2: float = params.DEFAULT_L2,
-    patience: int = params.DEFAULT_PATIENCE,
+    preset: str = params.DEFAULT_PRESET,
+    model: str | None = None,
+    batch_size: int | None = None,
+    epochs: int | None = None,
+    learning_rate: float | None = None,
+    dropout: float | None = None,
+    l2: float | None = None,
+    patience: int | None = None,
+    ensemble: int | None = None,
     seed: int = params.DEFAULT_SEED,
     validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
     tune: bool = False,
@@ -154,9 +259,12 @@ def run_train(
             or ``vggish/*.json`` features.
         out_dir: where ``model.keras``, ``thresholds.json``, ``features.json``, the history,
             ``summary.json`` and ``run_info.json`` go.
-        model: a name of ``params.MODELS``.
-        batch_size, epochs, learning_rate, dropout, l2, patience: training hyperparameters
-            (``patience``: epochs without validation progress before stopping).
+        preset: a name of ``params.PRESETS``, the recipe the arguments below override.
+        model: a name of ``params.MODELS`` (``auto``: candidates chosen by validation); None:
+            the preset's.
+        batch_size, epochs, learning_rate, dropout, l2, patience, ensemble: training
+            hyperparameters (``patience``: epochs without validation progress before stopping;
+            ``ensemble``: networks averaged); None: the preset's.
         seed: seed of the split (release features) and of training.
         validation_fraction: validation share carved from train (release features only).
         tune: run a Keras Tuner search before the final fit.
@@ -170,29 +278,68 @@ def run_train(
     from disco.train.features import load_features
 
     start = time.perf_counter()
-    os.makedirs(out_dir, exist_ok=True)
+    chosen = resolve_preset(
+        preset,
+        model=model,
+        batch_size=batch_size,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        dropout=dropout,
+        l2=l2,
+        patience=patience,
+        ensemble=ensemble,
+    )
+    hp = {k: v for k, v in asdict(chosen).items() if k != "description"}
+    if tune and hp["model"] not in params.NETWORKS:
+        raise ConfigError(
+            f"--tune searches a network's hyperparameters; pick one of {', '.join(params.NETWORKS)}"
+        )
     fs = load_features(features, seed=seed, validation_fraction=validation_fraction)
-    hp = {
-        "model": model,
-        "batch_size": batch_size,
-        "epochs": epochs,
-        "learning_rate": learning_rate,
-        "dropout": dropout,
-        "l2": l2,
-        "patience": patience,
-    }
+    train = fs.splits[params.SPLIT_TRAIN]
+    val = fs.splits[params.SPLIT_VALIDATION].originals()
+    os.makedirs(out_dir, exist_ok=True)
     if tune:
         from disco.train.tuning import tune_hyperparameters
 
         hp.update(tune_hyperparameters(fs, base=hp, out_dir=out_dir, seed=seed, trials=tune_trials))
-    net, history, best = fit_model(fs, out_dir=out_dir, seed=seed, **hp)
-    val = fs.splits[params.SPLIT_VALIDATION].originals()
-    val_scores = net.predict(val.x, verbose=0, batch_size=512)
-    thresholds = tune_thresholds(val.y_true, val_scores, val.y_mask)
+    selection = None
+    if hp["model"] in params.NETWORKS:
+        _require_examples(fs, train, val)
+        net, history, best_epoch = fit_members(train, val, out_dir=out_dir, seed=seed, source=fs.source, **hp)
+        held_scores = net.predict(val.x, verbose=0, batch_size=512)
+        held_true, held_mask = val.y_true, val.y_mask
+    else:
+        from disco.train import select
+
+        if len(train) == 0:
+            raise ConfigError(f"{fs.source}: no training examples")
+        network = {**hp, "model": params.AUTO_CANDIDATES[-1]}
+        kwargs = dict(network=network, out_dir=out_dir, seed=seed, fit_network=_network_fitter(fs))
+        if hp["model"] == "linear":
+            kwargs["only_linear"] = True
+        small = len(val) < params.SMALL_VALIDATION
+        picked = (
+            select.select_by_cross_validation(fs, **kwargs)
+            if small
+            else select.select_on_validation(fs, **kwargs)
+        )
+        net, history, best_epoch = picked.model, picked.history, picked.best_epoch
+        held_scores, held_true, held_mask = (
+            picked.held_out_scores,
+            picked.held_out_y_true,
+            picked.held_out_y_mask,
+        )
+        selection = picked.selection
+        selection.write(os.path.join(out_dir, select.SELECTION_FILE))
+    thresholds = tune_thresholds(held_true, held_scores, held_mask)
     net.save(os.path.join(out_dir, MODEL_FILE))
     with open(os.path.join(out_dir, THRESHOLDS_FILE), "w") as fh:
         json.dump(
-            {"classes": list(params.CLASSES), "thresholds": thresholds, "tuned_on": params.SPLIT_VALIDATION},
+            {
+                "classes": list(params.CLASSES),
+                "thresholds": thresholds,
+                "tuned_on": params.SPLIT_VALIDATION if selection is None else selection.method,
+            },
             fh,
             indent=2,
         )
@@ -209,13 +356,17 @@ def run_train(
             indent=2,
         )
     with open(os.path.join(out_dir, HISTORY_FILE), "w", newline="") as fh:
-        keys = list(history)
+        keys = list(history) or ["loss"]
+        history = history or {"loss": []}
         w = csv.writer(fh)
         w.writerow(["epoch", *keys])
         for i in range(len(history[keys[0]])):
             w.writerow([i + 1, *(history[k][i] for k in keys)])
     return TrainResult(
+        preset=preset,
         **hp,
+        chosen=hp["model"] if selection is None else selection.chosen,
+        selection=None if selection is None else selection.method,
         features=str(features),
         feature_kind=fs.kind,
         embedder=fs.embedder,
@@ -224,8 +375,8 @@ def run_train(
         examples={k: len(v) for k, v in fs.splits.items()},
         augmented_train_examples=int(np.sum(fs.splits[params.SPLIT_TRAIN].augmentation_id > 0)),
         epochs_run=len(history.get("loss", [])),
-        best_epoch=best.best_epoch + 1,
-        val_mAP=float(mean_ap(val.y_true, val_scores, val.y_mask)),
+        best_epoch=best_epoch,
+        val_mAP=float(mean_ap(held_true, held_scores, held_mask)),
         seconds=round(time.perf_counter() - start, 2),
     )
 
@@ -243,3 +394,10 @@ def load_classifier(model_dir: str):
         raise ConfigError(f"{model_dir}: no {MODEL_FILE}; is this a train step output?")
     thresholds = read_thresholds(os.path.join(model_dir, THRESHOLDS_FILE))
     return keras.models.load_model(path), thresholds
+
+
+def _network_fitter(fs):
+    def fit(train, val, **kw):
+        return fit_members(train, val, source=fs.source, **kw)
+
+    return fit

@@ -1,0 +1,181 @@
+"""Quality machinery (issue 11): the linear model as Keras, presets, early stopping that stops, the
+non-finite-loss guard, and the default recipe on a small slice of real VGGish features."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from disco import params
+from disco.errors import ConfigError
+from disco.train.features import SplitData
+
+DEV = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "audioset-music20-dev"
+
+
+def _split(rng, n: int, frames: int = 4, dim: int = 12, signal: float = 1.0) -> SplitData:
+    x = rng.standard_normal((n, frames, dim)).astype(np.float32)
+    y = (x[:, :, : params.NUM_CLASSES % dim].mean(axis=1) * signal > 0).astype(np.float32)
+    y_true = np.zeros((n, params.NUM_CLASSES), np.float32)
+    y_true[:, : y.shape[1]] = y
+    y_true[:, y.shape[1] :] = rng.random((n, params.NUM_CLASSES - y.shape[1])) < 0.3
+    y_mask = (rng.random((n, params.NUM_CLASSES)) < 0.8).astype(np.float32)
+    keys = np.array([f"{i:06d}_0" for i in range(n)])
+    return SplitData(x, y_true, y_mask, keys, np.zeros(n, np.int64))
+
+
+def test_keras_linear_equals_sklearn_logistic_regression(rng):
+    from sklearn.linear_model import LogisticRegression
+
+    from disco.train.linear import fit_linear, keras_linear
+
+    train, test = _split(rng, 300), _split(rng, 80)
+    fit = fit_linear(train.x, train.y_true, train.y_mask, c=0.1)
+    keras_scores = keras_linear(fit, frames=4, dim=12).predict(test.x, verbose=0)
+    z_train = (train.x.mean(axis=1) - fit.mean) / fit.std
+    z_test = (test.x.mean(axis=1) - fit.mean) / fit.std
+    for c in (0, 3, 15):
+        m = train.y_mask[:, c] > 0
+        ref = LogisticRegression(C=0.1, max_iter=5000, tol=1e-10).fit(z_train[m], train.y_true[m, c] >= 0.5)
+        np.testing.assert_allclose(keras_scores[:, c], ref.predict_proba(z_test)[:, 1], atol=1e-4)
+
+
+def test_presets_resolve_and_explicit_values_override():
+    from disco.train.train import preset_overrides, resolve_preset
+
+    seed = resolve_preset("seed")
+    assert (seed.model, seed.learning_rate, seed.l2, seed.dropout, seed.batch_size, seed.patience) == (
+        "baseline",
+        1e-4,
+        1e-2,
+        0.5,
+        64,
+        10,
+    )
+    assert resolve_preset("seed", learning_rate=3e-3, dropout=None).learning_rate == 3e-3
+    assert resolve_preset().model == params.DEFAULT_MODEL == params.PRESETS[params.DEFAULT_PRESET].model
+    default = params.PRESETS[params.DEFAULT_PRESET]
+    assert preset_overrides(learning_rate=default.learning_rate, l2=0.5) == {"l2": 0.5}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"learning_rate": -1.0}, {"learning_rate": 0.0}, {"dropout": 1.5}, {"epochs": 0}, {"model": "nope"}],
+)
+def test_bad_training_parameters_are_rejected_before_any_work(tmp_path, bad):
+    from disco.train import run_train
+
+    with pytest.raises(ConfigError, match="invalid training parameters"):
+        run_train(str(tmp_path / "does-not-exist"), str(tmp_path / "m"), **bad)
+    assert not (tmp_path / "m").exists()
+
+
+def test_unknown_preset_is_rejected():
+    from disco.train.train import resolve_preset
+
+    with pytest.raises(ConfigError, match="unknown preset 'fast'"):
+        resolve_preset("fast")
+
+
+def test_early_stopping_stops_within_patience_when_val_map_is_flat(rng):
+    """L2 so large that the weights collapse to zero: every epoch ranks validation the same way
+    (flat mAP) while the regularised validation loss keeps falling; training must stop `patience`
+    epochs after the best, not run to `epochs`."""
+    from disco.train.train import fit_network
+
+    train, val = _split(rng, 128), _split(rng, 64)
+    patience = 3
+    net, history, best = fit_network(
+        train,
+        val,
+        model="baseline",
+        batch_size=32,
+        epochs=60,
+        learning_rate=1e-2,
+        dropout=0.0,
+        l2=100.0,
+        patience=patience,
+        seed=1,
+    )
+    epochs_run = len(history["loss"])
+    assert epochs_run < 60
+    assert epochs_run <= best.best_epoch + 1 + patience
+    assert history["val_loss"][-1] < history["val_loss"][0]  # the loss alone would never have stopped
+
+
+def test_non_finite_loss_stops_training_naming_epoch_batch_and_source():
+    from disco.train.train import TrainingDivergedError, _callbacks
+
+    guard = _callbacks(None, 1, None, "feats.npz")[1]
+    guard.on_epoch_begin(2)
+    guard.on_train_batch_end(0, {"loss": 0.7})
+    with pytest.raises(TrainingDivergedError, match=r"feats\.npz: training loss is nan at epoch 3, batch 5"):
+        guard.on_train_batch_end(4, {"loss": float("nan")})
+
+
+def test_non_finite_features_are_refused_naming_the_example(rng):
+    from disco.train.train import TrainingDivergedError, fit_network
+
+    train, val = _split(rng, 64), _split(rng, 16)
+    train.x[40, 1, 2] = np.inf
+    with pytest.raises(
+        TrainingDivergedError, match=r"feats\.npz: 1 train example\(s\) have NaN/Inf features, first 000040_0"
+    ):
+        fit_network(
+            train,
+            val,
+            model="baseline",
+            batch_size=32,
+            epochs=3,
+            learning_rate=1e-3,
+            dropout=0.0,
+            l2=0.0,
+            patience=2,
+            seed=0,
+            source="feats.npz",
+        )
+
+
+def _dev_subset(root: Path, *, n_train: int, n_test: int, seed: int = 0) -> Path:
+    """A few hundred real clips of audioset-music20-dev as a release root of their own."""
+    root.mkdir(parents=True)
+    for name in (params.CLASS_MAP_FILE, params.AGGREGATED_LABELS_FILE, params.METADATA_FILE):
+        shutil.copy(DEV / name, root / name)
+    rng = np.random.default_rng(seed)
+    (root / params.PARTITIONS_DIR).mkdir()
+    keep = []
+    for name, n in ((params.PARTITION_TRAIN_FILE, n_train), (params.PARTITION_TEST_FILE, n_test)):
+        keys = (DEV / params.PARTITIONS_DIR / name).read_text().split()
+        chosen = sorted(rng.choice(keys, n, replace=False))
+        (root / params.PARTITIONS_DIR / name).write_text("\n".join(chosen) + "\n")
+        keep += chosen
+    with np.load(DEV / params.NPZ_FILE, allow_pickle=True) as npz:
+        index = {str(k): i for i, k in enumerate(npz["sample_key"])}
+        rows = np.array([index[k] for k in keep])
+        np.savez(root / params.NPZ_FILE, **{k: npz[k][rows] for k in ("X", "Y_true", "Y_mask", "sample_key")})
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEV.is_dir(), reason="needs ../shared/data/audioset-music20-dev")
+def test_default_on_small_real_data_is_no_worse_than_the_linear_reference(tmp_path):
+    """Issue 11 item 7: 300 real training clips (a small validation split: cross-validated
+    selection), the default recipe against the logistic regression trained on the full train split."""
+    from disco.evaluate import run_evaluate
+    from disco.train import run_train
+    from disco.train.select import SELECTION_FILE, Selection
+
+    data = _dev_subset(tmp_path / "openmic-2018", n_train=300, n_test=300)
+    summary = run_train(str(data), str(tmp_path / "model"))
+    assert summary["selection"] == "k-fold cross-validation"
+    selection = Selection.read(str(tmp_path / "model" / SELECTION_FILE))
+    assert {c.name for c in selection.candidates} >= {"linear", "attention", "average"}
+    assert selection.chosen in {c.name for c in selection.candidates}
+    result = run_evaluate(str(tmp_path / "model"), str(data), str(tmp_path / "eval"))
+    metrics = json.loads((tmp_path / "eval" / params.METRICS_FILE).read_text())
+    assert metrics["logistic_regression"]["trained_on"] == 300
+    assert result["mAP"] >= result["lr_mAP"] - 0.01, (result["mAP"], result["lr_mAP"], selection)
