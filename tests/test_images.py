@@ -215,7 +215,7 @@ def test_images_are_non_root_labelled_and_carry_the_imports(built_images, repo_r
         [
             "python3",
             "-c",
-            "import os, tensorflow, apache_beam, kfp, kfp.kubernetes, disco, components, pipelines, musicnn;"
+            "import os, tensorflow, apache_beam, kfp, kfp.kubernetes, disco, disco_components, disco_pipelines, musicnn;"
             "print(os.getuid(), disco.__version__, tensorflow.__version__, apache_beam.__version__)",
         ],
         mounts=[],
