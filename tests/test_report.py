@@ -4,6 +4,7 @@ outputs, learning curves, undefined AP marked, error analysis with audio, checke
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -195,12 +196,20 @@ def metrics_keys(evaluated) -> set[str]:
         return {str(k) for k in z["keys"]}
 
 
+def _require_chromium(browser) -> None:
+    """Skip where Chromium is absent, but fail in CI, where docker/ci-prepare.sh installs it: a skip
+    there would hide a missing install step."""
+    if browser.chromium() is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium not installed in CI (docker/ci-prepare.sh installs it)")
+        pytest.skip("chromium not installed (docker/ci-prepare.sh installs it)")
+
+
 @pytest.mark.slow
 def test_report_renders_in_headless_chromium_without_console_errors(evaluated, tmp_path):
     from helpers import browser
 
-    if browser.chromium() is None:
-        pytest.skip("chromium not installed (docker/ci-prepare.sh installs it)")
+    _require_chromium(browser)
     from PIL import Image
 
     page = browser.render(evaluated["base"] / "eval" / params.REPORT_FILE, tmp_path / "report.png")
@@ -216,8 +225,7 @@ def test_report_renders_in_headless_chromium_without_console_errors(evaluated, t
 def test_browser_check_catches_errors(tmp_path):
     from helpers import browser
 
-    if browser.chromium() is None:
-        pytest.skip("chromium not installed (docker/ci-prepare.sh installs it)")
+    _require_chromium(browser)
     page = tmp_path / "bad.html"
     page.write_text(
         '<html><body><img src="missing.png"><script>console.error("boom"); nope();</script></body></html>'
