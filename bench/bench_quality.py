@@ -10,7 +10,8 @@
    within 0.03 of the test-tuned (out-of-fold) F1, default's training under 5 minutes.
 2. The demo dataset (resample → embed with musicnn → the presets), and the embedding precision check.
 
-    .venv/bin/python bench/bench_quality.py [--dev DIR] [--seeds 3] [--skip-demo] [--only-dev-presets]
+    .venv/bin/python bench/bench_quality.py [--dev DIR] [--seeds 3] [--skip-demo]
+        [--only-dev-presets | --only-default]
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ def main() -> int:
     ap.add_argument("--skip-demo", action="store_true")
     ap.add_argument("--skip-dev", action="store_true")
     ap.add_argument("--only-dev-presets", action="store_true", help="dev table without the idea rows")
+    ap.add_argument(
+        "--only-default",
+        action="store_true",
+        help="dev table of the default preset and the references only (e.g. its fit time on an idle machine)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -62,6 +68,7 @@ def main() -> int:
     seeds = [args.seed + k for k in range(args.seeds)]
     if not args.skip_dev:
         rows = PRESET_ROWS + ([] if args.only_dev_presets else IDEA_ROWS)
+        rows = rows[:1] if args.only_default else rows
         results = _table(args.dev, rows, seeds, os.path.join(args.workdir, "dev"))
         _print_table(
             f"Test split of {os.path.basename(os.path.normpath(args.dev))} (real VGGish features)",

@@ -58,5 +58,6 @@ def handle(args: argparse.Namespace) -> int:
         tune=args.tune,
     )
     chosen = s.chosen if s.chosen == s.model else f"{s.model} → {s.chosen} ({s.selection})"
-    print(f"{chosen}: best epoch {s.best_epoch}/{s.epochs_run}, validation mAP {s.val_mAP:.4f} → {args.out}")
+    held_out = "validation" if s.selection is None else "out-of-fold"
+    print(f"{chosen}: best epoch {s.best_epoch}/{s.epochs_run}, {held_out} mAP {s.val_mAP:.4f} → {args.out}")
     return 0
