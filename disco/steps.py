@@ -8,10 +8,12 @@ What is declared here once, and who reads it:
   ``disco.runner.run_local`` and docs/pipeline.md's tables are checked against it by
   tests/test_step_specs.py (KFP reads real annotations, so those signatures stay written out).
 * :data:`STEPS`: per step its component function (and so its KFP task name), display name, which
-  run parameters its component takes (under which argument name), GPU, retry and resource settings,
+  run parameters its component takes (under which argument name), its library entry point and the
+  result type that entry point returns (the step's summary.json), GPU, retry and resource settings,
   and the container image target. The factory wires and configures tasks from it, the local runner
-  names progress lines with it, ``disco.images`` builds one image per step from it; the component
-  signatures are checked against it.
+  names progress lines with it and reads each step's result with its result type, ``disco.images``
+  builds one image per step from it; the component signatures and the entry points' return types
+  are checked against it.
 
 Defaults come from :mod:`disco.params`; nothing here imports KFP.
 """
@@ -22,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from disco import params
+from disco import params, results
 from disco.embedders import available_embedders
 
 
@@ -187,6 +189,10 @@ class StepSpec:
     display_name: str
     arguments: Mapping[str, str]
     resources: Resources
+    # The library function the component calls ("module:function"; a name, so that this module
+    # imports no TensorFlow or Beam) and the result type it returns, which is its summary.json.
+    entry_point: str
+    result: type[results.StepResult]
     gpu: bool = False
     # Reads remote storage (gs:// dataset, TF Hub handle): retries transient failures on a cluster.
     remote_read: bool = False
@@ -220,6 +226,8 @@ STEPS: tuple[StepSpec, ...] = (
         "Import release VGGish features",
         _SEEDED_SPLIT,
         Resources("1", "4G", "8G"),
+        "disco.train.features:write_release_records",
+        results.ImportFeaturesResult,
         remote_read=True,
     ),
     StepSpec(
@@ -228,6 +236,8 @@ STEPS: tuple[StepSpec, ...] = (
         "Resample audio (16 kHz mono, 10 s)",
         {**_SEEDED_SPLIT, "beam_options": "beam_options"},
         Resources("2", "4G", "8G"),
+        "disco.beam.resample:run_resample",
+        results.ResampleResult,
         remote_read=True,
     ),
     StepSpec(
@@ -242,6 +252,8 @@ STEPS: tuple[StepSpec, ...] = (
             "beam_options": "beam_options",
         },
         Resources("2", "4G", "8G"),
+        "disco.beam.augment:run_augment",
+        results.AugmentResult,
     ),
     StepSpec(
         "embed",
@@ -249,6 +261,8 @@ STEPS: tuple[StepSpec, ...] = (
         "Embed audio (Beam)",
         {"embedder": "embedder", "vggish_handle": "vggish_handle", "beam_options": "beam_options"},
         Resources("4", "8G", "16G"),
+        "disco.beam.embed:run_embed",
+        results.EmbedResult,
         gpu=True,
         remote_read=True,
     ),
@@ -265,6 +279,8 @@ STEPS: tuple[StepSpec, ...] = (
             },
         },
         Resources("2", "8G", "16G"),
+        "disco.train:run_train",
+        results.TrainResult,
         gpu=True,
     ),
     StepSpec(
@@ -273,6 +289,8 @@ STEPS: tuple[StepSpec, ...] = (
         "Evaluate on split01 test",
         {"seed": "seed"},
         Resources("1", "4G", "8G"),
+        "disco.evaluate:run_evaluate",
+        results.EvaluateResult,
     ),
 )
 STEP = {s.name: s for s in STEPS}
