@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from disco import __version__, fileio, params
+from disco import __version__, fileio, params, steps
 from disco.errors import ConfigError, DatasetError, DiscoError
 from disco.stepevents import Event, EventReader, step_error
 
@@ -210,9 +210,7 @@ class _ProgressTee(io.TextIOBase):
 
     def _result(self, event: Event) -> None:
         """The step's published result, read from its summary.json with the step's result type."""
-        from disco.steps import STEP
-
-        spec = STEP.get(str(event.fields.get("step")))
+        spec = steps.STEP.get(str(event.fields.get("step")))
         if spec is None:
             return
         try:
@@ -297,9 +295,7 @@ def _isatty(stream: TextIO) -> bool:
 def step_title(task: str) -> str:
     """``train-classifier-2`` -> "Train classifier": the step's display name (the branch copy of
     a task has a numeric suffix), for anything a user reads."""
-    from disco.steps import step_of_task
-
-    step = step_of_task(task)
+    step = steps.step_of_task(task)
     return step.display_name if step else task
 
 
@@ -363,55 +359,35 @@ def run_local(
     data_uri: str,
     output_dir: str | os.PathLike[str],
     *,
-    embedder: str = "musicnn",
-    vggish_handle: str = params.VGGISH_DEFAULT_HANDLE,
-    augment_copies: int = 1,
-    augment_mixup: int = 0,
-    augment_masks: bool = False,
-    preset: str = params.DEFAULT_PRESET,
-    model: str = params.DEFAULT_MODEL,
-    epochs: int = params.DEFAULT_EPOCHS,
-    batch_size: int = params.DEFAULT_BATCH_SIZE,
-    learning_rate: float = params.DEFAULT_LEARNING_RATE,
-    dropout: float = params.DEFAULT_DROPOUT,
-    l2: float = params.DEFAULT_L2,
-    patience: int = params.DEFAULT_PATIENCE,
-    seed: int = params.DEFAULT_SEED,
-    validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
-    use_release_features: bool = False,
-    beam_options: str = "",
     cache: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     stream_all: bool = False,
     terminal: TextIO | None = None,
+    **parameters: Any,
 ) -> RunResult:
     """Run the pipeline locally; outputs (metrics.json, report.html, pipeline.log, the artifacts under
     pipeline_root/) go under ``output_dir``. A ``gs://`` output_dir is staged locally and uploaded
-    when the run succeeds (kfp.local writes artifacts through local paths only)."""
+    when the run succeeds (kfp.local writes artifacts through local paths only).
+
+    ``parameters`` are the pipeline's run parameters by name (``disco.steps.RUN_PARAMETERS``, which
+    also gives the defaults and this function's documented signature); ``data_fingerprint`` is
+    computed here."""
     from kfp import local
 
     from disco.data.fingerprint import dataset_fingerprint
     from disco_pipelines.factory import make_pipeline
 
-    if augment_copies < 0 or augment_mixup < 0:
-        raise ConfigError(f"augment copies and mixup must be >= 0, got {augment_copies} and {augment_mixup}")
-    if epochs < 1:
-        raise ConfigError(f"epochs must be >= 1, got {epochs}")
+    values = steps.run_values({**parameters, "data_uri": data_uri})
+    if values["augment_copies"] < 0 or values["augment_mixup"] < 0:
+        raise ConfigError(
+            f"augment copies and mixup must be >= 0, got {values['augment_copies']} and {values['augment_mixup']}"
+        )
+    if values["epochs"] < 1:
+        raise ConfigError(f"epochs must be >= 1, got {values['epochs']}")
     from disco.train.train import preset_overrides, resolve_preset
 
     # Fails here, in seconds, rather than in the train step after the embedding.
-    resolve_preset(
-        preset,
-        **preset_overrides(
-            model=model,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            dropout=dropout,
-            l2=l2,
-            patience=patience,
-        ),
-    )
+    resolve_preset(values["preset"], **preset_overrides(**steps.hyperparameters(values)))
     data = _resolve_data(data_uri)
     remote_out = str(output_dir) if str(output_dir).startswith("gs://") else None
     if remote_out:
@@ -430,28 +406,8 @@ def run_local(
     pipeline_root = out / params.PIPELINE_ROOT_DIR
     log_path = out / params.PIPELINE_LOG_FILE
 
-    arguments = dict(
-        data_uri=data,
-        embedder=embedder,
-        vggish_handle=vggish_handle,
-        augment_copies=augment_copies,
-        augment_mixup=augment_mixup,
-        augment_masks=augment_masks,
-        preset=preset,
-        model=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        dropout=dropout,
-        l2=l2,
-        patience=patience,
-        seed=seed,
-        validation_fraction=validation_fraction,
-        use_release_features=use_release_features,
-        beam_options=beam_options,
-        # The cache key of the steps that read the dataset: a dataset changed at the same path re-runs.
-        data_fingerprint=dataset_fingerprint(data),
-    )
+    # The cache key of the steps that read the dataset: a dataset changed at the same path re-runs.
+    arguments = {**values, "data_uri": data, "data_fingerprint": dataset_fingerprint(data)}
     pipeline = make_pipeline(
         image=local_image(),
         gpu=False,
@@ -579,13 +535,16 @@ def run_local(
     )
     from disco.runinfo import write_run_info
 
-    write_run_info(out, step="run", parameters=arguments, seed=seed)
+    write_run_info(out, step="run", parameters=arguments, seed=values["seed"])
     if remote_out:
         _upload_tree(out, remote_out)
         result.metrics_path = f"{remote_out.rstrip('/')}/{params.METRICS_FILE}"
         result.report_path = f"{remote_out.rstrip('/')}/{params.REPORT_FILE}" if report_path else None
         result.log_path = f"{remote_out.rstrip('/')}/{params.PIPELINE_LOG_FILE}"
     return result
+
+
+run_local.__signature__ = steps.run_signature(run_local)  # type: ignore[attr-defined]
 
 
 def _upload_tree(local_dir: Path, gs_uri: str) -> int:

@@ -20,12 +20,15 @@ Defaults come from :mod:`disco.params`; nothing here imports KFP.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from disco import params, results
 from disco.embedders import available_embedders
+from disco.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,37 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
 )
 RUN_PARAMETER = {p.name: p for p in RUN_PARAMETERS}
 CLI_PARAMETERS: tuple[str, ...] = tuple(p.name for p in RUN_PARAMETERS if p.cli)
+
+
+def run_values(given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every run parameter's value, in declaration order: the given ones, the rest at their
+    declared default. A name that is no run parameter is a ConfigError (a misspelt keyword must not
+    be dropped silently)."""
+    unknown = sorted(set(given) - set(RUN_PARAMETER))
+    if unknown:
+        raise ConfigError(f"no such pipeline parameter: {', '.join(unknown)} (disco.steps.RUN_PARAMETERS)")
+    return {p.name: given.get(p.name, p.default) for p in RUN_PARAMETERS}
+
+
+def run_signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """``fn``'s signature with the run parameters (``data_uri`` first, then the other command-line
+    parameters as keywords with their defaults) in place of its ``**parameters``: what ``help()``
+    and the tests see of a function that takes the run parameters by name."""
+    own = list(inspect.signature(fn).parameters.values())
+    first = [p for p in own if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    keywords = [p for p in own if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    declared = [
+        inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default, annotation=p.type)
+        for p in RUN_PARAMETERS
+        if p.cli and p.name not in {q.name for q in first}
+    ]
+    return inspect.signature(fn).replace(parameters=[*first, *declared, *keywords])
+
+
+def hyperparameters(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The training recipe's fields (params.TrainPreset) among a run's parameter values."""
+    recipe = {f.name for f in dataclasses.fields(params.TrainPreset)}
+    return {name: value for name, value in values.items() if name in recipe}
 
 
 @dataclass(frozen=True)

@@ -242,3 +242,6 @@ def test_disco_run_json_prints_only_json_and_readable_progress(tmp_path, openmic
         "==> step 3: Evaluate on split01 test",
     ]
     assert "\x1b[" not in err and "train-classifier" not in err and "Executing task" not in err
+    # Each step's result line, read from its summary.json through the events file (not its log).
+    results = [line.strip().split(":")[0] for line in err.splitlines() if line.startswith("    ")]
+    assert {"import-features", "train", "evaluate"} <= set(results), err
