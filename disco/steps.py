@@ -245,6 +245,11 @@ class StepSpec:
         """The component's parameter arguments from the run's parameter values."""
         return {arg: values[param] for arg, param in self.arguments.items()}
 
+    def run_values(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """The run parameters' values from the component's arguments (the inverse of
+        :meth:`component_arguments`; other arguments, the artifacts, are left out)."""
+        return {param: arguments[arg] for arg, param in self.arguments.items()}
+
 
 _SEEDED_SPLIT = {
     "data_uri": "data_uri",
