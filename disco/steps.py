@@ -102,7 +102,7 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
         "model",
         str,
         params.DEFAULT_MODEL,
-        "classifier (auto: candidates chosen by validation)",
+        "classifier (auto: candidates chosen by cross-fitting)",
         choices=params.MODELS,
     ),
     Parameter(

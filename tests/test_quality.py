@@ -171,7 +171,7 @@ def test_default_on_small_real_data_is_no_worse_than_the_linear_reference(tmp_pa
 
     data = _dev_subset(tmp_path / "openmic-2018", n_train=300, n_test=300)
     summary = run_train(str(data), str(tmp_path / "model"))
-    assert summary["selection"] == "k-fold cross-validation"
+    assert summary["selection"] == "cross-fitting"
     selection = Selection.read(str(tmp_path / "model" / SELECTION_FILE))
     assert {c.name for c in selection.candidates} >= {"linear", "attention", "average"}
     assert selection.chosen in {c.name for c in selection.candidates}
