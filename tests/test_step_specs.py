@@ -187,3 +187,16 @@ def test_a_summary_parses_into_the_spec_result_type(tmp_path):
     assert steps.STEP["augment"].result.read(tmp_path / "augmented") == written
     with pytest.raises(OutputError, match="expected 'train'"):
         steps.STEP["train"].result.read(tmp_path / "augmented")
+
+
+def test_run_local_refuses_a_parameter_the_spec_does_not_declare(tmp_path):
+    """run_local takes the run parameters by name: a misspelt one is an error, never dropped."""
+    from disco.errors import ConfigError
+    from disco.runner import run_local
+
+    with pytest.raises(ConfigError, match="no such pipeline parameter: epoch"):
+        run_local(str(tmp_path), tmp_path / "run", epoch=3)
+    assert not (tmp_path / "run").exists()
+    values = steps.run_values({"epochs": 3})
+    assert list(values) == [p.name for p in steps.RUN_PARAMETERS] and values["epochs"] == 3
+    assert steps.hyperparameters(values)["epochs"] == 3 and "seed" not in steps.hyperparameters(values)
