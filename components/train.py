@@ -34,7 +34,7 @@ def train_classifier(
         features.path, model.path, preset=preset, seed=seed, **preset_overrides(**hyperparameters(values))
     )
     model.metadata["framework"] = "keras"
-    model.metadata["model_type"] = summary["chosen"]
+    model.metadata["model_type"] = summary.chosen
     model.metadata["preset"] = preset
     _runtime.describe(model, summary, keys=("epochs_run", "best_epoch", "frames", "dim", "embedder"))
     _runtime.log_metrics(
