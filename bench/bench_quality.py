@@ -27,17 +27,18 @@ DEV_DEFAULT = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "audioset-music20-dev"
 )
 
-# (label, preset, overrides): the presets, then the ideas tried on top of the demo preset's attention.
+# (label, preset, overrides): the presets, then the ideas tried, each a change of one thing.
 PRESET_ROWS = [
-    ("default preset (auto: LR / attention x3 / average by validation)", "default", {}),
+    ("default preset (auto, cross-fitted: LR / 5 attention+mixup / avg)", "default", {}),
     ("seed preset (dense baseline, lr 1e-4, L2 1e-2)", "seed", {}),
     ("demo preset (one attention model, lr 1e-3, L2 1e-4)", "demo", {}),
 ]
 IDEA_ROWS = [
-    ("idea: linear only (LR, C by validation)", "default", {"model": "linear"}),
-    ("idea: attention, stronger reg. (L2 1e-3, dropout 0.5)", "demo", {"l2": 1e-3, "dropout": 0.5}),
-    ("idea: attention, no L2, dropout 0.2", "demo", {"l2": 0.0, "dropout": 0.2}),
-    ("idea: attention seed ensemble x3", "demo", {"ensemble": 3}),
+    ("idea: default without mixup", "default", {"mixup_alpha": 0.0}),
+    ("idea: default, dropout 0.5", "default", {"dropout": 0.5}),
+    ("idea: linear only (LR, C by cross-fitting)", "default", {"model": "linear"}),
+    ("idea: demo preset + mixup 0.4 (one net, one validation split)", "demo", {"mixup_alpha": 0.4}),
+    ("idea: seed ensemble x3 on one validation split", "demo", {"ensemble": 3}),
 ]
 RF = "random forest recipe (full train)"
 LR = "logistic regression per class (full train, C by CV)"
