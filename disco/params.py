@@ -270,9 +270,9 @@ PIPELINE_NAME = "disco-openmic"
 # Relative to the repository root; the Makefile's PIPELINE_YAML mirrors it (a test keeps them equal).
 PIPELINE_YAML = f"pipelines/{PIPELINE_NAME}.yaml"
 PIPELINE_LOG_FILE = "pipeline.log"  # `disco run`'s full log, beside metrics.json and report.html
-# Set by the local runner for the step subprocesses: a step that fails writes its error there as JSON
-# (disco_components._runtime), so the runner reads the reason from a file, not from the log text.
-STEP_ERRORS_ENV = "DISCO_STEP_ERRORS_DIR"
+# Set by the local runner for the step subprocesses: each step writes its progress, result and error
+# there as JSON lines (disco.stepevents), so the runner reads them from files, not from the log text.
+STEP_EVENTS_ENV = "DISCO_STEP_EVENTS_DIR"
 RUN_SUMMARY_FILE = "run_summary.json"  # `disco run`'s parameters, timing and headline metrics
 PIPELINE_ROOT_DIR = "pipeline_root"  # kfp.local's artifacts, under a run directory
 # kfp.local's task cache, shared by the runs under one parent directory; `disco analyse` skips it.
