@@ -16,6 +16,7 @@ and a moving tag would make that record meaningless (and defeat KFP's cache key)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import shutil
@@ -23,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from disco import params
@@ -42,7 +42,7 @@ STEP_TARGETS = tuple(step.target for step in STEPS)
 BACKENDS = ("auto", "docker", "buildah")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ImageSpec:
     """One image to build: a Dockerfile target in one variant, and the reference it is tagged as."""
 
@@ -110,6 +110,32 @@ def image_specs(*, registry: str, tag: str, gpu: bool = False, steps: bool = Tru
         if steps:
             specs += [ImageSpec(t, variant, f"{registry}/disco-{t}-{variant}:{tag}") for t in STEP_TARGETS]
     return specs
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSet:
+    """What build, push and kind-load share: which images (:func:`image_specs`) and with which
+    backend, or only printing the commands (``dry_run``)."""
+
+    tag: str
+    registry: str = params.DEFAULT_REGISTRY
+    gpu: bool = False
+    steps: bool = True
+    backend: str = "auto"
+    dry_run: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ImageSet:
+        """From the command line, whose options are named as the fields; no --tag: :func:`default_tag`."""
+        named = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
+        return cls(**{**named, "tag": args.tag or default_tag()})
+
+    def specs(self) -> list[ImageSpec]:
+        return image_specs(registry=self.registry, tag=self.tag, gpu=self.gpu, steps=self.steps)
+
+    def chosen_backend(self) -> str:
+        # A dry run that names no backend prints buildah's commands: it needs no builder installed.
+        return "buildah" if self.dry_run and self.backend == "auto" else pick_backend(self.backend)
 
 
 def build_args(*, variant: str, base_image: str, version: str, sha: str) -> dict[str, str]:
@@ -199,16 +225,11 @@ def _run_or_print(cmd: Sequence[str], *, dry_run: bool) -> None:
 
 
 def build(
+    images: ImageSet,
     *,
-    tag: str,
-    registry: str = params.DEFAULT_REGISTRY,
     base_image: str = DEFAULT_BASE_IMAGE,
-    gpu: bool = False,
-    steps: bool = True,
-    backend: str = "auto",
     context: Path = REPO_ROOT,
     network: str | None = None,
-    dry_run: bool = False,
 ) -> list[ImageSpec]:
     """Build the runtime image (and the per-step images) for CPU, and GPU with ``gpu=True``.
 
@@ -216,8 +237,7 @@ def build(
     reach PyPI, e.g. a daemon started with ``--bridge=none`` or behind a host-only proxy)."""
     from disco import __version__
 
-    specs = image_specs(registry=registry, tag=tag, gpu=gpu, steps=steps)
-    chosen = "buildah" if dry_run and backend == "auto" else pick_backend(backend)
+    specs, chosen, dry_run = images.specs(), images.chosen_backend(), images.dry_run
     sha = git_sha(context)
     client = docker_client() if chosen == "docker" and not dry_run else None
     for i, spec in enumerate(specs, 1):
@@ -283,23 +303,15 @@ def image_size(ref: str, backend: str) -> str:
     return str(found[0].get("size", "?")) if found else "?"
 
 
-def push(
-    *,
-    tag: str,
-    registry: str,
-    gpu: bool = False,
-    steps: bool = True,
-    backend: str = "auto",
-    dry_run: bool = False,
-) -> list[ImageSpec]:
-    """Push every image of :func:`image_specs` to its registry."""
+def push(images: ImageSet) -> list[ImageSpec]:
+    """Push every image of the set to its registry."""
+    registry = images.registry
     if registry.rstrip("/") == "localhost" or registry.startswith("localhost/"):
         raise ConfigError(
             f"--registry {registry!r} is the local image store, not a registry: pass REGISTRY=host[:port]/path "
             "(e.g. us-docker.pkg.dev/PROJECT/disco or localhost:5000/disco)"
         )
-    specs = image_specs(registry=registry, tag=tag, gpu=gpu, steps=steps)
-    chosen = "buildah" if dry_run and backend == "auto" else pick_backend(backend)
+    specs, chosen, dry_run = images.specs(), images.chosen_backend(), images.dry_run
     client = docker_client() if chosen == "docker" and not dry_run else None
     for spec in specs:
         if chosen == "buildah":
@@ -314,23 +326,14 @@ def push(
     return specs
 
 
-def kind_load(
-    *,
-    tag: str,
-    registry: str,
-    cluster: str,
-    gpu: bool = False,
-    steps: bool = True,
-    backend: str = "auto",
-    dry_run: bool = False,
-) -> list[ImageSpec]:
+def kind_load(images: ImageSet, *, cluster: str) -> list[ImageSpec]:
     """Load the images into a kind cluster's nodes (kind pulls nothing from ``localhost/``)."""
+    dry_run = images.dry_run
     if not dry_run and not shutil.which("kind"):
         raise ConfigError(
             "kind is not installed (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"
         )
-    specs = image_specs(registry=registry, tag=tag, gpu=gpu, steps=steps)
-    chosen = "buildah" if dry_run and backend == "auto" else pick_backend(backend)
+    specs, chosen = images.specs(), images.chosen_backend()
     for spec in specs:
         if chosen == "docker":
             cmds = [["kind", "load", "docker-image", spec.ref, "--name", cluster]]
@@ -376,28 +379,20 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Iterable[str] | None = None) -> int:
     args = _parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    tag = args.tag or default_tag()
-    common = dict(
-        tag=tag,
-        registry=args.registry,
-        gpu=args.gpu,
-        steps=args.steps,
-        backend=args.backend,
-        dry_run=args.dry_run,
-    )
+    selected = ImageSet.from_args(args)
     try:
         if args.action == "build":
-            specs = build(base_image=args.base_image, network=args.network, **common)
+            specs = build(selected, base_image=args.base_image, network=args.network)
         elif args.action == "push":
-            specs = push(**common)
+            specs = push(selected)
         else:
-            specs = kind_load(cluster=args.cluster, **common)
+            specs = kind_load(selected, cluster=args.cluster)
     except DiscoError as exc:
         print(f"python -m disco.images {args.action}: error: {exc}", file=sys.stderr)
         return 2
     if args.action == "build" and not args.dry_run:
         # What the images cost a node to pull: one line per image, "<ref> <size>".
-        backend = pick_backend(args.backend)
+        backend = selected.chosen_backend()
         for spec in specs:
             print(f"{spec.ref} {image_size(spec.ref, backend)}")
         return 0

@@ -182,7 +182,7 @@ def built_images(repo_root) -> dict[str, str]:
     tag = f"test-{images.git_sha(repo_root)}"
     registry = "localhost/disco-test"
     specs = images.build(
-        tag=tag, registry=registry, base_image=base, steps=True, backend="buildah", context=repo_root
+        images.ImageSet(tag, registry, steps=True, backend="buildah"), base_image=base, context=repo_root
     )
     t2 = time.monotonic()
     fx.prune_old_test_images(registry, keep_tag=tag)

@@ -1,10 +1,12 @@
 """CLI options generated from :mod:`disco.steps`: a command that takes a pipeline parameter gets
-the same flag, type, default, choices and help as ``disco run``, declared once in the spec."""
+the same flag, type, default, choices and help as ``disco run``, declared once in the spec. And
+the way back: the parsed options as a library function's keyword arguments."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+import inspect
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from disco.cli import argtypes
@@ -32,3 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str], **overr
 def values_from(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
     """The named run parameters' values from parsed CLI arguments."""
     return {name: getattr(args, name) for name in names}
+
+
+def library_keywords(fn: Callable[..., Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Every keyword-only argument of the library function ``fn`` that the command has an option
+    for (an option's dest is the keyword's name), so a handler does not restate each option; the
+    keywords the command has no option for keep ``fn``'s defaults."""
+    keywords = inspect.signature(fn).parameters.values()
+    return {
+        p.name: getattr(args, p.name) for p in keywords if p.kind is p.KEYWORD_ONLY and hasattr(args, p.name)
+    }

@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from disco import params
+from disco.cli import _params
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +69,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from disco_pipelines.compile import compile_pipeline
 
-    out = compile_pipeline(
-        args.output,
-        image=args.image,
-        gpu_image=args.gpu_image,
-        gpu=args.gpu,
-        gpu_accelerator=args.gpu_accelerator,
-        pipeline_name=args.pipeline_name,
-        retries=args.retries,
-        registry=args.registry,
-        tag=args.tag,
-        target=args.target,
-    )
-    print(out)
+    print(compile_pipeline(args.output, **_params.library_keywords(compile_pipeline, args)))
     return 0

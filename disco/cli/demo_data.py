@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from disco.cli import argtypes
+from disco.cli import _params, argtypes
 
 # `disco demo-data --help` ends with these.
 EXAMPLES = ("disco demo-data --out data/demo/openmic-2018 --clips 200",)
@@ -22,7 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and an artist-grouped split01. Same seed, same dataset.",
     )
     p.add_argument("--out", required=True, help="output directory (becomes the dataset root)")
-    p.add_argument("--clips", type=argtypes.positive_int, default=200, help="number of clips (default 200)")
+    p.add_argument(
+        "--clips",
+        type=argtypes.positive_int,
+        default=params.DEMO_CLIPS,
+        help=f"number of clips (default {params.DEMO_CLIPS})",
+    )
     p.add_argument(
         "--seed", type=argtypes.non_negative_int, default=params.DEFAULT_SEED, help="same seed, same dataset"
     )
@@ -47,14 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from disco.data.demo import generate_demo_dataset
 
-    summary = generate_demo_dataset(
-        args.out,
-        clips=args.clips,
-        seed=args.seed,
-        corrupt=args.corrupt,
-        workers=args.workers,
-        overwrite=args.overwrite,
-    )
+    summary = generate_demo_dataset(args.out, **_params.library_keywords(generate_demo_dataset, args))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -53,18 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from disco.beam.embed import run_embed
 
-    s = run_embed(
-        args.audio,
-        args.out,
-        embedder=args.embedder,
-        vggish_handle=args.vggish_handle,
-        vggish_checkpoint=args.vggish_checkpoint,
-        pca_params=args.pca_params,
-        precision=args.precision,
-        batch_size=args.batch_size,
-        beam_args=args.extra,
-        max_failure_ratio=args.max_failure_ratio,
-    )
+    s = run_embed(args.audio, args.out, **_params.library_keywords(run_embed, args), beam_args=args.extra)
     if args.json:
         print(s.to_json(), end="")
     else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from disco.cli import _params
+
 # `disco export --help` ends with these.
 EXAMPLES = ("disco export work/model --out work/export",)
 
@@ -30,12 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from disco.train.export import run_export
 
-    s = run_export(
-        args.model_dir,
-        args.out,
-        embedder=args.embedder,
-        vggish_handle=args.vggish_handle,
-        vggish_checkpoint=args.vggish_checkpoint,
-    )
+    s = run_export(args.model_dir, args.out, **_params.library_keywords(run_export, args))
     print(f"exported {s['saved_model']} ({s['input']} → {len(s['classes'])} probabilities)")
     return 0

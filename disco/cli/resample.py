@@ -58,14 +58,7 @@ def handle(args: argparse.Namespace) -> int:
     from disco.beam.resample import run_resample
 
     s = run_resample(
-        args.data,
-        args.out,
-        **_params.values_from(args, SPLIT_PARAMETERS),
-        num_shards=args.num_shards,
-        threads=args.threads,
-        pool=args.pool,
-        beam_args=args.extra,
-        max_failure_ratio=args.max_failure_ratio,
+        args.data, args.out, **_params.library_keywords(run_resample, args), beam_args=args.extra
     )
     if args.json:
         print(s.to_json(), end="")

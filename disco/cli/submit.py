@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from disco import params
@@ -120,40 +120,18 @@ class ClientOptions:
         for flag, path in (("--ssl-ca-cert", args.ssl_ca_cert), ("--sa-token-path", args.sa_token_path)):
             if path and not os.path.isfile(path):
                 raise ConfigError(f"{flag} {path}: file not found")
-        return cls(
-            host=host,
-            namespace=args.namespace,
-            existing_token=args.existing_token,
-            sa_token_path=args.sa_token_path,
-            client_id=args.client_id,
-            other_client_id=args.other_client_id,
-            other_client_secret=args.other_client_secret,
-            cookies=args.cookies,
-            proxy=args.proxy,
-            ssl_ca_cert=args.ssl_ca_cert,
-            verify_ssl=False if args.insecure_skip_verify else None,
-            kube_context=args.kube_context,
-            ui_host=args.ui_host,
-        )
+        # The auth options are named as the fields; the endpoint and the TLS switch are not.
+        named = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+        return cls(**named, host=host, verify_ssl=False if args.insecure_skip_verify else None)
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of kfp.Client; options left unset are left out, so the SDK's own
         defaults (and its KF_PIPELINES_* variables) still apply."""
+        # The fields are kfp.Client's own keywords, but for the token file (a credentials object).
         kwargs: dict[str, Any] = {
-            "host": self.host,
-            "existing_token": self.existing_token,
-            "client_id": self.client_id,
-            "other_client_id": self.other_client_id,
-            "other_client_secret": self.other_client_secret,
-            "cookies": self.cookies,
-            "proxy": self.proxy,
-            "ssl_ca_cert": self.ssl_ca_cert,
-            "verify_ssl": self.verify_ssl,
-            "kube_context": self.kube_context,
-            "ui_host": self.ui_host,
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "sa_token_path"
         }
-        if self.namespace:
-            kwargs["namespace"] = self.namespace
+        kwargs["namespace"] = self.namespace or None
         if self.sa_token_path:
             from kfp.client import ServiceAccountTokenVolumeCredentials
 

@@ -18,6 +18,7 @@ import abc
 import importlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -60,6 +61,17 @@ def set_checked_weights(
         layer.set_weights(values)
 
 
+@dataclass(frozen=True)
+class EmbedOptions:
+    """The embed command's embedder options (``disco embed`` flags, ``run_embed`` keywords); each
+    embedder takes its own share of them (:meth:`Embedder.options`)."""
+
+    precision: str | None = None
+    vggish_handle: str | None = None
+    vggish_checkpoint: str | None = None
+    pca_params: str | None = None
+
+
 class Embedder(abc.ABC):
     """Base class of all embedders. Subclasses set the attributes in ``__init__`` and implement
     :meth:`keras_model`; :meth:`embed` is shared."""
@@ -74,21 +86,14 @@ class Embedder(abc.ABC):
     _predict_fn: Any = None
 
     @classmethod
-    def options(
-        cls,
-        *,
-        precision: str | None = None,
-        vggish_handle: str | None = None,
-        vggish_checkpoint: str | None = None,
-        pca_params: str | None = None,
-    ) -> dict[str, Any]:
+    def options(cls, given: EmbedOptions) -> dict[str, Any]:
         """This embedder's keyword arguments from the embed command's options, each embedder
         taking only its own (VGGish overrides this for its weights and PCA)."""
-        if vggish_checkpoint or pca_params:
+        if given.vggish_checkpoint or given.pca_params:
             raise ConfigError(
                 f"--vggish-checkpoint/--pca-params apply to the vggish embedder, not {cls.name}"
             )
-        return {"precision": precision}
+        return {"precision": given.precision}
 
     @abc.abstractmethod
     def keras_model(self) -> keras.Model:
@@ -162,7 +167,7 @@ def embedder_options(name: str, **command_options: Any) -> dict[str, Any]:
     """The keyword options for get_embedder(name) from the embed command's options
     (``precision``, ``vggish_handle``, ``vggish_checkpoint``, ``pca_params``), as the embedder
     declares them (:meth:`Embedder.options`)."""
-    return _embedder_class(name).options(**command_options)
+    return _embedder_class(name).options(EmbedOptions(**command_options))
 
 
 def get_embedder(name: str, **options: Any) -> Embedder:

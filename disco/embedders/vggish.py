@@ -33,7 +33,7 @@ import numpy as np
 from disco import params
 from disco.embedders import frontend
 from disco.embedders import precision as precision_mod
-from disco.embedders.base import Embedder, set_checked_weights
+from disco.embedders.base import Embedder, EmbedOptions, set_checked_weights
 from disco.errors import ConfigError, EmbedderUnavailableError
 
 log = logging.getLogger(__name__)
@@ -255,22 +255,15 @@ class VGGishEmbedder(Embedder):
     name = "vggish"
 
     @classmethod
-    def options(
-        cls,
-        *,
-        precision: str | None = None,
-        vggish_handle: str | None = None,
-        vggish_checkpoint: str | None = None,
-        pca_params: str | None = None,
-    ) -> dict[str, Any]:
+    def options(cls, given: EmbedOptions) -> dict[str, Any]:
         """Weights from the checkpoint when given, else the handle (default: the TF Hub one)."""
-        opts: dict[str, Any] = {"precision": precision}
-        if vggish_checkpoint:
-            opts["checkpoint"] = vggish_checkpoint
+        opts: dict[str, Any] = {"precision": given.precision}
+        if given.vggish_checkpoint:
+            opts["checkpoint"] = given.vggish_checkpoint
         else:
-            opts["handle"] = vggish_handle or params.VGGISH_DEFAULT_HANDLE
-        if pca_params:
-            opts["pca_params"] = pca_params
+            opts["handle"] = given.vggish_handle or params.VGGISH_DEFAULT_HANDLE
+        if given.pca_params:
+            opts["pca_params"] = given.pca_params
         return opts
 
     def __init__(
