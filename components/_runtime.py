@@ -13,7 +13,7 @@ import logging
 import os
 import shlex
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from disco import params
@@ -44,6 +44,17 @@ def split_args(options: str) -> list[str]:
     """Beam pass-through options arrive as one shell-quoted string (a KFP parameter cannot be a
     free-form argv list on every backend)."""
     return shlex.split(options or "")
+
+
+def step_keywords(entry_point: Callable[..., Any], arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The component's arguments that its step's library entry point takes by keyword (matched by
+    name, :func:`disco.steps.keywords_for`), with the Beam options string as ``beam_args``."""
+    from disco.steps import keywords_for
+
+    keywords = keywords_for(entry_point, arguments)
+    if "beam_options" in arguments:
+        keywords["beam_args"] = split_args(arguments["beam_options"])
+    return keywords
 
 
 def has_shards(directory: str, prefix: str) -> bool:

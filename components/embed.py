@@ -14,6 +14,8 @@ def embed_audio(
     stats: Output[Metrics],
 ):
     """Embed every resampled clip (and every augmented copy, when there are any)."""
+    # The first statement, so locals() holds exactly the component's arguments.
+    arguments = dict(locals())
     from disco import params
     from disco.beam.embed import run_embed
     from disco_components import _runtime
@@ -22,13 +24,7 @@ def embed_audio(
     audio_dirs = [resampled.path]
     if _runtime.has_shards(augmented.path, params.RESAMPLED_PREFIX):
         audio_dirs.append(augmented.path)
-    summary = run_embed(
-        audio_dirs,
-        embeddings.path,
-        embedder=embedder,
-        vggish_handle=vggish_handle,
-        beam_args=_runtime.split_args(beam_options),
-    )
+    summary = run_embed(audio_dirs, embeddings.path, **_runtime.step_keywords(run_embed, arguments))
     _runtime.describe(
         embeddings, summary, keys=("records", "failed", "embedder", "frames", "dim", "precision", "shards")
     )

@@ -19,17 +19,13 @@ def resample_audio(
     failures: Output[Markdown],
 ):
     """Decode, resample and split the dataset's clips; corrupt clips go to failures.jsonl."""
+    # The first statement, so locals() holds exactly the component's arguments.
+    arguments = dict(locals())
     from disco.beam.resample import run_resample
     from disco_components import _runtime
 
     _runtime.setup_logging()
-    summary = run_resample(
-        data_uri,
-        resampled.path,
-        seed=seed,
-        validation_fraction=validation_fraction,
-        beam_args=_runtime.split_args(beam_options),
-    )
+    summary = run_resample(data_uri, resampled.path, **_runtime.step_keywords(run_resample, arguments))
     _runtime.describe(resampled, summary, keys=("ok", "failed", "splits", "shards"))
     resampled.metadata["data_uri"] = data_uri
     # The dataset's content identity is an input only so that the cache key changes with the data.

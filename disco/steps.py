@@ -182,6 +182,14 @@ def run_values(given: Mapping[str, Any]) -> dict[str, Any]:
     return {p.name: given.get(p.name, p.default) for p in RUN_PARAMETERS}
 
 
+def keywords_for(fn: Callable[..., Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword-only arguments of ``fn`` found by name in ``values`` (a command's parsed options,
+    a component's arguments), so a caller whose names are the library's does not restate each one;
+    a keyword with no value there keeps ``fn``'s default."""
+    keywords = inspect.signature(fn).parameters.values()
+    return {p.name: values[p.name] for p in keywords if p.kind is p.KEYWORD_ONLY and p.name in values}
+
+
 def run_signature(fn: Callable[..., Any]) -> inspect.Signature:
     """``fn``'s signature with the run parameters (``data_uri`` first, then the other command-line
     parameters as keywords with their defaults) in place of its ``**parameters``: what ``help()``

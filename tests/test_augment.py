@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.resample_fixtures import labelled_record
 
 from disco import params
 from disco.audio.augment import augment_clip, mix_labels, mix_waveforms, mixup_weight
-from disco.records import ResampledRecord, encode_resampled, float_to_pcm, iter_resampled, shard_name
+from disco.records import encode_resampled, iter_resampled, shard_name
 
 # Entries: (y, mask) for clip a and clip b → expected (y, mask) of their mixture.
 P, N, U = (1.0, 1), (0.0, 1), (0.0, 0)  # observed present, observed absent, unobserved
@@ -108,19 +109,8 @@ def resampled(tmp_path_factory):
     recs = []
     for i in range(10):
         split = "train" if i < 7 else ("validation" if i < 9 else "test")
-        y = rng.random(params.NUM_CLASSES).astype(np.float32)
-        mask = rng.random(params.NUM_CLASSES) < 0.3
         wave = 0.2 * np.sin(2 * np.pi * (200 + 50 * i) * t)
-        recs.append(
-            ResampledRecord(
-                key=f"{i:06d}_0",
-                split=split,
-                pcm=float_to_pcm(wave),
-                original_duration=10.0,
-                y_true=y,
-                y_mask=mask,
-            )
-        )
+        recs.append(labelled_record(f"{i:06d}_0", split, wave, rng, observed=0.3))
     for split in params.SPLITS:
         _write_resampled(
             root / shard_name(f"{params.RESAMPLED_PREFIX}-{split}", 0, 1),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.resample_fixtures import labelled_record
 
 from disco import params
 from disco.records import (
@@ -45,24 +46,13 @@ def clip(openmic_sample: Path) -> np.ndarray:
 def _records(
     clip: np.ndarray, rng: np.random.Generator, split: str, augmentation_ids: list[int], prefix: str
 ) -> list[ResampledRecord]:
-    from disco.records import float_to_pcm
-
     out = []
     for i, aug in enumerate(augmentation_ids):
         # Rolled and scaled copies of the real clip: each record's embedding is its own, so a
         # record whose metadata ended up beside another clip's embedding would show.
         wave = np.roll(clip, int(rng.integers(0, params.CLIP_SAMPLES))) * rng.uniform(0.3, 1.0)
-        out.append(
-            ResampledRecord(
-                key=f"{prefix}{split[:2]}{i}_{aug}",
-                split=split,
-                pcm=float_to_pcm(wave),
-                original_duration=10.0,
-                y_true=rng.uniform(0, 1, params.NUM_CLASSES).astype(np.float32),
-                y_mask=(rng.uniform(0, 1, params.NUM_CLASSES) > 0.5).astype(np.int64),
-                augmentation_id=aug,
-            )
-        )
+        key = f"{prefix}{split[:2]}{i}_{aug}"
+        out.append(labelled_record(key, split, wave, rng, observed=0.5, augmentation_id=aug))
     return out
 
 

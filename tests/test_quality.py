@@ -81,25 +81,21 @@ def test_unknown_preset_is_rejected():
         resolve_preset("fast")
 
 
+def _fit_baseline(train: SplitData, val: SplitData, **settings):
+    """fit_network on the baseline model, batches of 32, no dropout; ``settings`` give the rest."""
+    from disco.train.train import fit_network
+
+    return fit_network(train, val, model="baseline", batch_size=32, dropout=0.0, **settings)
+
+
 def test_early_stopping_stops_within_patience_when_val_map_is_flat(rng):
     """L2 so large that the weights collapse to zero: every epoch ranks validation the same way
     (flat mAP) while the regularised validation loss keeps falling; training must stop `patience`
     epochs after the best, not run to `epochs`."""
-    from disco.train.train import fit_network
-
     train, val = _split(rng, 128), _split(rng, 64)
     patience = 3
-    net, history, best = fit_network(
-        train,
-        val,
-        model="baseline",
-        batch_size=32,
-        epochs=60,
-        learning_rate=1e-2,
-        dropout=0.0,
-        l2=100.0,
-        patience=patience,
-        seed=1,
+    net, history, best = _fit_baseline(
+        train, val, epochs=60, learning_rate=1e-2, l2=100.0, patience=patience, seed=1
     )
     epochs_run = len(history["loss"])
     assert epochs_run < 60
@@ -118,25 +114,15 @@ def test_non_finite_loss_stops_training_naming_epoch_batch_and_source():
 
 
 def test_non_finite_features_are_refused_naming_the_example(rng):
-    from disco.train.train import TrainingDivergedError, fit_network
+    from disco.train.train import TrainingDivergedError
 
     train, val = _split(rng, 64), _split(rng, 16)
     train.x[40, 1, 2] = np.inf
     with pytest.raises(
         TrainingDivergedError, match=r"feats\.npz: 1 train example\(s\) have NaN/Inf features, first 000040_0"
     ):
-        fit_network(
-            train,
-            val,
-            model="baseline",
-            batch_size=32,
-            epochs=3,
-            learning_rate=1e-3,
-            dropout=0.0,
-            l2=0.0,
-            patience=2,
-            seed=0,
-            source="feats.npz",
+        _fit_baseline(
+            train, val, epochs=3, learning_rate=1e-3, l2=0.0, patience=2, seed=0, source="feats.npz"
         )
 
 

@@ -1,14 +1,13 @@
 """CLI options generated from :mod:`disco.steps`: a command that takes a pipeline parameter gets
-the same flag, type, default, choices and help as ``disco run``, declared once in the spec. And
-the way back: the parsed options as a library function's keyword arguments."""
+the same flag, type, default, choices and help as ``disco run``, declared once in the spec."""
 
 from __future__ import annotations
 
 import argparse
-import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
+from disco import params
 from disco.cli import argtypes
 from disco.steps import RUN_PARAMETER
 
@@ -31,16 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str], **overr
         parser.add_argument(p.cli_flag, **kwargs)
 
 
+def add_max_failure_ratio(parser: argparse.ArgumentParser, *, failing: str) -> None:
+    """``--max-failure-ratio``, the same in every command of a step that dead-letters bad inputs;
+    ``failing`` says what counts as a failure there."""
+    parser.add_argument(
+        "--max-failure-ratio",
+        type=argtypes.fraction_closed,
+        default=params.DEFAULT_MAX_FAILURE_RATIO,
+        help=f"fail, publishing nothing, when more than this fraction of {failing} "
+        "(default %(default)s: only when all fail; an empty output always fails)",
+    )
+
+
 def values_from(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
     """The named run parameters' values from parsed CLI arguments."""
     return {name: getattr(args, name) for name in names}
-
-
-def library_keywords(fn: Callable[..., Any], args: argparse.Namespace) -> dict[str, Any]:
-    """Every keyword-only argument of the library function ``fn`` that the command has an option
-    for (an option's dest is the keyword's name), so a handler does not restate each option; the
-    keywords the command has no option for keep ``fn``'s defaults."""
-    keywords = inspect.signature(fn).parameters.values()
-    return {
-        p.name: getattr(args, p.name) for p in keywords if p.kind is p.KEYWORD_ONLY and hasattr(args, p.name)
-    }

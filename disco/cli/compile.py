@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from disco import params
-from disco.cli import _params
+from disco import params, steps
 
 log = logging.getLogger(__name__)
 
@@ -69,5 +68,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from disco_pipelines.compile import compile_pipeline
 
-    print(compile_pipeline(args.output, **_params.library_keywords(compile_pipeline, args)))
+    print(compile_pipeline(args.output, **steps.keywords_for(compile_pipeline, vars(args))))
     return 0

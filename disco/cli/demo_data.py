@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from disco.cli import _params, argtypes
+from disco import steps
+from disco.cli import argtypes
 
 # `disco demo-data --help` ends with these.
 EXAMPLES = ("disco demo-data --out data/demo/openmic-2018 --clips 200",)
@@ -22,12 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and an artist-grouped split01. Same seed, same dataset.",
     )
     p.add_argument("--out", required=True, help="output directory (becomes the dataset root)")
-    p.add_argument(
-        "--clips",
-        type=argtypes.positive_int,
-        default=params.DEMO_CLIPS,
-        help=f"number of clips (default {params.DEMO_CLIPS})",
-    )
+    p.add_argument("--clips", type=argtypes.positive_int, default=params.DEMO_CLIPS, help="number of clips")
     p.add_argument(
         "--seed", type=argtypes.non_negative_int, default=params.DEFAULT_SEED, help="same seed, same dataset"
     )
@@ -52,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from disco.data.demo import generate_demo_dataset
 
-    summary = generate_demo_dataset(args.out, **_params.library_keywords(generate_demo_dataset, args))
+    summary = generate_demo_dataset(args.out, **steps.keywords_for(generate_demo_dataset, vars(args)))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from disco import params
+from disco import steps
 from disco.cli import _params, argtypes
 
 # `disco embed --help` ends with these.
@@ -39,13 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="default: bfloat16 where the hardware computes it natively, else float32",
     )
     p.add_argument("--batch-size", type=argtypes.positive_int, default=64, help="clips per inference batch")
-    p.add_argument(
-        "--max-failure-ratio",
-        type=argtypes.fraction_closed,
-        default=params.DEFAULT_MAX_FAILURE_RATIO,
-        help="fail, publishing nothing, when more than this fraction of records cannot be decoded "
-        "(default %(default)s: only when all fail; an empty output always fails)",
-    )
+    _params.add_max_failure_ratio(p, failing="records cannot be decoded")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=handle, accepts_extra=True, remote_outputs=True)
 
@@ -53,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from disco.beam.embed import run_embed
 
-    s = run_embed(args.audio, args.out, **_params.library_keywords(run_embed, args), beam_args=args.extra)
+    s = run_embed(args.audio, args.out, **steps.keywords_for(run_embed, vars(args)), beam_args=args.extra)
     if args.json:
         print(s.to_json(), end="")
     else:

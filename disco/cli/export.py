@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from disco.cli import _params
+from disco import steps
 
 # `disco export --help` ends with these.
 EXAMPLES = ("disco export work/model --out work/export",)
@@ -32,6 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from disco.train.export import run_export
 
-    s = run_export(args.model_dir, args.out, **_params.library_keywords(run_export, args))
+    s = run_export(args.model_dir, args.out, **steps.keywords_for(run_export, vars(args)))
     print(f"exported {s['saved_model']} ({s['input']} → {len(s['classes'])} probabilities)")
     return 0

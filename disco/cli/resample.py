@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from disco import params
+from disco import steps
 from disco.cli import _params, argtypes
 
 SPLIT_PARAMETERS = ("seed", "validation_fraction")
@@ -42,13 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         help="decoders as processes or threads (auto: processes on the local runner, threads on others)",
     )
-    p.add_argument(
-        "--max-failure-ratio",
-        type=argtypes.fraction_closed,
-        default=params.DEFAULT_MAX_FAILURE_RATIO,
-        help="fail, publishing nothing, when more than this fraction of inputs fails "
-        "(default %(default)s: only when all fail; an empty output always fails)",
-    )
+    _params.add_max_failure_ratio(p, failing="inputs fails")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     _params.add_arguments(p, SPLIT_PARAMETERS)
     p.set_defaults(func=handle, accepts_extra=True, remote_outputs=True)
@@ -58,7 +52,7 @@ def handle(args: argparse.Namespace) -> int:
     from disco.beam.resample import run_resample
 
     s = run_resample(
-        args.data, args.out, **_params.library_keywords(run_resample, args), beam_args=args.extra
+        args.data, args.out, **steps.keywords_for(run_resample, vars(args)), beam_args=args.extra
     )
     if args.json:
         print(s.to_json(), end="")

@@ -16,6 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from disco import params
+from disco.records import ResampledRecord, float_to_pcm
 
 
 def tone(freq: float, sr: int, seconds: float, amps: tuple[float, ...] = (0.5,)) -> np.ndarray:
@@ -38,6 +39,28 @@ def peak_hz(x: np.ndarray, sr: int) -> float:
 
 def rms_db(x: np.ndarray) -> float:
     return float(20 * np.log10(np.sqrt(np.mean(np.square(x, dtype=np.float64))) + 1e-12))
+
+
+def labelled_record(
+    key: str,
+    split: str,
+    wave: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    observed: float,
+    augmentation_id: int = 0,
+) -> ResampledRecord:
+    """A resampled record of a full clip ``wave`` (floats in [-1, 1]) with random relevances, each
+    class observed (in Y_mask) with probability ``observed``."""
+    return ResampledRecord(
+        key=key,
+        split=split,
+        pcm=float_to_pcm(wave),
+        original_duration=params.CLIP_SECONDS,
+        y_true=rng.random(params.NUM_CLASSES).astype(np.float32),
+        y_mask=rng.random(params.NUM_CLASSES) < observed,
+        augmentation_id=augmentation_id,
+    )
 
 
 @dataclass(frozen=True)

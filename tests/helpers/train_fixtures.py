@@ -10,28 +10,23 @@ import numpy as np
 from disco import params
 from helpers.openmic_fixtures import make_dataset
 
+# Clips per official partition, and the features' Gaussian noise (the positives' shift is a test's).
+N_TRAIN, N_TEST = 120, 40
+NOISE = 0.5
 
-def make_release_features(
-    root: Path,
-    sample: Path,
-    *,
-    n_train: int = 120,
-    n_test: int = 40,
-    shift: float = 0.5,
-    noise: float = 0.5,
-    seed: int = 0,
-) -> Path:
+
+def make_release_features(root: Path, sample: Path, *, shift: float = 0.5, seed: int = 0) -> Path:
     """An OpenMIC-layout dataset (split01 partitions, artist ids, labels) plus an ``openmic-2018.npz``
     like the release's: X uint8 [N, 10, 128] on VGGish's quantisation grid, Y_true, Y_mask,
     sample_key. Each class owns a band of dimensions that its positives shift by ``shift`` over
     Gaussian noise, so a classifier can learn the labels and a broken feature/label join cannot."""
     from disco.data.openmic import open_dataset
 
-    make_dataset(root, sample, n_train=n_train, n_test=n_test, seed=seed)
+    make_dataset(root, sample, n_train=N_TRAIN, n_test=N_TEST, seed=seed)
     labels = open_dataset(str(root)).labels()
     rng = np.random.default_rng(seed + 1)
     x = rng.normal(
-        0.0, noise, size=(len(labels.keys), params.RELEASE_VGGISH_FRAMES, params.VGGISH_EMBEDDING_SIZE)
+        0.0, NOISE, size=(len(labels.keys), params.RELEASE_VGGISH_FRAMES, params.VGGISH_EMBEDDING_SIZE)
     )
     positive = (labels.y_true >= params.POSITIVE_THRESHOLD) & labels.y_mask.astype(bool)
     band = params.VGGISH_EMBEDDING_SIZE // params.NUM_CLASSES
