@@ -89,6 +89,33 @@ def gcs_client(uri: str | None = None):
     return storage.Client()
 
 
+def list_gcs_objects(uri: str) -> list[tuple[str, int, float]]:
+    """``(path after uri, size, update time in seconds)`` of the object ``uri`` and of every object
+    under ``uri/``, with each page request bounded (params.GCS_LIST_TIMEOUT_S per request, retries
+    for params.GCS_LIST_DEADLINE_S): an unreachable endpoint is a DatasetError in seconds, not
+    minutes of the client's default retries."""
+    from google.api_core import exceptions as gexc
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    bucket, name = split_gcs(uri)
+    client = gcs_client(uri)
+    retry = DEFAULT_RETRY.with_timeout(params.GCS_LIST_DEADLINE_S)
+    found = []
+    try:
+        # The prefix without "/" also lists ``name`` itself (a tarball); siblings such as
+        # ``name-2/`` that it matches too are dropped below.
+        for blob in client.list_blobs(bucket, prefix=name, timeout=params.GCS_LIST_TIMEOUT_S, retry=retry):
+            rest = blob.name[len(name) :]
+            if name and rest and not rest.startswith("/"):
+                continue
+            updated = blob.updated.timestamp() if blob.updated is not None else 0.0
+            found.append((rest if name else "/" + rest, int(blob.size or 0), updated))
+    except (gexc.GoogleAPICallError, gexc.RetryError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatasetError(uri, f"cannot list: {first}") from exc
+    return found
+
+
 def safe_relpath(rel: str, *, source: str) -> str:
     """Normalise a dataset-relative path, refusing anything that would escape the root."""
     norm = posixpath.normpath(str(rel).replace("\\", "/"))
@@ -203,9 +230,7 @@ class TarSource(Source):
                         if handle is not None:
                             self._cache[member.name] = handle.read()
         except (tarfile.TarError, EOFError, OSError, __import__("zlib").error) as exc:
-            raise DatasetError(
-                self.uri, f"truncated or corrupt tar archive ({exc}); re-download it"
-            ) from exc
+            raise DatasetError(self.uri, f"truncated or corrupt tar archive ({exc}); re-download it") from exc
         # The release puts everything under openmic-2018/; accept a tarball without that root too.
         root = params.RELEASE_ROOT_NAME + "/"
         if any(n.startswith(root) for n in names):
