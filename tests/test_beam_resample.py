@@ -23,6 +23,7 @@ import soundfile as sf
 from helpers.resample_fixtures import clip_key, encode, peak_hz, rms_db, tone, write_dataset
 
 from disco import params
+from disco.beam.sinks import PARTIAL_MARK
 from disco.records import iter_resampled, list_shards
 
 SEED = 7
@@ -329,19 +330,19 @@ KILL_CLIPS = 300
 
 
 def _staging_dirs(out: Path) -> list[Path]:
-    """The step's staging folders beside out (disco.publish), where Beam's temporary files live."""
+    """The step's staging folders beside out (disco.publish), where the shards are written."""
     return sorted(out.parent.glob(f".{out.name}.staging-*"))
 
 
-def _temp_data(out: Path) -> bool:
-    """Whether Beam's temporary write directories under the staging folder hold any bytes yet."""
+def _partial_data(out: Path) -> bool:
+    """Whether a shard being written (``<shard>.partial-<random>`` in the staging folder) holds
+    any bytes yet."""
     try:
         for staging in _staging_dirs(out):
-            for d in staging.glob("beam-temp-*"):
-                for f in os.listdir(d):
-                    if os.path.getsize(d / f) > 0:
-                        return True
-    except FileNotFoundError:  # not created yet, or Beam moved a file away meanwhile
+            for f in staging.glob(f"*{PARTIAL_MARK}*"):
+                if f.stat().st_size > 0:
+                    return True
+    except FileNotFoundError:  # not created yet, or renamed to its shard meanwhile
         pass
     return False
 
@@ -359,10 +360,10 @@ def test_killed_run_leaves_no_partial_shard_and_a_rerun_completes(tmp_path, open
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     try:
-        while not _temp_data(out):
+        while not _partial_data(out):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(
-                    f"the run ended (rc {proc.returncode}) before Beam wrote temporary data: "
+                    f"the run ended (rc {proc.returncode}) before it wrote a partial shard: "
                     f"{proc.stderr.read().decode(errors='replace')[-2000:]}"
                 )
             time.sleep(0.003)
@@ -375,7 +376,7 @@ def test_killed_run_leaves_no_partial_shard_and_a_rerun_completes(tmp_path, open
     # Nothing was published: the output folder does not exist; the partial data is in staging only.
     assert not out.exists()
     stale = _staging_dirs(out)
-    assert stale and any(stale[0].glob("beam-temp-*"))
+    assert stale and any(stale[0].glob(f"*{PARTIAL_MARK}*"))
 
     from disco.beam.resample import run_resample
 
