@@ -38,7 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="default: bfloat16 where the hardware computes it natively, else float32",
     )
-    p.add_argument("--batch-size", type=argtypes.positive_int, default=64, help="clips per inference batch")
+    p.add_argument(
+        "--batch-size",
+        type=argtypes.positive_int,
+        default=params.EMBED_BATCH_SIZE,
+        help="clips per model call (more may pay on a GPU; on CPU memory grows with it)",
+    )
     p.add_argument(
         "--max-failure-ratio",
         type=argtypes.fraction_closed,
