@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.metrics import Metrics
 
 from disco import fileio, params
+from disco.beam.decoding import decode_in_process, resample_one, start_decoder
 from disco.beam.options import is_local, pipeline_options
 from disco.beam.portable import one_leaf, worker_path
 from disco.beam.progress import Progress
@@ -47,57 +47,6 @@ def default_num_shards(n_records: int) -> int:
     # ~1000 clips (about 320 MB of PCM) per shard keeps shards big enough for throughput and
     # numerous enough for parallel readers.
     return max(1, min(64, -(-n_records // 1000)))
-
-
-# The dataset a decode process reads from (set by _start_decoder in each process of the pool).
-_DECODER_DATASET = None
-
-
-def _start_decoder(data_uri: str | None) -> None:
-    global _DECODER_DATASET
-    if data_uri is not None:
-        from disco.data.openmic import open_dataset
-
-        _DECODER_DATASET = open_dataset(data_uri)
-
-
-def _decode_in_process(key, split, y_true, y_mask, data, error, location):
-    return _resample_one(_DECODER_DATASET, key, split, y_true, y_mask, data, error, location)
-
-
-def _resample_one(
-    ds,
-    key: str,
-    split: str,
-    y_true,
-    y_mask,
-    data: bytes | None = None,
-    error: str | None = None,
-    location: str | None = None,
-):
-    from disco.audio.decode import load_clip
-    from disco.records import ResampledRecord, encode_resampled, float_to_pcm
-
-    location = location or ds.audio_path(key)
-    try:
-        if error is not None:
-            raise DiscoError(error)
-        if data is None:
-            data = ds.read_audio(key)
-        clip, duration = load_clip(data, name=location)
-    except DiscoError as exc:
-        reason = getattr(exc, "reason", None) or str(exc)
-        return None, {"key": key, "split": split, "path": location, "reason": reason}
-    record = ResampledRecord(
-        key=key,
-        split=split,
-        pcm=float_to_pcm(clip),
-        original_duration=duration,
-        augmentation_id=0,
-        y_true=np.asarray(y_true, np.float32),
-        y_mask=np.asarray(y_mask, bool),
-    )
-    return encode_resampled(record), None
 
 
 class ResampleShards(beam.DoFn):
@@ -138,7 +87,7 @@ class ResampleShards(beam.DoFn):
             self.pool = ProcessPoolExecutor(
                 self.threads,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_decoder,
+                initializer=start_decoder,
                 initargs=(None if self.is_tar else self.data_uri,),
             )
         else:
@@ -161,8 +110,8 @@ class ResampleShards(beam.DoFn):
         key, split, y_true, y_mask = clip[:4]
         if self.pool_kind == "process":
             location = self.ds.audio_path(key)
-            return self.pool.submit(_decode_in_process, key, split, y_true, y_mask, data, error, location)
-        return self.pool.submit(_resample_one, self.ds, key, split, y_true, y_mask, data, error)
+            return self.pool.submit(decode_in_process, key, split, y_true, y_mask, data, error, location)
+        return self.pool.submit(resample_one, self.ds, key, split, y_true, y_mask, data, error)
 
     def _decoded(self, clips):
         pending: deque = deque()
