@@ -239,9 +239,9 @@ DEFAULT_SEED: int = 2018
 
 # --- Pipeline defaults ------------------------------------------------------------------------
 DEFAULT_EMBEDDER = "musicnn"  # a name of disco.embedders.available_embedders()
-# Clips per model call in the embed step. On CPU a musicnn call's activations take ~100 MB per clip
-# and TensorFlow's allocator keeps what a call once used: 8 clips peak at ~1.7 GB, 64 at ~8 GB, for
-# the same CPU time per clip (docs/embed.md). A GPU may want more (--batch-size).
+# Clips per model call in the embed step. On CPU a call's activations grow with its clips and
+# TensorFlow's allocator keeps what a call once used, so the step's peak memory follows this, not the
+# number of clips (docs/embed.md, "Memory"). A GPU may want more (--batch-size).
 EMBED_BATCH_SIZE: int = 8
 DEFAULT_AUGMENT_COPIES: int = 1  # audiomentations copies per training clip in a pipeline run
 
