@@ -174,6 +174,24 @@ def shard_groups(
     return [[c for g in ordered for c in g]] if whole else ordered
 
 
+def _complete_shards(out_dir: str, shards: dict[str, int], groups: list[list[tuple]]) -> None:
+    """Every shard of every split is there once the pipeline has finished. A split that asked for
+    more shards than it has clips gets the shards no clip was assigned to written empty, so the set
+    is whole (``-of-NNNNN`` as asked), as Beam's sinks did; a shard that had clips and is missing
+    (a runner that lost a task without failing) is an error naming it."""
+    from disco.records import shard_name
+
+    assigned = {c[4] for g in groups for c in g}
+    present = set(fileio.list_names(out_dir))
+    for split, total in shards.items():
+        for i in range(total):
+            name = shard_name(f"{params.RESAMPLED_PREFIX}-{split}", i, total)
+            if name not in assigned:
+                ShardFile(fileio.join(out_dir, name)).close()
+            elif name not in present:
+                raise DiscoError(f"{fileio.join(out_dir, name)}: not written, though the pipeline finished")
+
+
 def _ok_counts(result, planned: dict[str, int], failures: list[dict]) -> dict[str, int]:
     try:
         counts = {s: 0 for s in params.SPLITS}
@@ -234,8 +252,7 @@ def run_resample(
         raise ConfigError(f"pool {pool!r}: expected auto, process or thread")
     items = [(c.key, c.split, c.y_true.tolist(), c.y_mask.tolist()) for c in clips]
     per_split = {s: sum(c.split == s for c in clips) for s in params.SPLITS}
-    # No more shards than clips: a shard with no clip would be an empty file.
-    shards = {s: min(n, num_shards or default_num_shards(n)) for s, n in per_split.items() if n}
+    shards = {s: num_shards or default_num_shards(n) for s, n in per_split.items() if n}
     groups = shard_groups(items, shards, params.RESAMPLED_PREFIX, whole=isinstance(ds.source, TarSource))
     log.info(
         "resampling %d clips from %s (%s) with %d decode %ses",
@@ -260,6 +277,7 @@ def run_resample(
     result = pipeline.run()
     result.wait_until_finish()
     remove_sink_temp(out_dir)
+    _complete_shards(out_dir, shards, groups)
 
     failures = read_dead_letters(fileio.join(out_dir, params.FAILURES_FILE))
     counts = _ok_counts(result, per_split, failures)
