@@ -13,14 +13,11 @@ import logging
 import os
 import shlex
 import shutil
-import sys
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from disco import params
 from disco.results import ResampleResult, StepResult
-
-R = TypeVar("R", bound=StepResult)
 
 log = logging.getLogger("disco.components")
 
@@ -28,7 +25,10 @@ _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 def setup_logging() -> None:
-    """INFO logging for the step's own loggers, in the format the local runner filters on."""
+    """INFO logging for the step's own loggers; under the local runner, progress, result and error
+    also go to its events file (disco.stepevents), which is what the runner reads."""
+    from disco import stepevents
+
     root = logging.getLogger()
     if not any(getattr(h, "_disco_component", False) for h in root.handlers):
         handler = logging.StreamHandler()
@@ -37,42 +37,7 @@ def setup_logging() -> None:
         root.addHandler(handler)
     root.setLevel(logging.INFO)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    _record_failure()
-
-
-def _record_failure() -> None:
-    """Where the local runner asks for it (``params.STEP_ERRORS_ENV``), an exception that ends the
-    step is also written as ``{"error": type, "message": text}`` to a file there; the traceback
-    still goes to stderr as usual."""
-    directory = os.environ.get(params.STEP_ERRORS_ENV)
-    if not directory or getattr(sys.excepthook, "_disco_step", False):
-        return
-    previous = sys.excepthook
-
-    def hook(kind, value, traceback) -> None:
-        try:
-            os.makedirs(directory, exist_ok=True)
-            with open(os.path.join(directory, f"{os.getpid()}.json"), "w", encoding="utf-8") as fh:
-                json.dump({"error": kind.__name__, "message": str(value)}, fh)
-        finally:
-            previous(kind, value, traceback)
-
-    hook._disco_step = True  # type: ignore[attr-defined]
-    sys.excepthook = hook
-
-
-def step_error(directory: str) -> str | None:
-    """The most recent error a step recorded in ``directory`` (see :func:`_record_failure`)."""
-    if not os.path.isdir(directory):
-        return None
-    paths = [os.path.join(directory, name) for name in os.listdir(directory) if name.endswith(".json")]
-    for path in sorted(paths, key=os.path.getmtime, reverse=True):
-        try:
-            record = read_json(path)
-        except (OSError, ValueError):
-            continue  # a step killed while writing it
-        return f"{record.get('error')}: {record.get('message')}"
-    return None
+    stepevents.install()
 
 
 def split_args(options: str) -> list[str]:
@@ -203,11 +168,16 @@ def copy_file(src: str, dst: str) -> None:
     shutil.copyfile(src, dst)
 
 
-def empty_step(out_dir: str, *, parameters: Mapping[str, Any], seed: int | None, summary: R) -> R:
+def empty_step(out_dir: str, step: str, *, parameters: Mapping[str, Any], seed: int | None) -> StepResult:
     """Outputs of a step that had nothing to do (augmentation with 0 copies): still a directory
-    with summary.json and run_info.json, so downstream steps and readers see the same layout."""
+    with summary.json and run_info.json, so downstream steps and readers see the same layout. The
+    summary is the step's result type (disco.steps) at its defaults, with the seed."""
+    from disco import stepevents
     from disco.publish import Staging
     from disco.runinfo import write_run_info
+    from disco.steps import STEP
+
+    summary = STEP[step].result.from_dict({"seed": seed})
 
     # Published like any step output (an empty manifest), but without finish_step's check that
     # refuses an empty output: here empty is what was asked for.
@@ -216,4 +186,5 @@ def empty_step(out_dir: str, *, parameters: Mapping[str, Any], seed: int | None,
         summary.write(stage.path)
         stage.write_manifest(parameters)
         stage.publish()
+    stepevents.result(summary.step, out_dir, summary.summary_line())
     return summary

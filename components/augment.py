@@ -22,13 +22,11 @@ def augment_audio(
     if copies <= 0 and mixup <= 0:
         # A pipeline parameter cannot remove a task from the DAG on every backend without
         # conditional artifact plumbing, so "no augmentation" is an empty output, not a missing one.
-        from disco.results import AugmentResult
-
         summary = _runtime.empty_step(
             augmented.path,
+            "augment",
             parameters={"copies": copies, "mixup": mixup, "masks": masks, "seed": seed},
             seed=seed,
-            summary=AugmentResult(seed=seed),
         )
     else:
         from disco.beam.augment import run_augment

@@ -20,28 +20,21 @@ def train_classifier(
 ):
     """Train the preset's recipe (a hyperparameter left at the default preset's value comes from
     ``preset``), early-stop on validation, tune per-class thresholds."""
+    # The first statement, so locals() holds exactly the component's arguments; disco.steps maps
+    # them to the run parameters (model_type is the run's model).
+    arguments = dict(locals())
+    from disco.steps import STEP, hyperparameters
     from disco.train import run_train
     from disco.train.train import preset_overrides
     from disco_components import _runtime
 
     _runtime.setup_logging()
+    values = STEP["train"].run_values(arguments)
     summary = run_train(
-        features.path,
-        model.path,
-        preset=preset,
-        seed=seed,
-        **preset_overrides(
-            model=model_type,
-            batch_size=batch_size,
-            epochs=epochs,
-            learning_rate=learning_rate,
-            dropout=dropout,
-            l2=l2,
-            patience=patience,
-        ),
+        features.path, model.path, preset=preset, seed=seed, **preset_overrides(**hyperparameters(values))
     )
     model.metadata["framework"] = "keras"
-    model.metadata["model_type"] = summary["chosen"]
+    model.metadata["model_type"] = summary.chosen
     model.metadata["preset"] = preset
     _runtime.describe(model, summary, keys=("epochs_run", "best_epoch", "frames", "dim", "embedder"))
     _runtime.log_metrics(

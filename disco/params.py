@@ -188,13 +188,12 @@ DEFAULT_MAX_FAILURE_RATIO: float = 1.0
 # --- Training presets -------------------------------------------------------------------------
 
 # Model names `disco train --model` accepts. "auto" trains the candidates in AUTO_CANDIDATES and
-# keeps the best on validation (k-fold on small data) or their average (disco.train.select).
+# keeps the best (or their average) by out-of-fold mAP (disco.train.select).
 MODELS: tuple[str, ...] = ("auto", "linear", "baseline", "attention")
 NETWORKS: tuple[str, ...] = ("baseline", "attention")  # disco.train.models.build_model names
 AUTO_CANDIDATES: tuple[str, ...] = ("linear", "attention")
-# Below this many validation clips a single split cannot choose between candidates: "auto" then
-# scores them by grouped k-fold cross-validation over train + validation and refits the winner.
-SMALL_VALIDATION: int = 200
+# "auto" cross-fits over this many artist-grouped folds of train + validation: the network
+# candidate is the average of as many fold networks (each early-stopped on its own held-out fold).
 SELECTION_FOLDS: int = 5
 
 
@@ -209,20 +208,21 @@ class TrainPreset:
     batch_size: int
     patience: int
     epochs: int
-    ensemble: int  # networks trained with seeds seed, seed+1, ... and averaged
+    mixup_alpha: float  # mixup on the embeddings (lam ~ Beta(alpha, alpha)); 0 = off
+    ensemble: int  # networks averaged (with "auto": per fold) trained with seeds seed, seed+1, ...
     description: str
 
 
 PRESETS: dict[str, TrainPreset] = {
     # Measured on audioset-music20-dev (make bench-quality; docs/train-evaluate.md).
     "default": TrainPreset(
-        "auto", 1e-3, 1e-4, 0.3, 64, 10, 100, 3, "candidates chosen by validation (measured default)"
+        "auto", 1e-3, 1e-4, 0.3, 64, 10, 100, 0.4, 1, "candidates chosen by cross-fitting (measured default)"
     ),
     # The earlier project's dense settings, kept for comparison.
-    "seed": TrainPreset("baseline", 1e-4, 1e-2, 0.5, 64, 10, 100, 1, "earlier project's dense settings"),
+    "seed": TrainPreset("baseline", 1e-4, 1e-2, 0.5, 64, 10, 100, 0.0, 1, "earlier project's dense settings"),
     # What `make demo` trained before the measured default (one attention model).
     "demo": TrainPreset(
-        "attention", 1e-3, 1e-4, 0.3, 64, 10, 100, 1, "attention model at the demo's settings"
+        "attention", 1e-3, 1e-4, 0.3, 64, 10, 100, 0.0, 1, "attention model at the demo's settings"
     ),
 }
 DEFAULT_PRESET = "default"
@@ -235,6 +235,7 @@ DEFAULT_L2: float = _DEFAULT.l2
 DEFAULT_PATIENCE: int = _DEFAULT.patience
 DEFAULT_EPOCHS: int = _DEFAULT.epochs
 DEFAULT_ENSEMBLE: int = _DEFAULT.ensemble
+DEFAULT_MIXUP_ALPHA: float = _DEFAULT.mixup_alpha
 DEFAULT_SEED: int = 2018
 
 # --- Pipeline defaults ------------------------------------------------------------------------
@@ -277,9 +278,9 @@ PIPELINE_NAME = "disco-openmic"
 # Relative to the repository root; the Makefile's PIPELINE_YAML mirrors it (a test keeps them equal).
 PIPELINE_YAML = f"pipelines/{PIPELINE_NAME}.yaml"
 PIPELINE_LOG_FILE = "pipeline.log"  # `disco run`'s full log, beside metrics.json and report.html
-# Set by the local runner for the step subprocesses: a step that fails writes its error there as JSON
-# (disco_components._runtime), so the runner reads the reason from a file, not from the log text.
-STEP_ERRORS_ENV = "DISCO_STEP_ERRORS_DIR"
+# Set by the local runner for the step subprocesses: each step writes its progress, result and error
+# there as JSON lines (disco.stepevents), so the runner reads them from files, not from the log text.
+STEP_EVENTS_ENV = "DISCO_STEP_EVENTS_DIR"
 RUN_SUMMARY_FILE = "run_summary.json"  # `disco run`'s parameters, timing and headline metrics
 PIPELINE_ROOT_DIR = "pipeline_root"  # kfp.local's artifacts, under a run directory
 # kfp.local's task cache, shared by the runs under one parent directory; `disco analyse` skips it.

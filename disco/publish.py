@@ -441,8 +441,9 @@ def finish_step(
     seed: int | None = None,
     max_failure_ratio: float = params.DEFAULT_MAX_FAILURE_RATIO,
 ) -> StepResult:
-    """The one tail of every step: check, summary.json, run_info.json, manifest (last), the final
-    log line, publish."""
+    """The one tail of every step: check, summary.json, run_info.json, manifest (last), publish, the
+    final log line (and, under the local runner, the result event that points it at summary.json)."""
+    from disco import stepevents
     from disco.runinfo import write_run_info
 
     check_output(result, target=stage.target, max_failure_ratio=max_failure_ratio)
@@ -452,7 +453,7 @@ def finish_step(
     )
     stage.write_manifest(parameters)
     stage.publish()
-    log.info("%s", result.summary_line())
+    stepevents.result(result.step, stage.target, result.summary_line())
     return result
 
 

@@ -10,9 +10,9 @@ killed run leaves no partial shard). Readers that need Python objects use
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -65,37 +65,49 @@ def float_to_pcm(waveform: np.ndarray) -> np.ndarray:
     return np.round(scaled).astype(np.int16)
 
 
-def _check_labels(key: str, y_true: np.ndarray, y_mask: np.ndarray) -> None:
+def _encode_labelled(
+    rec: ResampledRecord | EmbeddingRecord,
+    payload: Mapping[str, tuple[str, Any]],
+    *,
+    extra: Mapping[str, tuple[str, Any]],
+    schema_version: int,
+) -> bytes:
+    """A record's Example: what every record carries (key, split, labels, augmentation id, schema
+    version, checked here) around its own ``payload`` and ``extra`` features."""
+    if rec.split not in params.SPLITS:
+        raise SchemaError(f"record {rec.key!r}: unknown split {rec.split!r}")
+    y_true = np.asarray(rec.y_true, np.float32)
+    y_mask = np.asarray(rec.y_mask, np.int64)
     if y_true.shape != (params.NUM_CLASSES,) or y_mask.shape != (params.NUM_CLASSES,):
         raise SchemaError(
-            f"record {key!r}: y_true/y_mask must have shape ({params.NUM_CLASSES},), "
+            f"record {rec.key!r}: y_true/y_mask must have shape ({params.NUM_CLASSES},), "
             f"got {y_true.shape} and {y_mask.shape}"
         )
+    return encode_example(
+        {
+            params.FEATURE_KEY: (BYTES, [rec.key.encode()]),
+            params.FEATURE_SPLIT: (BYTES, [rec.split.encode()]),
+            **payload,
+            params.FEATURE_Y_TRUE: (FLOAT, y_true),
+            params.FEATURE_Y_MASK: (INT64, y_mask.tolist()),
+            params.FEATURE_AUGMENTATION_ID: (INT64, [int(rec.augmentation_id)]),
+            **extra,
+            params.FEATURE_SCHEMA_VERSION: (INT64, [schema_version]),
+        }
+    )
 
 
 def encode_resampled(rec: ResampledRecord) -> bytes:
     pcm = np.asarray(rec.pcm)
     if pcm.dtype != np.int16 or pcm.ndim != 1:
         raise SchemaError(f"record {rec.key!r}: pcm must be 1-D int16, got {pcm.dtype} {pcm.shape}")
-    if rec.split not in params.SPLITS:
-        raise SchemaError(f"record {rec.key!r}: unknown split {rec.split!r}")
-    y_true = np.asarray(rec.y_true, np.float32)
-    y_mask = np.asarray(rec.y_mask, np.int64)
-    _check_labels(rec.key, y_true, y_mask)
-    return encode_example(
-        {
-            params.FEATURE_KEY: (BYTES, [rec.key.encode()]),
-            params.FEATURE_SPLIT: (BYTES, [rec.split.encode()]),
-            params.FEATURE_PCM: (BYTES, [pcm.astype(params.PCM_DTYPE).tobytes()]),
-            params.FEATURE_SAMPLE_RATE: (INT64, [int(rec.sample_rate)]),
-            params.FEATURE_NUM_SAMPLES: (INT64, [int(pcm.shape[0])]),
-            params.FEATURE_ORIGINAL_DURATION: (FLOAT, [float(rec.original_duration)]),
-            params.FEATURE_AUGMENTATION_ID: (INT64, [int(rec.augmentation_id)]),
-            params.FEATURE_Y_TRUE: (FLOAT, y_true),
-            params.FEATURE_Y_MASK: (INT64, y_mask.tolist()),
-            params.FEATURE_SCHEMA_VERSION: (INT64, [params.RESAMPLED_SCHEMA_VERSION]),
-        }
-    )
+    payload = {
+        params.FEATURE_PCM: (BYTES, [pcm.astype(params.PCM_DTYPE).tobytes()]),
+        params.FEATURE_SAMPLE_RATE: (INT64, [int(rec.sample_rate)]),
+        params.FEATURE_NUM_SAMPLES: (INT64, [int(pcm.shape[0])]),
+        params.FEATURE_ORIGINAL_DURATION: (FLOAT, [float(rec.original_duration)]),
+    }
+    return _encode_labelled(rec, payload, extra={}, schema_version=params.RESAMPLED_SCHEMA_VERSION)
 
 
 def _parse_example(data: bytes) -> dict:
@@ -124,19 +136,26 @@ def record_key(data: bytes) -> str:
     return _single(_parse_example(data), params.FEATURE_KEY, BYTES)[0].decode()
 
 
+def _labelled_fields(feats) -> dict[str, Any]:
+    """The fields every record carries, decoded (see :func:`_encode_labelled`)."""
+    return {
+        "key": _single(feats, params.FEATURE_KEY, "bytes_list")[0].decode(),
+        "split": _single(feats, params.FEATURE_SPLIT, "bytes_list")[0].decode(),
+        "y_true": np.asarray(_single(feats, params.FEATURE_Y_TRUE, "float_list"), np.float32),
+        "y_mask": np.asarray(_single(feats, params.FEATURE_Y_MASK, "int64_list"), np.int64),
+        "augmentation_id": int(_single(feats, params.FEATURE_AUGMENTATION_ID, "int64_list")[0]),
+    }
+
+
 def decode_resampled(data: bytes) -> ResampledRecord:
     feats = _parse_example(data)
     _check_version(feats, params.RESAMPLED_SCHEMA_VERSION, "resampled audio")
     pcm = np.frombuffer(_single(feats, params.FEATURE_PCM, "bytes_list")[0], dtype=params.PCM_DTYPE)
     return ResampledRecord(
-        key=_single(feats, params.FEATURE_KEY, "bytes_list")[0].decode(),
-        split=_single(feats, params.FEATURE_SPLIT, "bytes_list")[0].decode(),
         pcm=pcm.astype(np.int16),
         original_duration=float(_single(feats, params.FEATURE_ORIGINAL_DURATION, "float_list")[0]),
-        y_true=np.asarray(_single(feats, params.FEATURE_Y_TRUE, "float_list"), np.float32),
-        y_mask=np.asarray(_single(feats, params.FEATURE_Y_MASK, "int64_list"), np.int64),
-        augmentation_id=int(_single(feats, params.FEATURE_AUGMENTATION_ID, "int64_list")[0]),
         sample_rate=int(_single(feats, params.FEATURE_SAMPLE_RATE, "int64_list")[0]),
+        **_labelled_fields(feats),
     )
 
 
@@ -144,25 +163,15 @@ def encode_embedding(rec: EmbeddingRecord) -> bytes:
     emb = np.asarray(rec.embedding, dtype=np.float32)
     if emb.ndim != 2:
         raise SchemaError(f"record {rec.key!r}: embedding must be [frames, dim], got shape {emb.shape}")
-    if rec.split not in params.SPLITS:
-        raise SchemaError(f"record {rec.key!r}: unknown split {rec.split!r}")
-    y_true = np.asarray(rec.y_true, np.float32)
-    y_mask = np.asarray(rec.y_mask, np.int64)
-    _check_labels(rec.key, y_true, y_mask)
-    return encode_example(
-        {
-            params.FEATURE_KEY: (BYTES, [rec.key.encode()]),
-            params.FEATURE_SPLIT: (BYTES, [rec.split.encode()]),
-            params.FEATURE_EMBEDDING: (BYTES, [emb.astype("<f4").tobytes()]),
-            params.FEATURE_EMBEDDING_SHAPE: (INT64, list(emb.shape)),
-            params.FEATURE_Y_TRUE: (FLOAT, y_true),
-            params.FEATURE_Y_MASK: (INT64, y_mask.tolist()),
-            params.FEATURE_EMBEDDER: (BYTES, [rec.embedder.encode()]),
-            params.FEATURE_EMBEDDER_VERSION: (BYTES, [rec.embedder_version.encode()]),
-            params.FEATURE_AUGMENTATION_ID: (INT64, [int(rec.augmentation_id)]),
-            params.FEATURE_SCHEMA_VERSION: (INT64, [params.EMBEDDING_SCHEMA_VERSION]),
-        }
-    )
+    payload = {
+        params.FEATURE_EMBEDDING: (BYTES, [emb.astype("<f4").tobytes()]),
+        params.FEATURE_EMBEDDING_SHAPE: (INT64, list(emb.shape)),
+    }
+    extra = {
+        params.FEATURE_EMBEDDER: (BYTES, [rec.embedder.encode()]),
+        params.FEATURE_EMBEDDER_VERSION: (BYTES, [rec.embedder_version.encode()]),
+    }
+    return _encode_labelled(rec, payload, extra=extra, schema_version=params.EMBEDDING_SCHEMA_VERSION)
 
 
 def decode_embedding(data: bytes) -> EmbeddingRecord:
@@ -171,14 +180,10 @@ def decode_embedding(data: bytes) -> EmbeddingRecord:
     shape = tuple(int(v) for v in _single(feats, params.FEATURE_EMBEDDING_SHAPE, "int64_list"))
     emb = np.frombuffer(_single(feats, params.FEATURE_EMBEDDING, "bytes_list")[0], dtype="<f4")
     return EmbeddingRecord(
-        key=_single(feats, params.FEATURE_KEY, "bytes_list")[0].decode(),
-        split=_single(feats, params.FEATURE_SPLIT, "bytes_list")[0].decode(),
         embedding=emb.reshape(shape).astype(np.float32),
-        y_true=np.asarray(_single(feats, params.FEATURE_Y_TRUE, "float_list"), np.float32),
-        y_mask=np.asarray(_single(feats, params.FEATURE_Y_MASK, "int64_list"), np.int64),
         embedder=_single(feats, params.FEATURE_EMBEDDER, "bytes_list")[0].decode(),
         embedder_version=_single(feats, params.FEATURE_EMBEDDER_VERSION, "bytes_list")[0].decode(),
-        augmentation_id=int(_single(feats, params.FEATURE_AUGMENTATION_ID, "int64_list")[0]),
+        **_labelled_fields(feats),
     )
 
 

@@ -28,29 +28,36 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from disco import __version__, fileio, params
+from disco import __version__, fileio, params, steps
 from disco.errors import ConfigError, DatasetError, DiscoError
+from disco.stepevents import Event, EventReader, step_error
 
 log = logging.getLogger(__name__)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# Our steps' log lines (format set by disco_components._runtime.setup_logging): "HH:MM:SS LEVEL name: msg".
-_STEP_LOG = re.compile(r"^\d\d:\d\d:\d\d (INFO|WARNING|ERROR|CRITICAL)\s+(?:disco|components)[\w.]*: (.*)$")
+# The last line of a step's traceback: the reason, for a step that died before it could record its
+# error in its events file (an import error in the component body).
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
+# kfp.local's own task events (it offers no other interface than these log records): start, end,
+# cache hit, retry. The steps' progress and results come from their events files (disco.stepevents).
 _EXECUTING = re.compile(r"Executing task '?([\w-]+)'?")
 _FINISHED = re.compile(r"Task '?([\w-]+)'? finished with status (\w+)")
 _TASK_NAME = re.compile(r"Task '?([\w-]+)'? cache hit")
 _RETRY = re.compile(r"Task '?([\w-]+)'? failed \(attempt (.*)")
-# The train step logs every epoch; on a terminal they update one line, in a pipe (CI, `| tee`)
-# every EPOCH_LINE_EVERY-th epoch is printed. pipeline.log keeps them all.
-_EPOCH_LINE = re.compile(r"^epoch\s+(\d+)\b")
+# The train step reports every epoch; on a terminal they update one line, in a pipe (CI, `| tee`)
+# every EPOCH_LINE_EVERY-th epoch is shown. pipeline.log keeps them all. An epoch record is known by
+# its format string, and its epoch is the record's first argument.
+_EPOCH_TEMPLATE = "epoch "
 EPOCH_LINE_EVERY = 10
+# How often the events files are read while a step runs (seconds).
+EVENTS_POLL_S = 0.25
 
 
 class PipelineRunError(DiscoError):
@@ -73,19 +80,31 @@ class RunResult:
 
 
 class _ProgressTee(io.TextIOBase):
-    """Everything to the run's log file; to the terminal one header per step and its progress:
-    on a terminal (``live``) one line per step that updates in place, otherwise plain lines with
-    the per-epoch lines thinned out. No colour codes unless the terminal is a TTY."""
+    """Everything the steps print to the run's log file; to the terminal one header per step (from
+    kfp.local's task events) and its progress and result (from the steps' events files): on a
+    terminal (``live``) one line per step that updates in place, otherwise plain lines with the
+    per-epoch lines thinned out. No colour codes unless the terminal is a TTY."""
 
-    def __init__(self, log_file: TextIO, terminal: TextIO, *, stream_all: bool, live: bool | None = None):
+    def __init__(
+        self,
+        log_file: TextIO,
+        terminal: TextIO,
+        *,
+        stream_all: bool,
+        live: bool | None = None,
+        events: EventReader | None = None,
+    ):
         self._log = log_file
         self._terminal = terminal
         self._stream_all = stream_all
+        self._events = events
         self.live = _isatty(terminal) if live is None else live
         self._buffer = ""
         self._status_open = False
         self._step_started: float | None = None
         self._last_message = ""
+        # The events file is read by a poller thread as well as at each task event.
+        self._lock = threading.RLock()
         self.cached: list[str] = []
         self.last_error: str | None = None
         self.steps_started = 0
@@ -97,11 +116,12 @@ class _ProgressTee(io.TextIOBase):
         return False
 
     def write(self, text: str) -> int:
-        self._log.write(_ANSI.sub("", text))
-        self._buffer += text
-        while "\n" in self._buffer:
-            line, self._buffer = self._buffer.split("\n", 1)
-            self._route(line)
+        with self._lock:
+            self._log.write(_ANSI.sub("", text))
+            self._buffer += text
+            while "\n" in self._buffer:
+                line, self._buffer = self._buffer.split("\n", 1)
+                self._route(line)
         return len(text)
 
     def _say(self, text: str) -> None:
@@ -123,37 +143,83 @@ class _ProgressTee(io.TextIOBase):
 
     def log_line(self, text: str) -> None:
         """A line for the log file only (events that arrive through logging, not stdout)."""
-        self._log.write(_ANSI.sub("", text).rstrip("\n") + "\n")
+        with self._lock:
+            self._log.write(_ANSI.sub("", text).rstrip("\n") + "\n")
 
     def step_started(self, task: str, *, cached: bool = False) -> None:
-        self.end_step()
-        self.steps_started += 1
-        suffix = ": reused from cache" if cached else ""
-        self._say(f"==> step {self.steps_started}: {step_title(task)}{suffix}")
-        self._step_started = None if cached else time.monotonic()
-        self._last_message = ""
+        with self._lock:
+            self.end_step()
+            self.steps_started += 1
+            suffix = ": reused from cache" if cached else ""
+            self._say(f"==> step {self.steps_started}: {step_title(task)}{suffix}")
+            self._step_started = None if cached else time.monotonic()
+            self._last_message = ""
 
     def kfp_event(self, message: str, level: int) -> None:
         """A kfp.local log record: logged, routed like a stdout line; a warning nothing else
         explains is shown as one."""
-        self.log_line(message)
-        plain = _ANSI.sub("", message).strip()
-        if self._route_event(plain):
-            return
-        if level >= logging.WARNING:
-            self._say(f"    kfp: {plain}")
+        with self._lock:
+            self.log_line(message)
+            plain = _ANSI.sub("", message).strip()
+            if self._route_event(plain):
+                return
+            if level >= logging.WARNING:
+                self._say(f"    kfp: {plain}")
 
     def end_step(self, status: str | None = None) -> None:
-        if self._step_started is None:
+        with self._lock:
+            self.poll()
+            if self._step_started is None:
+                return
+            took = f"{time.monotonic() - self._step_started:.0f} s"
+            self._step_started = None
+            if status and status != "SUCCESS":
+                self._say(f"    {status.lower()} after {took}")
+            elif self.live and self._last_message:
+                self._say(f"    {self._last_message} ({took})")
+            else:
+                self._say(f"    done in {took}")
+
+    def poll(self) -> None:
+        """Show what the running step wrote to its events file since the last look."""
+        if self._events is None:
             return
-        took = f"{time.monotonic() - self._step_started:.0f} s"
-        self._step_started = None
-        if status and status != "SUCCESS":
-            self._say(f"    {status.lower()} after {took}")
-        elif self.live and self._last_message:
-            self._say(f"    {self._last_message} ({took})")
-        else:
-            self._say(f"    done in {took}")
+        with self._lock:
+            for event in self._events.new_events():
+                if event.kind == "progress":
+                    self._progress(event)
+                elif event.kind == "result":
+                    self._result(event)
+                elif event.kind == "error":
+                    self.last_error = f"{event.fields.get('error')}: {event.message}"
+
+    def _progress(self, event: Event) -> None:
+        if event.level != "INFO":
+            self._say(f"    {event.level.lower()}: {event.message}")
+            return
+        self._last_message = event.message
+        args = event.fields.get("args") or [None]
+        if (
+            not self.live
+            and str(event.fields.get("template", "")).startswith(_EPOCH_TEMPLATE)
+            and isinstance(args[0], int)
+            and args[0] % EPOCH_LINE_EVERY
+        ):
+            return
+        self._status(f"    {event.message}")
+
+    def _result(self, event: Event) -> None:
+        """The step's published result, read from its summary.json with the step's result type."""
+        spec = steps.STEP.get(str(event.fields.get("step")))
+        if spec is None:
+            return
+        try:
+            line = spec.result.read(str(event.fields.get("directory"))).summary_line()
+        except DiscoError as exc:
+            self._say(f"    warning: {exc}")
+            return
+        self._last_message = line
+        self._status(f"    {line}")
 
     def _route(self, line: str) -> None:
         plain = _ANSI.sub("", line).strip()
@@ -161,28 +227,14 @@ class _ProgressTee(io.TextIOBase):
             return
         err = _EXCEPTION_LINE.match(plain)
         if err:
-            # The step's own exception (last traceback line), so the user sees the reason at once.
             self.last_error = f"{err.group(1).rsplit('.', 1)[-1]}: {err.group(2)}"
         if self._route_event(plain):
             return
         if self._stream_all:
             self._say(line.rstrip() if self.live else plain)
-            return
-        m = _STEP_LOG.match(plain)
-        if not m:
-            return
-        level, message = m.groups()
-        if level != "INFO":
-            self._say(f"    {level.lower()}: {message}")
-            return
-        self._last_message = message
-        epoch = _EPOCH_LINE.match(message)
-        if epoch and not self.live and int(epoch.group(1)) % EPOCH_LINE_EVERY:
-            return
-        self._status(f"    {message}")
 
     def _route_event(self, plain: str) -> bool:
-        """kfp.local's task events, as progress; True when the line was one."""
+        """kfp.local's task events, as headers and step ends; True when the line was one."""
         hit = _TASK_NAME.search(plain)
         if hit:
             self.cached.append(hit.group(1))
@@ -203,15 +255,34 @@ class _ProgressTee(io.TextIOBase):
         return False
 
     def close_status(self) -> None:
-        self.end_step()
-        if self._status_open:
-            self._terminal.write("\n")
-            self._status_open = False
-        self._terminal.flush()
+        with self._lock:
+            self.end_step()
+            if self._status_open:
+                self._terminal.write("\n")
+                self._status_open = False
+            self._terminal.flush()
 
     def flush(self) -> None:
-        self._log.flush()
-        self._terminal.flush()
+        with self._lock:
+            self._log.flush()
+            self._terminal.flush()
+
+
+class _Poller(threading.Thread):
+    """Reads the events files while a step runs, so its progress shows as it comes."""
+
+    def __init__(self, tee: _ProgressTee):
+        super().__init__(name="disco-step-events", daemon=True)
+        self._tee = tee
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(EVENTS_POLL_S):
+            self._tee.poll()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -224,9 +295,7 @@ def _isatty(stream: TextIO) -> bool:
 def step_title(task: str) -> str:
     """``train-classifier-2`` -> "Train classifier": the step's display name (the branch copy of
     a task has a numeric suffix), for anything a user reads."""
-    from disco.steps import step_of_task
-
-    step = step_of_task(task)
+    step = steps.step_of_task(task)
     return step.display_name if step else task
 
 
@@ -290,55 +359,35 @@ def run_local(
     data_uri: str,
     output_dir: str | os.PathLike[str],
     *,
-    embedder: str = "musicnn",
-    vggish_handle: str = params.VGGISH_DEFAULT_HANDLE,
-    augment_copies: int = 1,
-    augment_mixup: int = 0,
-    augment_masks: bool = False,
-    preset: str = params.DEFAULT_PRESET,
-    model: str = params.DEFAULT_MODEL,
-    epochs: int = params.DEFAULT_EPOCHS,
-    batch_size: int = params.DEFAULT_BATCH_SIZE,
-    learning_rate: float = params.DEFAULT_LEARNING_RATE,
-    dropout: float = params.DEFAULT_DROPOUT,
-    l2: float = params.DEFAULT_L2,
-    patience: int = params.DEFAULT_PATIENCE,
-    seed: int = params.DEFAULT_SEED,
-    validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
-    use_release_features: bool = False,
-    beam_options: str = "",
     cache: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     stream_all: bool = False,
     terminal: TextIO | None = None,
+    **parameters: Any,
 ) -> RunResult:
     """Run the pipeline locally; outputs (metrics.json, report.html, pipeline.log, the artifacts under
     pipeline_root/) go under ``output_dir``. A ``gs://`` output_dir is staged locally and uploaded
-    when the run succeeds (kfp.local writes artifacts through local paths only)."""
+    when the run succeeds (kfp.local writes artifacts through local paths only).
+
+    ``parameters`` are the pipeline's run parameters by name (``disco.steps.RUN_PARAMETERS``, which
+    also gives the defaults and this function's documented signature); ``data_fingerprint`` is
+    computed here."""
     from kfp import local
 
     from disco.data.fingerprint import dataset_fingerprint
     from disco_pipelines.factory import make_pipeline
 
-    if augment_copies < 0 or augment_mixup < 0:
-        raise ConfigError(f"augment copies and mixup must be >= 0, got {augment_copies} and {augment_mixup}")
-    if epochs < 1:
-        raise ConfigError(f"epochs must be >= 1, got {epochs}")
+    values = steps.run_values({**parameters, "data_uri": data_uri})
+    if values["augment_copies"] < 0 or values["augment_mixup"] < 0:
+        raise ConfigError(
+            f"augment copies and mixup must be >= 0, got {values['augment_copies']} and {values['augment_mixup']}"
+        )
+    if values["epochs"] < 1:
+        raise ConfigError(f"epochs must be >= 1, got {values['epochs']}")
     from disco.train.train import preset_overrides, resolve_preset
 
     # Fails here, in seconds, rather than in the train step after the embedding.
-    resolve_preset(
-        preset,
-        **preset_overrides(
-            model=model,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            dropout=dropout,
-            l2=l2,
-            patience=patience,
-        ),
-    )
+    resolve_preset(values["preset"], **preset_overrides(**steps.hyperparameters(values)))
     data = _resolve_data(data_uri)
     remote_out = str(output_dir) if str(output_dir).startswith("gs://") else None
     if remote_out:
@@ -357,28 +406,8 @@ def run_local(
     pipeline_root = out / params.PIPELINE_ROOT_DIR
     log_path = out / params.PIPELINE_LOG_FILE
 
-    arguments = dict(
-        data_uri=data,
-        embedder=embedder,
-        vggish_handle=vggish_handle,
-        augment_copies=augment_copies,
-        augment_mixup=augment_mixup,
-        augment_masks=augment_masks,
-        preset=preset,
-        model=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        dropout=dropout,
-        l2=l2,
-        patience=patience,
-        seed=seed,
-        validation_fraction=validation_fraction,
-        use_release_features=use_release_features,
-        beam_options=beam_options,
-        # The cache key of the steps that read the dataset: a dataset changed at the same path re-runs.
-        data_fingerprint=dataset_fingerprint(data),
-    )
+    # The cache key of the steps that read the dataset: a dataset changed at the same path re-runs.
+    arguments = {**values, "data_uri": data, "data_fingerprint": dataset_fingerprint(data)}
     pipeline = make_pipeline(
         image=local_image(),
         gpu=False,
@@ -420,39 +449,40 @@ def run_local(
             if handler.level == logging.NOTSET:
                 handler.setLevel(root_level or logging.WARNING)
                 quietened.append(handler)
-    # A failing step writes its error here (disco_components._runtime); the step subprocesses
-    # inherit the variable.
-    errors_dir = tempfile.mkdtemp(prefix="disco-step-errors-")
-    errors_before = os.environ.get(params.STEP_ERRORS_ENV)
-    os.environ[params.STEP_ERRORS_ENV] = errors_dir
+    # Each step writes its progress, result and error here (disco.stepevents); the step
+    # subprocesses inherit the variable.
+    events_dir = tempfile.mkdtemp(prefix="disco-step-events-")
+    events_before = os.environ.get(params.STEP_EVENTS_ENV)
+    os.environ[params.STEP_EVENTS_ENV] = events_dir
     try:
         with open(log_path, "a", encoding="utf-8") as log_file:
-            tee = _ProgressTee(log_file, term, stream_all=stream_all)
+            tee = _ProgressTee(log_file, term, stream_all=stream_all, events=EventReader(events_dir))
             hits.tee = tee
+            poller = _Poller(tee)
+            poller.start()
             with contextlib.redirect_stdout(tee):
                 try:
                     task = pipeline(**arguments)
                 except RuntimeError as exc:
-                    from disco_components._runtime import step_error
-
                     # The traceback's last line is the fallback for a step that died before
                     # setting up (an import error in its body).
-                    error = step_error(errors_dir) or tee.last_error
+                    error = step_error(events_dir) or tee.last_error
                     reason = f" ({error})" if error else ""
                     tee.end_step("FAILED")
                     raise PipelineRunError(
                         f"{_ANSI.sub('', str(exc)).strip()}{reason}; the full log is {log_path}"
                     ) from exc
                 finally:
+                    poller.stop()
                     hits.tee = None
                     tee.close_status()
                     tee.flush()
     finally:
-        shutil.rmtree(errors_dir, ignore_errors=True)
-        if errors_before is None:
-            os.environ.pop(params.STEP_ERRORS_ENV, None)
+        shutil.rmtree(events_dir, ignore_errors=True)
+        if events_before is None:
+            os.environ.pop(params.STEP_EVENTS_ENV, None)
         else:
-            os.environ[params.STEP_ERRORS_ENV] = errors_before
+            os.environ[params.STEP_EVENTS_ENV] = events_before
         root.removeFilter(hits)
         root.setLevel(root_level)
         for handler in quietened:
@@ -505,13 +535,16 @@ def run_local(
     )
     from disco.runinfo import write_run_info
 
-    write_run_info(out, step="run", parameters=arguments, seed=seed)
+    write_run_info(out, step="run", parameters=arguments, seed=values["seed"])
     if remote_out:
         _upload_tree(out, remote_out)
         result.metrics_path = f"{remote_out.rstrip('/')}/{params.METRICS_FILE}"
         result.report_path = f"{remote_out.rstrip('/')}/{params.REPORT_FILE}" if report_path else None
         result.log_path = f"{remote_out.rstrip('/')}/{params.PIPELINE_LOG_FILE}"
     return result
+
+
+run_local.__signature__ = steps.run_signature(run_local)  # type: ignore[attr-defined]
 
 
 def _upload_tree(local_dir: Path, gs_uri: str) -> int:

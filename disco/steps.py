@@ -8,22 +8,27 @@ What is declared here once, and who reads it:
   ``disco.runner.run_local`` and docs/pipeline.md's tables are checked against it by
   tests/test_step_specs.py (KFP reads real annotations, so those signatures stay written out).
 * :data:`STEPS`: per step its component function (and so its KFP task name), display name, which
-  run parameters its component takes (under which argument name), GPU, retry and resource settings,
+  run parameters its component takes (under which argument name), its library entry point and the
+  result type that entry point returns (the step's summary.json), GPU, retry and resource settings,
   and the container image target. The factory wires and configures tasks from it, the local runner
-  names progress lines with it, ``disco.images`` builds one image per step from it; the component
-  signatures are checked against it.
+  names progress lines with it and reads each step's result with its result type, ``disco.images``
+  builds one image per step from it; the component signatures and the entry points' return types
+  are checked against it.
 
 Defaults come from :mod:`disco.params`; nothing here imports KFP.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from disco import params
+from disco import params, results
 from disco.embedders import available_embedders
+from disco.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,7 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
         "model",
         str,
         params.DEFAULT_MODEL,
-        "classifier (auto: candidates chosen by validation)",
+        "classifier (auto: candidates chosen by cross-fitting)",
         choices=params.MODELS,
     ),
     Parameter(
@@ -167,6 +172,37 @@ RUN_PARAMETER = {p.name: p for p in RUN_PARAMETERS}
 CLI_PARAMETERS: tuple[str, ...] = tuple(p.name for p in RUN_PARAMETERS if p.cli)
 
 
+def run_values(given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every run parameter's value, in declaration order: the given ones, the rest at their
+    declared default. A name that is no run parameter is a ConfigError (a misspelt keyword must not
+    be dropped silently)."""
+    unknown = sorted(set(given) - set(RUN_PARAMETER))
+    if unknown:
+        raise ConfigError(f"no such pipeline parameter: {', '.join(unknown)} (disco.steps.RUN_PARAMETERS)")
+    return {p.name: given.get(p.name, p.default) for p in RUN_PARAMETERS}
+
+
+def run_signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """``fn``'s signature with the run parameters (``data_uri`` first, then the other command-line
+    parameters as keywords with their defaults) in place of its ``**parameters``: what ``help()``
+    and the tests see of a function that takes the run parameters by name."""
+    own = list(inspect.signature(fn).parameters.values())
+    first = [p for p in own if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    keywords = [p for p in own if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    declared = [
+        inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default, annotation=p.type)
+        for p in RUN_PARAMETERS
+        if p.cli and p.name not in {q.name for q in first}
+    ]
+    return inspect.signature(fn).replace(parameters=[*first, *declared, *keywords])
+
+
+def hyperparameters(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The training recipe's fields (params.TrainPreset) among a run's parameter values."""
+    recipe = {f.name for f in dataclasses.fields(params.TrainPreset)}
+    return {name: value for name, value in values.items() if name in recipe}
+
+
 @dataclass(frozen=True)
 class Resources:
     """Requests/limits of a step on a cluster (kfp.local ignores them). Kubernetes schedules on the
@@ -187,6 +223,10 @@ class StepSpec:
     display_name: str
     arguments: Mapping[str, str]
     resources: Resources
+    # The library function the component calls ("module:function"; a name, so that this module
+    # imports no TensorFlow or Beam) and the result type it returns, which is its summary.json.
+    entry_point: str
+    result: type[results.StepResult]
     gpu: bool = False
     # Reads remote storage (gs:// dataset, TF Hub handle): retries transient failures on a cluster.
     remote_read: bool = False
@@ -205,6 +245,11 @@ class StepSpec:
         """The component's parameter arguments from the run's parameter values."""
         return {arg: values[param] for arg, param in self.arguments.items()}
 
+    def run_values(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """The run parameters' values from the component's arguments (the inverse of
+        :meth:`component_arguments`; other arguments, the artifacts, are left out)."""
+        return {param: arguments[arg] for arg, param in self.arguments.items()}
+
 
 _SEEDED_SPLIT = {
     "data_uri": "data_uri",
@@ -220,6 +265,8 @@ STEPS: tuple[StepSpec, ...] = (
         "Import release VGGish features",
         _SEEDED_SPLIT,
         Resources("1", "4G", "8G"),
+        "disco.train.features:write_release_records",
+        results.ImportFeaturesResult,
         remote_read=True,
     ),
     StepSpec(
@@ -228,6 +275,8 @@ STEPS: tuple[StepSpec, ...] = (
         "Resample audio (16 kHz mono, 10 s)",
         {**_SEEDED_SPLIT, "beam_options": "beam_options"},
         Resources("2", "4G", "8G"),
+        "disco.beam.resample:run_resample",
+        results.ResampleResult,
         remote_read=True,
     ),
     StepSpec(
@@ -242,6 +291,8 @@ STEPS: tuple[StepSpec, ...] = (
             "beam_options": "beam_options",
         },
         Resources("2", "4G", "8G"),
+        "disco.beam.augment:run_augment",
+        results.AugmentResult,
     ),
     StepSpec(
         "embed",
@@ -249,6 +300,8 @@ STEPS: tuple[StepSpec, ...] = (
         "Embed audio (Beam)",
         {"embedder": "embedder", "vggish_handle": "vggish_handle", "beam_options": "beam_options"},
         Resources("4", "8G", "16G"),
+        "disco.beam.embed:run_embed",
+        results.EmbedResult,
         gpu=True,
         remote_read=True,
     ),
@@ -265,6 +318,8 @@ STEPS: tuple[StepSpec, ...] = (
             },
         },
         Resources("2", "8G", "16G"),
+        "disco.train:run_train",
+        results.TrainResult,
         gpu=True,
     ),
     StepSpec(
@@ -273,6 +328,8 @@ STEPS: tuple[StepSpec, ...] = (
         "Evaluate on split01 test",
         {"seed": "seed"},
         Resources("1", "4G", "8G"),
+        "disco.evaluate:run_evaluate",
+        results.EvaluateResult,
     ),
 )
 STEP = {s.name: s for s in STEPS}

@@ -94,10 +94,21 @@ def _missing_pcm(rec: ResampledRecord) -> bytes:
     return ex.SerializeToString()
 
 
-@pytest.fixture(scope="module")
-def clean(tmp_path_factory, clip):
+def _embed(root):
+    """The embed step over root/resampled into root/embeddings, as both fixtures run it."""
     from disco.beam.embed import run_embed
 
+    return run_embed(
+        [str(root / "resampled")],
+        str(root / "embeddings"),
+        embedder="musicnn",
+        precision="float32",
+        batch_size=4,
+    )
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, clip):
     rng = np.random.default_rng(20181)
     root = tmp_path_factory.mktemp("embed-clean")
     inputs: list[ResampledRecord] = []
@@ -108,20 +119,11 @@ def clean(tmp_path_factory, clip):
         inputs += recs
         shards[(split, index, totals[split])] = [encode_resampled(r) for r in recs]
     _write_shards(root / "resampled", shards)
-    summary = run_embed(
-        [str(root / "resampled")],
-        str(root / "embeddings"),
-        embedder="musicnn",
-        precision="float32",
-        batch_size=4,
-    )
-    return {"root": root, "inputs": inputs, "summary": summary}
+    return {"root": root, "inputs": inputs, "summary": _embed(root)}
 
 
 @pytest.fixture(scope="module")
 def with_bad(tmp_path_factory, clip):
-    from disco.beam.embed import run_embed
-
     rng = np.random.default_rng(20182)
     root = tmp_path_factory.mktemp("embed-bad")
     good = _records(clip, rng, "train", [0, 0, 0], prefix="ok")
@@ -144,13 +146,7 @@ def with_bad(tmp_path_factory, clip):
     warnings = _Collect(logging.WARNING)
     logging.getLogger("disco.beam.embed").addHandler(warnings)
     try:
-        summary = run_embed(
-            [str(root / "resampled")],
-            str(root / "embeddings"),
-            embedder="musicnn",
-            precision="float32",
-            batch_size=4,
-        )
+        summary = _embed(root)
     finally:
         logging.getLogger("disco.beam.embed").removeHandler(warnings)
     return {

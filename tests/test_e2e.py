@@ -11,11 +11,12 @@ from helpers.pipeline_fixtures import (
     E2E_SEED,
     make_demo_dataset,
     read_failures,
-    read_summary,
+    read_result,
     step_output,
 )
 
 from disco import params, records
+from disco.results import StepResult
 
 AUDIO_TASKS = {
     "resample-audio",
@@ -24,6 +25,8 @@ AUDIO_TASKS = {
     "train-classifier-2",
     "evaluate-classifier-2",
 }
+# Both runs (the second reuses the first's cache) with the same small-data parameters.
+E2E_PARAMETERS = dict(embedder="musicnn", augment_copies=1, epochs=2, patience=2, batch_size=8, seed=E2E_SEED)
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +42,16 @@ def first_run(demo_data, tmp_path_factory):
     result = run_local(
         str(demo_data),
         runs / "first",
-        embedder="musicnn",
-        augment_copies=1,
-        epochs=2,
-        patience=2,
-        batch_size=8,
-        seed=E2E_SEED,
+        **E2E_PARAMETERS,
     )
     return runs, result
 
 
-def _check_step_files(step_dir: Path) -> dict:
+def _check_step_files(step_dir: Path, task: str) -> StepResult:
     assert (step_dir / params.RUN_INFO_FILE).is_file(), f"{step_dir} has no run_info.json"
     info = json.loads((step_dir / params.RUN_INFO_FILE).read_text())
     assert info["parameters"], f"{step_dir}/run_info.json records no parameters"
-    return read_summary(step_dir)
+    return read_result(step_dir, task)
 
 
 @pytest.mark.e2e
@@ -64,13 +62,13 @@ def test_every_step_produces_schema_valid_outputs(first_run, demo_data):
 
     # Resample: the corrupt clip is a dead letter, every other clip a 16 kHz, 10 s record.
     resampled = step_output(run_dir, "resample-audio", "resampled")
-    summary = _check_step_files(resampled)
+    summary = _check_step_files(resampled, "resample-audio")
     failures = read_failures(resampled)
-    assert summary["failed"] == 1 and len(failures) == 1, failures
+    assert summary.failed == 1 and len(failures) == 1, failures
     bad = failures[0]
     assert bad["key"] and bad["reason"], bad
     originals = list(records.iter_resampled([str(resampled)]))
-    assert len(originals) == summary["ok"] > 0
+    assert len(originals) == summary.ok > 0
     keys = {r.key for r in originals}
     assert bad["key"] not in keys
     for rec in originals:
@@ -82,7 +80,7 @@ def test_every_step_produces_schema_valid_outputs(first_run, demo_data):
 
     # Augment: train clips only, augmentation ids 1..K.
     augmented = step_output(run_dir, "augment-audio", "augmented")
-    _check_step_files(augmented)
+    _check_step_files(augmented, "augment-audio")
     copies = list(records.iter_resampled([str(augmented)]))
     n_train = sum(r.split == params.SPLIT_TRAIN for r in originals)
     assert len(copies) == n_train
@@ -91,16 +89,16 @@ def test_every_step_produces_schema_valid_outputs(first_run, demo_data):
 
     # Embed: one record per original and per copy, finite [frames, dim].
     embeddings = step_output(run_dir, "embed-audio", "embeddings")
-    emb_summary = _check_step_files(embeddings)
+    emb_summary = _check_step_files(embeddings, "embed-audio")
     embedded = list(records.iter_embeddings([str(embeddings)]))
-    assert len(embedded) == len(originals) + len(copies) == emb_summary["records"]
+    assert len(embedded) == len(originals) + len(copies) == emb_summary.records
     shapes = {r.embedding.shape for r in embedded}
-    assert shapes == {(emb_summary["frames"], emb_summary["dim"])}
+    assert shapes == {(emb_summary.frames, emb_summary.dim)}
     assert all(r.embedder == "musicnn" and np.isfinite(r.embedding).all() for r in embedded)
 
     # Train: a Keras model and thresholds.
     model_dir = step_output(run_dir, "train-classifier-2", "model")
-    _check_step_files(model_dir)
+    _check_step_files(model_dir, "train-classifier-2")
     assert (model_dir / "model.keras").stat().st_size > 0
     thresholds = json.loads((model_dir / "thresholds.json").read_text())
     assert thresholds
@@ -131,12 +129,7 @@ def test_second_run_reuses_every_finished_step(first_run, demo_data):
     second = run_local(
         str(demo_data),
         runs / "second",
-        embedder="musicnn",
-        augment_copies=1,
-        epochs=2,
-        patience=2,
-        batch_size=8,
-        seed=E2E_SEED,
+        **E2E_PARAMETERS,
     )
     assert set(second.cached_tasks) == AUDIO_TASKS
     assert second.metrics == first.metrics

@@ -171,7 +171,7 @@ def test_default_on_small_real_data_is_no_worse_than_the_linear_reference(tmp_pa
 
     data = _dev_subset(tmp_path / "openmic-2018", n_train=300, n_test=300)
     summary = run_train(str(data), str(tmp_path / "model"))
-    assert summary["selection"] == "k-fold cross-validation"
+    assert summary["selection"] == "cross-fitting"
     selection = Selection.read(str(tmp_path / "model" / SELECTION_FILE))
     assert {c.name for c in selection.candidates} >= {"linear", "attention", "average"}
     assert selection.chosen in {c.name for c in selection.candidates}
@@ -179,3 +179,25 @@ def test_default_on_small_real_data_is_no_worse_than_the_linear_reference(tmp_pa
     metrics = json.loads((tmp_path / "eval" / params.METRICS_FILE).read_text())
     assert metrics["logistic_regression"]["trained_on"] == 300
     assert result["mAP"] >= result["lr_mAP"] - 0.01, (result["mAP"], result["lr_mAP"], selection)
+
+
+def test_the_documented_presets_table_is_params_presets(repo_root):
+    doc = (repo_root / "docs" / "train-evaluate.md").read_text()
+    rows = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 10 and cells[0].startswith("`") and cells[1].startswith("`"):
+            rows[cells[0].strip("`")] = cells[1:]
+    assert set(rows) == set(params.PRESETS)
+    for name, p in params.PRESETS.items():
+        model, lr, l2, dropout, batch, patience, epochs, alpha, averaged = rows[name]
+        assert model.strip("`") == p.model
+        assert [float(lr), float(l2), float(dropout), float(alpha)] == [
+            p.learning_rate,
+            p.l2,
+            p.dropout,
+            p.mixup_alpha,
+        ]
+        assert [int(batch), int(patience), int(epochs)] == [p.batch_size, p.patience, p.epochs]
+        assert averaged.split()[0] == str(p.ensemble)
+        assert (f"per fold ({params.SELECTION_FOLDS} folds)" in averaged) == (p.model == "auto")

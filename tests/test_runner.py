@@ -3,24 +3,43 @@
 from __future__ import annotations
 
 import io
+import logging
 
 import pytest
 
 from disco.errors import ConfigError, DatasetError
 
 
-def test_progress_tee_shows_progress_and_logs_everything():
+@pytest.fixture
+def step_events(tmp_path, monkeypatch):
+    """A step's events file as the runner sets it up: the variable, and disco's records going to
+    it through the real handler (as disco.stepevents.install does in a step process)."""
+    from disco import params, stepevents
+
+    directory = tmp_path / "events"
+    monkeypatch.setenv(params.STEP_EVENTS_ENV, str(directory))
+    handler = stepevents.EventHandler()
+    logger = logging.getLogger("disco")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield stepevents.EventReader(str(directory))
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def test_progress_tee_shows_progress_and_logs_everything(step_events):
     from disco.runner import _ProgressTee
 
     log, term = io.StringIO(), io.StringIO()
-    tee = _ProgressTee(log, term, stream_all=False)
+    tee = _ProgressTee(log, term, stream_all=False, events=step_events)
     assert not tee.live  # a StringIO is not a terminal
     tee.write("03:42:36.676 - INFO - Executing task \x1b[96m'resample-audio'\x1b[0m\n")
     tee.write('    [KFP Executor 2026 INFO]: Executor input: {"inputs": {}}\n')
-    tee.write(
-        "    03:42:36 INFO    disco.beam.resample: 100/200 clips\n    03:42:36 DEBUG   disco.x: detail\n"
-    )
-    tee.write("    03:42:37 WARNING disco.beam.resample: 000001_0.ogg: cannot decode\n")
+    step_log = logging.getLogger("disco.beam.resample")
+    step_log.info("%s", "100/200 clips")
+    step_log.debug("detail")
+    step_log.warning("%s: cannot decode", "000001_0.ogg")
     tee.write("    disco.errors.DatasetError: labels.csv:3: unknown class 'kazoo'\n")
     tee.write(
         "03:42:38.000 - INFO - Task \x1b[96m'resample-audio'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m\n"
@@ -36,6 +55,31 @@ def test_progress_tee_shows_progress_and_logs_everything():
     assert "Executor input" in log.getvalue() and "\x1b[" not in log.getvalue()
     assert tee.cached == ["embed-audio"]
     assert tee.last_error == "DatasetError: labels.csv:3: unknown class 'kazoo'"
+
+
+def test_the_step_log_text_is_not_what_the_runner_shows(step_events, tmp_path):
+    """Progress and results come from the steps' events files: a step's log lines on stdout are
+    only logged, and a step whose log is silenced still shows its result line, read from the
+    summary.json its published output holds (here the real empty augment step)."""
+    from disco.runner import _ProgressTee
+    from disco_components import _runtime
+
+    log, term = io.StringIO(), io.StringIO()
+    tee = _ProgressTee(log, term, stream_all=False, events=step_events)
+    tee.write("04:06:33.331 - INFO - Executing task 'augment-audio'\n")
+    tee.write("    04:06:35 INFO    disco.beam.augment: augment: 7 copies, said only in the log\n")
+    logging.disable(logging.CRITICAL)
+    try:
+        summary = _runtime.empty_step(str(tmp_path / "augmented"), "augment", parameters={}, seed=3)
+    finally:
+        logging.disable(logging.NOTSET)
+    tee.write("Task 'augment-audio' finished with status SUCCESS\n")
+    tee.close_status()
+    shown = term.getvalue().splitlines()
+    assert shown[0] == "==> step 1: Augment training audio"
+    assert shown[1] == f"    {summary.summary_line()}" and shown[1].startswith("    augment: 0 copies")
+    assert shown[2].startswith("    done in ") and len(shown) == 3
+    assert "said only in the log" in log.getvalue()
 
 
 def test_partial_lines_are_held_until_complete():
@@ -75,21 +119,30 @@ def test_a_failed_step_says_so():
     assert "done" not in term.getvalue()
 
 
-def _epochs(tee, n: int) -> None:
+def _epochs(tee, n: int, out_dir) -> None:
+    """A train step as the runner sees it: n epoch records, then its published result."""
+    from disco import stepevents
+    from disco.results import TrainResult
+
     tee.write("04:06:34.804 - INFO - Executing task 'train-classifier'\n")
+    train_log = logging.getLogger("disco.train.train")
     for e in range(1, n + 1):
+        train_log.info("epoch %3d  loss %.4f  val_loss %.4f  val_mAP %.4f%s", e, 0.5, 0.6, 0.7, "")
+        # What the step also prints (its stderr, which kfp.local passes on): for the log file.
         tee.write(
             f"    04:06:35 INFO    disco.train.train: epoch {e:3d}  loss 0.5  val_loss 0.6  val_mAP 0.7\n"
         )
-    tee.write("    04:06:40 INFO    disco.train.train: train: baseline, best epoch 20 of 25, val mAP 0.9\n")
+    result = TrainResult(chosen="baseline", best_epoch=20, epochs_run=n, val_mAP=0.9)
+    result.write(out_dir)
+    stepevents.result(result.step, str(out_dir), result.summary_line())
     tee.write("Task 'train-classifier' finished with status SUCCESS\n")
 
 
-def test_epoch_lines_are_thinned_in_a_pipe_and_kept_in_the_log():
+def test_epoch_lines_are_thinned_in_a_pipe_and_kept_in_the_log(step_events, tmp_path):
     from disco.runner import EPOCH_LINE_EVERY, _ProgressTee
 
     log, term = io.StringIO(), io.StringIO()
-    _epochs(_ProgressTee(log, term, stream_all=False), 25)
+    _epochs(_ProgressTee(log, term, stream_all=False, events=step_events), 25, tmp_path)
     shown = [line for line in term.getvalue().splitlines() if "epoch" in line and "val_mAP" in line]
     assert [int(line.split()[1]) for line in shown] == list(range(EPOCH_LINE_EVERY, 26, EPOCH_LINE_EVERY))
     assert log.getvalue().count("val_mAP 0.7") == 25
@@ -97,11 +150,11 @@ def test_epoch_lines_are_thinned_in_a_pipe_and_kept_in_the_log():
     assert len(term.getvalue().splitlines()) <= 6
 
 
-def test_on_a_terminal_each_step_is_one_updating_line():
+def test_on_a_terminal_each_step_is_one_updating_line(step_events, tmp_path):
     from disco.runner import _ProgressTee
 
     term = io.StringIO()
-    _epochs(_ProgressTee(io.StringIO(), term, stream_all=False, live=True), 25)
+    _epochs(_ProgressTee(io.StringIO(), term, stream_all=False, live=True, events=step_events), 25, tmp_path)
     out = term.getvalue()
     assert out.count("\r\x1b[K") >= 25  # every epoch rewrites the status line
     lines = out.split("\n")
@@ -189,3 +242,6 @@ def test_disco_run_json_prints_only_json_and_readable_progress(tmp_path, openmic
         "==> step 3: Evaluate on split01 test",
     ]
     assert "\x1b[" not in err and "train-classifier" not in err and "Executing task" not in err
+    # Each step's result line, read from its summary.json through the events file (not its log).
+    results = [line.strip().split(":")[0] for line in err.splitlines() if line.startswith("    ")]
+    assert {"import-features", "train", "evaluate"} <= set(results), err

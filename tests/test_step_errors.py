@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from disco import params
-from disco_components._runtime import step_error
+from disco.stepevents import step_error
 
 FAILING_STEP = """
 from disco_components import _runtime
@@ -20,7 +20,7 @@ raise DatasetError("/data/labels.csv", "no such file", line=3)
 
 def test_a_failing_step_writes_its_error_for_the_runner(tmp_path):
     errors = tmp_path / "errors"
-    env = {**os.environ, params.STEP_ERRORS_ENV: str(errors)}
+    env = {**os.environ, params.STEP_EVENTS_ENV: str(errors)}
     result = subprocess.run(
         [sys.executable, "-c", FAILING_STEP], env=env, capture_output=True, text=True, timeout=120
     )
@@ -30,7 +30,7 @@ def test_a_failing_step_writes_its_error_for_the_runner(tmp_path):
 
 
 def test_no_error_recorded_without_the_variable_or_a_failure(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != params.STEP_ERRORS_ENV}
+    env = {k: v for k, v in os.environ.items() if k != params.STEP_EVENTS_ENV}
     result = subprocess.run(
         [sys.executable, "-c", FAILING_STEP],
         env=env,

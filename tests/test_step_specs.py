@@ -9,7 +9,7 @@ import inspect
 import pytest
 from kfp import dsl
 
-from disco import params, steps
+from disco import params, results, steps
 
 PRIMITIVES = (int, float, str, bool)
 KFP_TYPES = {int: "NUMBER_INTEGER", float: "NUMBER_DOUBLE", str: "STRING", bool: "BOOLEAN"}
@@ -157,3 +157,46 @@ def test_docs_step_table_names_every_step_and_argument(repo_root):
         inputs = rows[title].split("|")[2]
         missing = [arg for arg in step.arguments if f"`{arg}`" not in inputs]
         assert missing == [], f"{title}: inputs column misses {missing}"
+
+
+@pytest.mark.parametrize("step", steps.STEPS, ids=lambda s: s.name)
+def test_each_step_returns_the_result_type_its_spec_names(step):
+    """The spec's result type is what the step's entry point returns (and so its summary.json), the
+    component calls that entry point, and the result names the same step."""
+    import typing
+
+    module, _, function = step.entry_point.partition(":")
+    entry = getattr(importlib.import_module(module), function)
+    assert typing.get_type_hints(entry)["return"] is step.result, (
+        f"{step.entry_point} drifted from disco.steps"
+    )
+    assert step.result.step == step.name
+    assert issubclass(step.result, results.StepResult)
+    body = inspect.getsource(_component_function(step))
+    assert f"{function}(" in body, f"{step.component} does not call {step.entry_point}"
+
+
+def test_a_summary_parses_into_the_spec_result_type(tmp_path):
+    """A real step output (the empty augment step the component writes for 0 copies) reads back as
+    its spec's result type, and a summary of another step is refused."""
+    from disco.errors import OutputError
+    from disco_components import _runtime
+
+    written = _runtime.empty_step(str(tmp_path / "augmented"), "augment", parameters={}, seed=7)
+    assert type(written) is steps.STEP["augment"].result
+    assert steps.STEP["augment"].result.read(tmp_path / "augmented") == written
+    with pytest.raises(OutputError, match="expected 'train'"):
+        steps.STEP["train"].result.read(tmp_path / "augmented")
+
+
+def test_run_local_refuses_a_parameter_the_spec_does_not_declare(tmp_path):
+    """run_local takes the run parameters by name: a misspelt one is an error, never dropped."""
+    from disco.errors import ConfigError
+    from disco.runner import run_local
+
+    with pytest.raises(ConfigError, match="no such pipeline parameter: epoch"):
+        run_local(str(tmp_path), tmp_path / "run", epoch=3)
+    assert not (tmp_path / "run").exists()
+    values = steps.run_values({"epochs": 3})
+    assert list(values) == [p.name for p in steps.RUN_PARAMETERS] and values["epochs"] == 3
+    assert steps.hyperparameters(values)["epochs"] == 3 and "seed" not in steps.hyperparameters(values)

@@ -17,7 +17,10 @@ from disco import params
 
 pytestmark = pytest.mark.slow
 
-HP = dict(model="attention", epochs=3, batch_size=16, learning_rate=1e-3, dropout=0.3, l2=1e-4)
+# mixup on: the default recipe trains through the tf.data mixup path, which must repeat too.
+HP = dict(
+    model="attention", epochs=3, batch_size=16, learning_rate=1e-3, dropout=0.3, l2=1e-4, mixup_alpha=0.4
+)
 
 
 @pytest.fixture(scope="module")

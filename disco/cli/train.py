@@ -31,6 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="networks (seeds) averaged into the model (default: the preset's)",
     )
+    p.add_argument(
+        "--mixup-alpha",
+        type=argtypes.non_negative_float,
+        default=None,
+        help="mixup on the embeddings, lam ~ Beta(alpha, alpha); 0 turns it off (default: the preset's)",
+    )
     p.add_argument("--tune", action="store_true", help="Keras Tuner search before the final fit")
     p.set_defaults(func=handle)
 
@@ -43,8 +49,15 @@ def handle(args: argparse.Namespace) -> int:
     fixed = {k: values.pop(k) for k in ("preset", "seed", "validation_fraction")}
     # A flag left at the default preset's value takes the chosen preset's (as in the pipeline).
     s = run_train(
-        args.features, args.out, **fixed, **preset_overrides(**values), ensemble=args.ensemble, tune=args.tune
+        args.features,
+        args.out,
+        **fixed,
+        **preset_overrides(**values),
+        ensemble=args.ensemble,
+        mixup_alpha=args.mixup_alpha,
+        tune=args.tune,
     )
     chosen = s.chosen if s.chosen == s.model else f"{s.model} → {s.chosen} ({s.selection})"
-    print(f"{chosen}: best epoch {s.best_epoch}/{s.epochs_run}, validation mAP {s.val_mAP:.4f} → {args.out}")
+    held_out = "validation" if s.selection is None else "out-of-fold"
+    print(f"{chosen}: best epoch {s.best_epoch}/{s.epochs_run}, {held_out} mAP {s.val_mAP:.4f} → {args.out}")
     return 0

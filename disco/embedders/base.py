@@ -17,12 +17,13 @@ from __future__ import annotations
 import abc
 import importlib
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from disco import params
-from disco.errors import ConfigError
+from disco.errors import ConfigError, EmbedderUnavailableError
 
 if TYPE_CHECKING:  # keras/tensorflow are heavy: import them only where a model is built
     import keras
@@ -36,6 +37,27 @@ EMBEDDER_REGISTRY: dict[str, str] = {
     "vggish": "disco.embedders.vggish:VGGishEmbedder",
     "musicnn": "disco.embedders.musicnn:MusicnnEmbedder",
 }
+
+
+def set_checked_weights(
+    assignments: Sequence[tuple[Any, list[Any]]],
+    *,
+    missing: Sequence[str],
+    wrong: Sequence[str],
+    source: str,
+    model: str,
+) -> None:
+    """Set each ``(layer, values)`` only when no variable was missing or of the wrong shape (a
+    partial load would silently give a different model); otherwise one error naming them all."""
+    if missing or wrong:
+        problems = []
+        if missing:
+            problems.append(f"missing {', '.join(missing)}")
+        if wrong:
+            problems.append(f"wrong shape {', '.join(wrong)}")
+        raise EmbedderUnavailableError(f"{source}: not {model} model: {'; '.join(problems)}")
+    for layer, values in assignments:
+        layer.set_weights(values)
 
 
 class Embedder(abc.ABC):

@@ -58,7 +58,7 @@ import numpy as np
 
 from disco import params
 from disco.embedders import precision as precision_mod
-from disco.embedders.base import Embedder
+from disco.embedders.base import Embedder, set_checked_weights
 from disco.errors import ConfigError, EmbedderUnavailableError
 
 if TYPE_CHECKING:
@@ -381,15 +381,7 @@ def assign_checkpoint_weights(network: keras.Model, weights: dict[str, np.ndarra
             fetch(f"{scope}/{part}", shape) for part in ("gamma", "beta", "moving_mean", "moving_variance")
         ]
         assignments.append((layer, values))
-    if missing or wrong:
-        problems = []
-        if missing:
-            problems.append(f"missing {', '.join(missing)}")
-        if wrong:
-            problems.append(f"wrong shape {', '.join(wrong)}")
-        raise EmbedderUnavailableError(f"{source}: not an MTT_musicnn model: {'; '.join(problems)}")
-    for layer, values in assignments:
-        layer.set_weights(values)
+    set_checked_weights(assignments, missing=missing, wrong=wrong, source=source, model="an MTT_musicnn")
 
 
 def build_musicnn_model(

@@ -33,7 +33,7 @@ import numpy as np
 from disco import params
 from disco.embedders import frontend
 from disco.embedders import precision as precision_mod
-from disco.embedders.base import Embedder
+from disco.embedders.base import Embedder, set_checked_weights
 from disco.errors import ConfigError, EmbedderUnavailableError
 
 log = logging.getLogger(__name__)
@@ -147,15 +147,7 @@ def assign_slim_weights(model: keras.Model, weights: dict[str, np.ndarray], *, s
                 wrong.append(f"{key} {list(value.shape)} (expected {list(variable.shape)})")
             values.append(value)
         assignments.append((layer, values))
-    if missing or wrong:
-        problems = []
-        if missing:
-            problems.append(f"missing {', '.join(missing)}")
-        if wrong:
-            problems.append(f"wrong shape {', '.join(wrong)}")
-        raise EmbedderUnavailableError(f"{source}: not a VGGish model: {'; '.join(problems)}")
-    for layer, values in assignments:
-        layer.set_weights(values)
+    set_checked_weights(assignments, missing=missing, wrong=wrong, source=source, model="a VGGish")
 
 
 def _slim_name(variable_name: str) -> str:

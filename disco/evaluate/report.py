@@ -200,7 +200,7 @@ def _html(t: MetricsTable) -> str:
     return "\n".join(out)
 
 
-# Model selection (candidates and their validation scores, the decision rule): written into
+# Model selection (candidates and their held-out scores, the decision rule): written into
 # metrics.json under "selection" by the training side when it compares candidates. Rendered
 # generically so the three formats follow whatever candidates' fields it records.
 
@@ -226,12 +226,17 @@ def _selection_lines(selection: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _selection_method(selection: Mapping[str, Any]) -> str:
+    # "cross-fitting" (scores are out-of-fold) in models trained since it exists; older ones say.
+    return str(selection.get("method") or "validation")
+
+
 def _selection_text(selection: Mapping[str, Any] | None) -> list[str]:
     if not selection:
         return []
     keys, rows = _selection_rows(selection)
     widths = [max(len(k), *(len(r[i]) for r in rows)) for i, k in enumerate(keys)] if rows else []
-    out = ["", "model selection (validation):"]
+    out = ["", f"model selection ({_selection_method(selection)}):"]
     if rows:
         out.append("  " + " ".join(f"{k:>{w}}" for k, w in zip(keys, widths)))
         out += ["  " + " ".join(f"{c:>{w}}" for c, w in zip(r, widths)) for r in rows]
@@ -242,7 +247,7 @@ def _selection_markdown(selection: Mapping[str, Any] | None) -> list[str]:
     if not selection:
         return []
     keys, rows = _selection_rows(selection)
-    out = ["", "**Model selection (validation)**", ""]
+    out = ["", f"**Model selection ({_selection_method(selection)})**", ""]
     if rows:
         out += ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
         out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -255,7 +260,7 @@ def _selection_html(selection: Mapping[str, Any] | None) -> str:
         return ""
     e = html.escape
     keys, rows = _selection_rows(selection)
-    out = ["<h3>Model selection (validation)</h3>"]
+    out = [f"<h3>Model selection ({e(_selection_method(selection))})</h3>"]
     if rows:
         out.append("<table><tr>" + "".join(f"<th>{e(k)}</th>" for k in keys) + "</tr>")
         out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
@@ -717,7 +722,7 @@ def write_reports(
 <p>Model <b>{e(str(metrics.get("model")))}</b> on <b>{e(str(metrics.get("embedder")))}</b> features.
 {metrics.get("examples")} test clips, {metrics.get("observed_entries")} observed (clip, class) entries; only observed
 entries count; positive means relevance &ge; {params.POSITIVE_THRESHOLD}. F1@t uses the per-class thresholds tuned
-on the validation split.</p>
+on held-out training predictions (out-of-fold under model selection, else the validation split).</p>
 <h2>Metrics</h2>
 {metrics_table(metrics, "html")}
 <h2>Average precision per class</h2><img alt="AP per class" src="data:image/png;base64,{_ap_bars(metrics)}">

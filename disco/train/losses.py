@@ -1,9 +1,20 @@
 """Binary cross-entropy over sigmoid outputs, masked by Y_mask: unobserved (key, class) entries
-contribute nothing to the loss or its gradient; the mean is over observed entries only."""
+contribute nothing to the loss or its gradient; the mean is over observed entries only.
+
+Targets travel packed as [target(20), weight(20)] so Keras passes the mask with the labels
+(:func:`pack_targets`: target = 1 where Y_true >= 0.5, weight = Y_mask). Mixup
+(:func:`mixup_batches`) keeps that form: mixing two clips with weight lam mixes their two
+masked losses, ``lam * m_a * bce(p, y_a) + (1 - lam) * m_b * bce(p, y_b)``, which (cross-entropy
+being linear in its target) is one masked loss with weight ``w = lam m_a + (1 - lam) m_b`` and soft
+target ``(lam m_a y_a + (1 - lam) m_b y_b) / w``. A class observed in only one of the two clips
+therefore still counts, at that clip's share: with OpenMIC's partial labels (about two observed
+classes per clip) requiring both to be observed would discard nine in ten entries.
+"""
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from disco import params
@@ -11,15 +22,14 @@ from disco import params
 
 @keras.saving.register_keras_serializable(package="disco")
 class MaskedBinaryCrossentropy(keras.losses.Loss):
-    """``y_true`` packs [relevance(20), mask(20)] so Keras passes the mask with the labels."""
+    """``y_true`` packs [target(20), weight(20)] (see :func:`pack_targets`)."""
 
     def __init__(self, name: str = "masked_bce", **kwargs):
         super().__init__(name=name, **kwargs)
 
     def call(self, y_true, y_pred):
-        relevance = y_true[:, : params.NUM_CLASSES]
-        mask = y_true[:, params.NUM_CLASSES :]
-        target = ops.cast(relevance >= params.POSITIVE_THRESHOLD, y_pred.dtype)
+        target = y_true[:, : params.NUM_CLASSES]
+        weight = y_true[:, params.NUM_CLASSES :]
         eps = keras.backend.epsilon()
         y_pred = ops.cast(y_pred, "float32")
         # Clipping would turn a NaN prediction into eps and hide a diverged model (or NaN/Inf
@@ -28,11 +38,36 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
         bce = -(target * ops.log(p) + (1.0 - target) * ops.log(1.0 - p))
         # One value per example: the mean over its observed entries (batch mean is then taken by
         # Keras); an example with nothing observed contributes 0.
-        observed = ops.sum(mask, axis=-1)
-        return ops.sum(bce * mask, axis=-1) / ops.maximum(observed, 1.0)
+        observed = ops.sum(weight, axis=-1)
+        return ops.sum(bce * weight, axis=-1) / ops.maximum(observed, 1.0)
 
 
-def pack_targets(y_true, y_mask):
-    import numpy as np
+def pack_targets(y_true, y_mask) -> np.ndarray:
+    """[N, 40]: the binary targets (positive means Y_true >= 0.5) and the observed mask."""
+    target = (np.asarray(y_true) >= params.POSITIVE_THRESHOLD).astype(np.float32)
+    return np.concatenate([target, np.asarray(y_mask, np.float32)], axis=-1)
 
-    return np.concatenate([np.asarray(y_true, np.float32), np.asarray(y_mask, np.float32)], axis=-1)
+
+def mixup_batches(x: np.ndarray, packed: np.ndarray, *, batch_size: int, alpha: float, seed: int):
+    """A shuffled, batched ``tf.data.Dataset`` in which each batch is mixed with a permutation of
+    itself, lam ~ Beta(alpha, alpha) per example (Zhang et al., 2018), on the embeddings and, as the
+    module docstring derives, on the packed masked targets."""
+    import tensorflow as tf
+
+    k = params.NUM_CLASSES
+
+    def mix(xb, yb):
+        n = tf.shape(xb)[0]
+        g1 = tf.random.gamma([n], alpha, seed=seed)
+        g2 = tf.random.gamma([n], alpha, seed=seed + 1)
+        lam = g1 / (g1 + g2)
+        other = tf.random.shuffle(tf.range(n), seed=seed + 2)
+        xo, yo = tf.gather(xb, other), tf.gather(yb, other)
+        lx, ly = lam[:, None, None], lam[:, None]
+        wa, wb = ly * yb[:, k:], (1.0 - ly) * yo[:, k:]
+        weight = wa + wb
+        target = tf.math.divide_no_nan(wa * yb[:, :k] + wb * yo[:, :k], weight)
+        return lx * xb + (1.0 - lx) * xo, tf.concat([target, weight], axis=-1)
+
+    ds = tf.data.Dataset.from_tensor_slices((np.asarray(x, np.float32), packed))
+    return ds.shuffle(len(packed), seed=seed, reshuffle_each_iteration=True).batch(batch_size).map(mix)

@@ -46,6 +46,8 @@ def resolve_preset(preset: str = params.DEFAULT_PRESET, **overrides) -> params.T
         problems.append(f"dropout {hp.dropout} (must be in [0, 1))")
     if not hp.l2 >= 0:
         problems.append(f"L2 {hp.l2} (must be >= 0)")
+    if not hp.mixup_alpha >= 0:
+        problems.append(f"mixup alpha {hp.mixup_alpha} (must be >= 0; 0 turns mixup off)")
     for name in ("batch_size", "epochs", "patience", "ensemble"):
         if getattr(hp, name) < 1:
             problems.append(f"{name.replace('_', ' ')} {getattr(hp, name)} (must be >= 1)")
@@ -155,12 +157,14 @@ def fit_network(
     out_dir: str | None = None,
     source: str = "features",
     ensemble: int = 1,
+    mixup_alpha: float = 0.0,
 ):
-    """One network on ``train``, early-stopped on ``val`` (None: exactly ``epochs`` epochs).
-    ``ensemble`` is the caller's business (fit_members)."""
+    """One network on ``train``, early-stopped on ``val`` (None: exactly ``epochs`` epochs), with
+    mixup on the embeddings when ``mixup_alpha`` > 0. ``ensemble`` is the caller's business
+    (fit_members)."""
     import keras
 
-    from disco.train.losses import MaskedBinaryCrossentropy, pack_targets
+    from disco.train.losses import MaskedBinaryCrossentropy, mixup_batches, pack_targets
     from disco.train.models import build_model
 
     for split, data in (("train", train), ("validation", val)):
@@ -185,13 +189,15 @@ def fit_network(
     )
     net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=MaskedBinaryCrossentropy())
     callbacks = _callbacks(val, patience, out_dir, source)
+    targets = pack_targets(train.y_true, train.y_mask)
+    if mixup_alpha > 0:
+        data = {"x": mixup_batches(train.x, targets, batch_size=batch_size, alpha=mixup_alpha, seed=seed)}
+    else:
+        data = {"x": train.x, "y": targets, "batch_size": batch_size, "shuffle": True}
     history = net.fit(
-        train.x,
-        pack_targets(train.y_true, train.y_mask),
-        batch_size=batch_size,
+        **data,
         epochs=epochs,
         validation_data=None if val is None else (val.x, pack_targets(val.y_true, val.y_mask)),
-        shuffle=True,
         verbose=0,
         callbacks=callbacks,
     )
@@ -245,6 +251,7 @@ def run_train(
     l2: float | None = None,
     patience: int | None = None,
     ensemble: int | None = None,
+    mixup_alpha: float | None = None,
     seed: int = params.DEFAULT_SEED,
     validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
     tune: bool = False,
@@ -260,11 +267,12 @@ def run_train(
         out_dir: where ``model.keras``, ``thresholds.json``, ``features.json``, the history,
             ``summary.json`` and ``run_info.json`` go.
         preset: a name of ``params.PRESETS``, the recipe the arguments below override.
-        model: a name of ``params.MODELS`` (``auto``: candidates chosen by validation); None:
+        model: a name of ``params.MODELS`` (``auto``: candidates chosen by cross-fitting); None:
             the preset's.
-        batch_size, epochs, learning_rate, dropout, l2, patience, ensemble: training
+        batch_size, epochs, learning_rate, dropout, l2, patience, ensemble, mixup_alpha: training
             hyperparameters (``patience``: epochs without validation progress before stopping;
-            ``ensemble``: networks averaged); None: the preset's.
+            ``ensemble``: networks averaged, per fold under ``auto``; ``mixup_alpha``: mixup on
+            the embeddings, 0 = off); None: the preset's.
         seed: seed of the split (release features) and of training.
         validation_fraction: validation share carved from train (release features only).
         tune: run a Keras Tuner search before the final fit.
@@ -288,6 +296,7 @@ def run_train(
         l2=l2,
         patience=patience,
         ensemble=ensemble,
+        mixup_alpha=mixup_alpha,
     )
     hp = {k: v for k, v in asdict(chosen).items() if k != "description"}
     if tune and hp["model"] not in params.NETWORKS:
@@ -317,12 +326,7 @@ def run_train(
         kwargs = dict(network=network, out_dir=out_dir, seed=seed, fit_network=_network_fitter(fs))
         if hp["model"] == "linear":
             kwargs["only_linear"] = True
-        small = len(val) < params.SMALL_VALIDATION
-        picked = (
-            select.select_by_cross_validation(fs, **kwargs)
-            if small
-            else select.select_on_validation(fs, **kwargs)
-        )
+        picked = select.select_cross_fitted(fs, **kwargs)
         net, history, best_epoch = picked.model, picked.history, picked.best_epoch
         held_scores, held_true, held_mask = (
             picked.held_out_scores,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from disco import params
+from disco import params, steps
+from disco.results import StepResult
 
 E2E_CLIPS = 20  # small, yet enough for an artist-grouped train/validation/test split
 E2E_SEED = 7
@@ -42,8 +43,13 @@ def step_output(run_dir: Path, task: str, output: str) -> Path:
     return hits[0]
 
 
-def read_summary(step_dir: Path) -> dict:
-    return json.loads((step_dir / params.SUMMARY_FILE).read_text())
+def read_result(step_dir: Path, task: str) -> StepResult:
+    """A task's summary.json, parsed into the result type its step's spec names (an OutputError if
+    it is another step's)."""
+    step = steps.step_of_task(task)
+    if step is None:
+        raise AssertionError(f"{task} is no step of disco.steps")
+    return step.result.read(step_dir)
 
 
 def read_failures(step_dir: Path) -> list[dict]:
