@@ -324,6 +324,41 @@ def test_release_tarball_gives_the_same_records(mixed, tmp_path):
         assert f["path"].startswith(f"{tgz}!") and re.search(pattern, f["reason"], re.IGNORECASE), f
 
 
+@pytest.mark.slow  # Beam's GCS filesystem first waits out its credential retries (~20 s)
+def test_a_shard_file_in_a_bucket_is_whole_or_absent(tmp_path, monkeypatch):
+    """The writer resample's workers use (sinks.ShardFile), on an object store: the records framed
+    as TFRecords, readable with their checksums; an aborted shard leaves no object. (A whole
+    resample run into the emulator stops at the dead-letter sink's finalisation, which uses GCS's
+    batch API that fake-gcs-server lacks.)"""
+    from helpers.gcs_emulator import start_gcs_emulator
+
+    from disco.beam.sinks import ShardFile
+    from disco.records import read_tfrecord_checked
+
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    records = [b"first", b"", bytes(range(256)) * 1000]
+    with start_gcs_emulator() as emu:
+        emu.make_bucket("disco-shards")
+        whole = ShardFile("gs://disco-shards/run/audio-train-00000-of-00002.tfrecord")
+        for r in records:
+            whole.write(r)
+        whole.close()
+        aborted = ShardFile("gs://disco-shards/run/audio-train-00001-of-00002.tfrecord")
+        aborted.write(b"never published")
+        aborted.abort()
+        names = [b.name for b in emu.client.list_blobs("disco-shards")]
+        assert names == ["run/audio-train-00000-of-00002.tfrecord"]
+        read = list(read_tfrecord_checked(whole.path))
+    assert [r.data for r in read] == records and not [r for r in read if r.error]
+    local = ShardFile(str(tmp_path / "audio-test-00000-of-00001.tfrecord"))
+    local.write(b"x")
+    assert [p.name for p in tmp_path.iterdir()][0].startswith(
+        f"audio-test-00000-of-00001.tfrecord{PARTIAL_MARK}"
+    )
+    local.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["audio-test-00000-of-00001.tfrecord"]
+
+
 # --- a killed run --------------------------------------------------------------------------------
 
 KILL_CLIPS = 300
