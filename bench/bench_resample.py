@@ -102,7 +102,7 @@ def main() -> int:
             f"in CPU time: the stages cost {per_clip_cpu_ms:.2f} ms per clip ({cores}-core limit "
             f"{cpu_limit:.1f} clips/s); disco resample costs {cpu_ms:.2f} ms per clip over all its "
             f"processes, so with {cores} free cores {cores * 1000.0 / cpu_ms:.1f} clips/s = "
-            f"{100 * per_clip_cpu_ms / cpu_ms:.0f} % of that limit"
+            f"{100 * per_clip_cpu_ms / cpu_ms:.0f} % of that limit (target >= 80 %)"
         )
 
     from disco.audio.augment import augment_clip

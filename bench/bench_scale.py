@@ -4,7 +4,7 @@ local runner at N and FACTOR x N demo clips. Per step: wall time of its process,
 resident memory of the step's processes; then the per-clip cost ratio FACTOR*N / N and the
 projection for the full OpenMIC-2018 (20,000 clips) on this machine.
 
-    .venv/bin/python bench/bench_scale.py [--clips 200] [--factor 4] [--workdir runs/bench-scale]
+    .venv/bin/python bench/bench_scale.py [--clips 200] [--factor 4] [--workdir runs/bench-scale] [--beam-only]
 
 Targets (issue 14): per-clip cost ratio <= 1.1 for resample and embed (no super-linear step), and
 flat peak memory for the Beam steps (resample, embed). Each step runs as its own `disco` process,
@@ -62,7 +62,7 @@ def _run(step: str, argv: list[str], clips: int, out: Path) -> StepRun:
     return StepRun(step, clips, wall, step_s, usage.ru_maxrss / 1024.0)
 
 
-def pipeline(data: Path, work: Path, clips: int, seed: int) -> list[StepRun]:
+def pipeline(data: Path, work: Path, clips: int, seed: int, beam_only: bool = False) -> list[StepRun]:
     work.mkdir(parents=True, exist_ok=True)
     for d in ("resampled", "embedded", "model", "evaluation"):
         subprocess.run(["rm", "-rf", str(work / d)], check=True)
@@ -76,6 +76,10 @@ def pipeline(data: Path, work: Path, clips: int, seed: int) -> list[StepRun]:
             clips,
             work / "embedded",
         ),
+    ]
+    if beam_only:
+        return runs
+    runs += [
         _run(
             "train",
             [
@@ -134,6 +138,11 @@ def main() -> int:
     ap.add_argument("--factor", type=int, default=4, help="the large size is FACTOR x N")
     ap.add_argument("--workdir", default="runs/bench-scale")
     ap.add_argument("--seed", type=int, default=2018)
+    ap.add_argument(
+        "--beam-only",
+        action="store_true",
+        help="only the Beam steps (resample, embed): their cost and memory",
+    )
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     workdir = Path(args.workdir)
@@ -143,11 +152,12 @@ def main() -> int:
     for n in sizes:
         data = _dataset(workdir, n, seed=1)
         print(f"pipeline on {n} clips ...", flush=True)
-        results[n] = pipeline(data, workdir / f"run-{n}", n, args.seed)
+        results[n] = pipeline(data, workdir / f"run-{n}", n, args.seed, args.beam_only)
 
     small, large = sizes
     print(
-        f"\nwhole pipeline, local runner, musicnn, {os.cpu_count()} cores; step time = the step's own "
+        f"\n{'Beam steps' if args.beam_only else 'whole pipeline'}, local runner, musicnn, {os.cpu_count()} cores; "
+        "step time = the step's own "
         f"summary.json seconds (process start-up excluded), wall = its process\n"
     )
     print(

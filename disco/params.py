@@ -177,6 +177,10 @@ REPORT_FILE = "report.html"
 # digest of its parameters. Readers take the shard list from it (disco.publish).
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION: int = 1
+# Listing a gs:// dataset (its fingerprint for cache keys): seconds per request, and in all for one
+# page's retries. google-cloud-storage's default retries an unreachable endpoint for 120 s.
+GCS_LIST_TIMEOUT_S: float = 30.0
+GCS_LIST_DEADLINE_S: float = 20.0
 # A step fails (exit non-zero, nothing published) when more than this fraction of its inputs
 # failed; 1.0 fails only when every input failed. An empty output always fails.
 DEFAULT_MAX_FAILURE_RATIO: float = 1.0
@@ -236,6 +240,10 @@ DEFAULT_SEED: int = 2018
 
 # --- Pipeline defaults ------------------------------------------------------------------------
 DEFAULT_EMBEDDER = "musicnn"  # a name of disco.embedders.available_embedders()
+# Clips per model call in the embed step. On CPU a call's activations grow with its clips and
+# TensorFlow's allocator keeps what a call once used, so the step's peak memory follows this, not the
+# number of clips (docs/embed.md, "Memory"). A GPU may want more (--batch-size).
+EMBED_BATCH_SIZE: int = 8
 DEFAULT_AUGMENT_COPIES: int = 1  # audiomentations copies per training clip in a pipeline run
 
 # --- The release's precomputed features ---------------------------------------------------------

@@ -240,6 +240,15 @@ def _masked_crc(data: bytes) -> int:
     return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _CRC_MASK_DELTA) & 0xFFFFFFFF
 
 
+def frame_tfrecord(data: bytes) -> bytes:
+    """``data`` as one TFRecord: length, its masked CRC, the bytes, their masked CRC (what
+    tf.io.TFRecordWriter writes, without importing TensorFlow)."""
+    length = len(data).to_bytes(8, "little")
+    return b"".join(
+        (length, _masked_crc(length).to_bytes(4, "little"), data, _masked_crc(data).to_bytes(4, "little"))
+    )
+
+
 @dataclass
 class FramedRecord:
     """One record of a TFRecord file as :func:`read_tfrecord_checked` found it: ``data`` is None

@@ -23,6 +23,7 @@ import soundfile as sf
 from helpers.resample_fixtures import clip_key, encode, peak_hz, rms_db, tone, write_dataset
 
 from disco import params
+from disco.beam.sinks import PARTIAL_MARK
 from disco.records import iter_resampled, list_shards
 
 SEED = 7
@@ -323,25 +324,60 @@ def test_release_tarball_gives_the_same_records(mixed, tmp_path):
         assert f["path"].startswith(f"{tgz}!") and re.search(pattern, f["reason"], re.IGNORECASE), f
 
 
+@pytest.mark.slow  # Beam's GCS filesystem first waits out its credential retries (~20 s)
+def test_a_shard_file_in_a_bucket_is_whole_or_absent(tmp_path, monkeypatch):
+    """The writer resample's workers use (sinks.ShardFile), on an object store: the records framed
+    as TFRecords, readable with their checksums; an aborted shard leaves no object. (A whole
+    resample run into the emulator stops at the dead-letter sink's finalisation, which uses GCS's
+    batch API that fake-gcs-server lacks.)"""
+    from helpers.gcs_emulator import start_gcs_emulator
+
+    from disco.beam.sinks import ShardFile
+    from disco.records import read_tfrecord_checked
+
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    records = [b"first", b"", bytes(range(256)) * 1000]
+    with start_gcs_emulator() as emu:
+        emu.make_bucket("disco-shards")
+        whole = ShardFile("gs://disco-shards/run/audio-train-00000-of-00002.tfrecord")
+        for r in records:
+            whole.write(r)
+        whole.close()
+        aborted = ShardFile("gs://disco-shards/run/audio-train-00001-of-00002.tfrecord")
+        aborted.write(b"never published")
+        aborted.abort()
+        names = [b.name for b in emu.client.list_blobs("disco-shards")]
+        assert names == ["run/audio-train-00000-of-00002.tfrecord"]
+        read = list(read_tfrecord_checked(whole.path))
+    assert [r.data for r in read] == records and not [r for r in read if r.error]
+    local = ShardFile(str(tmp_path / "audio-test-00000-of-00001.tfrecord"))
+    local.write(b"x")
+    assert [p.name for p in tmp_path.iterdir()][0].startswith(
+        f"audio-test-00000-of-00001.tfrecord{PARTIAL_MARK}"
+    )
+    local.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["audio-test-00000-of-00001.tfrecord"]
+
+
 # --- a killed run --------------------------------------------------------------------------------
 
 KILL_CLIPS = 300
 
 
 def _staging_dirs(out: Path) -> list[Path]:
-    """The step's staging folders beside out (disco.publish), where Beam's temporary files live."""
+    """The step's staging folders beside out (disco.publish), where the shards are written."""
     return sorted(out.parent.glob(f".{out.name}.staging-*"))
 
 
-def _temp_data(out: Path) -> bool:
-    """Whether Beam's temporary write directories under the staging folder hold any bytes yet."""
+def _partial_data(out: Path) -> bool:
+    """Whether a shard being written (``<shard>.partial-<random>`` in the staging folder) holds
+    any bytes yet."""
     try:
         for staging in _staging_dirs(out):
-            for d in staging.glob("beam-temp-*"):
-                for f in os.listdir(d):
-                    if os.path.getsize(d / f) > 0:
-                        return True
-    except FileNotFoundError:  # not created yet, or Beam moved a file away meanwhile
+            for f in staging.glob(f"*{PARTIAL_MARK}*"):
+                if f.stat().st_size > 0:
+                    return True
+    except FileNotFoundError:  # not created yet, or renamed to its shard meanwhile
         pass
     return False
 
@@ -359,10 +395,10 @@ def test_killed_run_leaves_no_partial_shard_and_a_rerun_completes(tmp_path, open
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     try:
-        while not _temp_data(out):
+        while not _partial_data(out):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(
-                    f"the run ended (rc {proc.returncode}) before Beam wrote temporary data: "
+                    f"the run ended (rc {proc.returncode}) before it wrote a partial shard: "
                     f"{proc.stderr.read().decode(errors='replace')[-2000:]}"
                 )
             time.sleep(0.003)
@@ -375,7 +411,7 @@ def test_killed_run_leaves_no_partial_shard_and_a_rerun_completes(tmp_path, open
     # Nothing was published: the output folder does not exist; the partial data is in staging only.
     assert not out.exists()
     stale = _staging_dirs(out)
-    assert stale and any(stale[0].glob("beam-temp-*"))
+    assert stale and any(stale[0].glob(f"*{PARTIAL_MARK}*"))
 
     from disco.beam.resample import run_resample
 

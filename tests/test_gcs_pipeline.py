@@ -30,15 +30,16 @@ BUCKET = "disco-data"
 @pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.network_emulator
-def test_pipeline_reads_a_tarball_from_a_bucket_and_writes_outputs_back(tmp_path, monkeypatch):
+def test_pipeline_reads_a_tarball_from_a_bucket_and_writes_outputs_back(tmp_path):
     from disco.runner import run_local
 
     root = make_demo_dataset(tmp_path / "src", corrupt=0)
     add_release_npz(root)
     tarball = make_release_tarball(root, tmp_path / params.RELEASE_TARBALL_NAME)
 
-    with emulator() as (endpoint, client):
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
+    # emulator() sets STORAGE_EMULATOR_HOST and removes it when it stops; a monkeypatch.setenv here
+    # would put the stopped server's address back after the test, for every later test to wait on.
+    with emulator() as (_, client):
         bucket = client.create_bucket(BUCKET)
         bucket.blob(f"datasets/{params.RELEASE_TARBALL_NAME}").upload_from_filename(str(tarball))
 

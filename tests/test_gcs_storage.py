@@ -50,3 +50,39 @@ def test_gcs_prefix_and_tarball_match_local(gcs_emulator, openmic_sample: Path, 
         gcs.read_audio("000135_483840")
     with pytest.raises(DatasetError, match="missing"):
         open_dataset("gs://disco-data/nothing-here").labels()
+
+
+def test_the_fingerprint_of_a_prefix_lists_only_that_prefix(gcs_emulator, tmp_path: Path) -> None:  # noqa: F811
+    from disco.data.fingerprint import dataset_fingerprint
+
+    bucket = gcs_emulator.make_bucket("disco-fp")
+    for name in ("data/a.ogg", "data/sub/b.csv", "data-old/c.ogg", "release.tgz"):
+        bucket.blob(name).upload_from_string(name.encode())
+    first = dataset_fingerprint("gs://disco-fp/data")
+    assert dataset_fingerprint("gs://disco-fp/data/") == first
+    # A sibling sharing the prefix's first letters is another dataset: it changes nothing.
+    bucket.blob("data-old/d.ogg").upload_from_string(b"more")
+    assert dataset_fingerprint("gs://disco-fp/data") == first
+    bucket.blob("data/sub/b.csv").upload_from_string(b"changed content")
+    assert dataset_fingerprint("gs://disco-fp/data") != first
+    tarball = dataset_fingerprint("gs://disco-fp/release.tgz")
+    bucket.blob("release.tgz").upload_from_string(b"another release")
+    assert dataset_fingerprint("gs://disco-fp/release.tgz") != tarball
+
+
+def test_an_unreachable_bucket_fails_the_listing_within_its_deadline(monkeypatch) -> None:
+    import socket
+    import time
+
+    from disco.data.fingerprint import dataset_fingerprint
+
+    with socket.socket() as sock:  # a port nothing listens on: connection refused, retried
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(params, "GCS_LIST_DEADLINE_S", 2.0)
+    start = time.monotonic()
+    with pytest.raises(DatasetError, match=r"gs://disco-fp/data: cannot list"):
+        dataset_fingerprint("gs://disco-fp/data")
+    # The client's own default would retry for 120 s (what made `disco submit` take minutes).
+    assert time.monotonic() - start < 2.0 + params.GCS_LIST_TIMEOUT_S

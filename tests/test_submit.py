@@ -68,6 +68,16 @@ class _FakeKfpApi(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.fixture(autouse=True)
+def no_google_cloud(monkeypatch, tmp_path):
+    """No credentials and no emulator, whatever the environment (or an earlier test) left: `disco
+    submit` fingerprints a gs:// dataset when it believes it can list it, and these tests submit
+    `gs://` URIs that exist nowhere."""
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))  # no application-default file
+
+
 @pytest.fixture
 def kfp_api() -> Iterator[tuple[str, list[Seen]]]:
     _FakeKfpApi.seen = []
@@ -173,6 +183,36 @@ def test_submit_creates_a_run_with_the_token_and_typed_parameters(kfp_api, monke
     assert body["pipeline_spec"]["pipelineInfo"]["name"] == params.PIPELINE_NAME
     assert body["experiment_id"] == "exp-1"
     assert len(seen) >= 3 and all(s.headers.get("authorization") == "Bearer tok-123" for s in seen)
+
+
+def test_a_dataset_that_cannot_be_listed_is_submitted_without_a_fingerprint(
+    kfp_api, monkeypatch, repo_root, caplog
+):
+    import socket
+
+    endpoint, seen = kfp_api
+    # What an earlier test once left behind: an emulator address whose server has stopped. The
+    # listing fails within its deadline; the run is still created, keyed by the URI alone.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{sock.getsockname()[1]}")
+    monkeypatch.setattr(params, "GCS_LIST_DEADLINE_S", 1.0)
+    rc = main(
+        [
+            "submit",
+            "--endpoint",
+            endpoint,
+            "--package",
+            str(repo_root / params.PIPELINE_YAML),
+            "--data",
+            "gs://b/d",
+        ]
+    )
+    assert rc == 0
+    (run,) = [s for s in seen if s.method == "POST" and s.path.startswith("/apis/v2beta1/runs")]
+    assert "data_fingerprint" not in run.body["runtime_config"]["parameters"]
+    assert "gs://b/d: cannot fingerprint the dataset from here" in caplog.text
+    assert "cannot list" in caplog.text
 
 
 def test_a_package_for_the_other_backend_is_refused(tmp_path):

@@ -41,7 +41,7 @@ from disco.results import EmbedResult
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_BATCH_SIZE = params.EMBED_BATCH_SIZE
 
 
 # The embedder the launcher built, reused by a worker in the same process (the local runner): a

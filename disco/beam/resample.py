@@ -1,10 +1,11 @@
 """The resample step as a Beam pipeline: every clip of a dataset → mono 16 kHz, 10 s records in
 sharded TFRecords per split, with undecodable clips sent to a dead-letter file instead of failing.
 
-Elements are batches of clips; each batch is read and decoded on a thread pool inside the worker,
-since libsndfile and soxr release the GIL. Everything is written into a staging folder that is
-published whole when the step succeeds (disco.publish), so a killed or failed run leaves the
-previous output (or none), never a partial one.
+An element is every clip of one output shard: the worker decodes them on a pool (spawned
+processes or threads: libsndfile and soxr) and writes the shard itself as the records come, so
+memory stays flat however many clips there are (docs/resample-augment.md). Everything is written
+into a staging folder that is published whole when the step succeeds (disco.publish), so a killed
+or failed run leaves the previous output (or none), never a partial one.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter, deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.metrics import Metrics
 
 from disco import fileio, params
+from disco.beam.decoding import decode_in_process, resample_one, start_decoder
 from disco.beam.options import is_local, pipeline_options
 from disco.beam.portable import one_leaf, worker_path
 from disco.beam.progress import Progress
@@ -27,7 +29,7 @@ from disco.beam.sinks import (
     FAILED_TAG,
     OK_TAG,
     DeadLetter,
-    WriteSplits,
+    ShardFile,
     failure,
     read_dead_letters,
     remove_sink_temp,
@@ -47,65 +49,27 @@ def default_num_shards(n_records: int) -> int:
     return max(1, min(64, -(-n_records // 1000)))
 
 
-# The dataset a decode process reads from (set by _start_decoder in each process of the pool).
-_DECODER_DATASET = None
+class ResampleShards(beam.DoFn):
+    """A group of clips ``(key, split, y_true, y_mask, shard file name)`` → their records written
+    straight into their shard files (:class:`ShardFile`), ``(split, shard name, records)`` on the
+    main output for each shard finished, and a failure dict on FAILED_TAG for each clip that
+    cannot be decoded.
 
+    Every clip of a shard is in one element, so the shard is written whole inside one ``process``
+    call: records never travel through Beam (no per-record element, no grouping that a local
+    runner holds in memory), memory holds the clips in flight in the decode pool, not the
+    output, and nothing is left to ``finish_bundle``, whose outputs Beam's DaskRunner drops.
+    Clips are decoded by a pool (threads or spawned processes) ``window`` at a time, written in
+    order as they finish."""
 
-def _start_decoder(data_uri: str | None) -> None:
-    global _DECODER_DATASET
-    if data_uri is not None:
-        from disco.data.openmic import open_dataset
-
-        _DECODER_DATASET = open_dataset(data_uri)
-
-
-def _decode_in_process(key, split, y_true, y_mask, data, error, location):
-    return _resample_one(_DECODER_DATASET, key, split, y_true, y_mask, data, error, location)
-
-
-def _resample_one(
-    ds,
-    key: str,
-    split: str,
-    y_true,
-    y_mask,
-    data: bytes | None = None,
-    error: str | None = None,
-    location: str | None = None,
-):
-    from disco.audio.decode import load_clip
-    from disco.records import ResampledRecord, encode_resampled, float_to_pcm
-
-    location = location or ds.audio_path(key)
-    try:
-        if error is not None:
-            raise DiscoError(error)
-        if data is None:
-            data = ds.read_audio(key)
-        clip, duration = load_clip(data, name=location)
-    except DiscoError as exc:
-        reason = getattr(exc, "reason", None) or str(exc)
-        return None, {"key": key, "split": split, "path": location, "reason": reason}
-    record = ResampledRecord(
-        key=key,
-        split=split,
-        pcm=float_to_pcm(clip),
-        original_duration=duration,
-        augmentation_id=0,
-        y_true=np.asarray(y_true, np.float32),
-        y_mask=np.asarray(y_mask, bool),
-    )
-    return encode_resampled(record), None
-
-
-class DecodeBatch(beam.DoFn):
-    """A batch of clips ``(key, split, y_true, y_mask)`` → ``(split, record bytes)`` on the main
-    output, a failure dict on FAILED_TAG for each clip that cannot be decoded."""
-
-    def __init__(self, data_uri: str, threads: int, total: int, pool: str = "thread"):
+    def __init__(
+        self, data_uri: str, out_dir: str, threads: int, total: int, window: int, pool: str = "thread"
+    ):
         self.data_uri = data_uri
+        self.out_dir = out_dir
         self.threads = threads
         self.total = total
+        self.window = max(window, threads)
         self.pool_kind = pool
 
     def setup(self):
@@ -123,7 +87,7 @@ class DecodeBatch(beam.DoFn):
             self.pool = ProcessPoolExecutor(
                 self.threads,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_decoder,
+                initializer=start_decoder,
                 initargs=(None if self.is_tar else self.data_uri,),
             )
         else:
@@ -132,32 +96,100 @@ class DecodeBatch(beam.DoFn):
         self.failed = Metrics.counter("resample", "failed")
         self.progress = Progress("resample", total=self.total)
 
-    def process(self, batch):
+    def _jobs(self, clips):
+        """(clip, audio bytes or None, error or None), lazily: a tarball is streamed in one pass."""
         if self.is_tar:
-            # One pass over the compressed archive per batch; decoding still runs in parallel.
-            info = {c[0]: c for c in batch}
-            jobs = [(info[b.key], b.data, b.error) for b in self.ds.iter_audio(info)]
+            info = {c[0]: c for c in clips}
+            for b in self.ds.iter_audio(info):
+                yield info[b.key], b.data, b.error
         else:
-            jobs = [(c, None, None) for c in batch]
+            for c in clips:
+                yield c, None, None
+
+    def _submit(self, clip, data, error):
+        key, split, y_true, y_mask = clip[:4]
         if self.pool_kind == "process":
-            futures = [
-                self.pool.submit(_decode_in_process, *c, data, error, self.ds.audio_path(c[0]))
-                for c, data, error in jobs
-            ]
-        else:
-            futures = [self.pool.submit(_resample_one, self.ds, *c, data, error) for c, data, error in jobs]
-        for (clip, _, _), fut in zip(jobs, futures):
-            encoded, failed = fut.result()
-            self.progress.add()
-            if failed is None:
-                self.ok[clip[1]].inc()
-                yield clip[1], encoded
-            else:
-                self.failed.inc()
-                yield failure(**failed)
+            location = self.ds.audio_path(key)
+            return self.pool.submit(decode_in_process, key, split, y_true, y_mask, data, error, location)
+        return self.pool.submit(resample_one, self.ds, key, split, y_true, y_mask, data, error)
+
+    def _decoded(self, clips):
+        pending: deque = deque()
+        for clip, data, error in self._jobs(clips):
+            pending.append((clip, self._submit(clip, data, error)))
+            if len(pending) >= self.window:
+                clip, fut = pending.popleft()
+                yield clip, *fut.result()
+        while pending:
+            clip, fut = pending.popleft()
+            yield clip, *fut.result()
+
+    def process(self, clips):
+        remaining = Counter(c[4] for c in clips)
+        writers: dict[str, ShardFile] = {}
+        try:
+            for clip, encoded, failed in self._decoded(clips):
+                split, shard = clip[1], clip[4]
+                if shard not in writers:
+                    writers[shard] = ShardFile(fileio.join(self.out_dir, shard))
+                self.progress.add()
+                if failed is None:
+                    writers[shard].write(encoded)
+                    self.ok[split].inc()
+                else:
+                    self.failed.inc()
+                    yield failure(**failed)
+                remaining[shard] -= 1
+                if remaining[shard] == 0:
+                    writers[shard].close()
+                    yield split, shard, writers.pop(shard).count
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
 
     def teardown(self):
         self.pool.shutdown()
+
+
+def shard_groups(
+    clips: Sequence[tuple], shards: dict[str, int], prefix: str, whole: bool
+) -> list[list[tuple]]:
+    """Each clip ``(key, split, y_true, y_mask)`` with the name of its shard appended, grouped one
+    shard per element (``whole``: all in one element, for a tarball read in one pass). The k-th of
+    a split's n clips goes to shard ``k * shards[split] // n``: contiguous, even, and the same on
+    every run and runner."""
+    from disco.records import shard_name
+
+    by_split: dict[str, list[tuple]] = {}
+    for c in clips:
+        by_split.setdefault(c[1], []).append(c)
+    groups: dict[str, list[tuple]] = {}
+    for split, members in by_split.items():
+        total = shards[split]
+        for k, c in enumerate(members):
+            name = shard_name(f"{prefix}-{split}", k * total // len(members), total)
+            groups.setdefault(name, []).append((*c, name))
+    ordered = [groups[n] for n in sorted(groups)]
+    return [[c for g in ordered for c in g]] if whole else ordered
+
+
+def _complete_shards(out_dir: str, shards: dict[str, int], groups: list[list[tuple]]) -> None:
+    """Every shard of every split is there once the pipeline has finished. A split that asked for
+    more shards than it has clips gets the shards no clip was assigned to written empty, so the set
+    is whole (``-of-NNNNN`` as asked), as Beam's sinks did; a shard that had clips and is missing
+    (a runner that lost a task without failing) is an error naming it."""
+    from disco.records import shard_name
+
+    assigned = {c[4] for g in groups for c in g}
+    present = set(fileio.list_names(out_dir))
+    for split, total in shards.items():
+        for i in range(total):
+            name = shard_name(f"{params.RESAMPLED_PREFIX}-{split}", i, total)
+            if name not in assigned:
+                ShardFile(fileio.join(out_dir, name)).close()
+            elif name not in present:
+                raise DiscoError(f"{fileio.join(out_dir, name)}: not written, though the pipeline finished")
 
 
 def _ok_counts(result, planned: dict[str, int], failures: list[dict]) -> dict[str, int]:
@@ -194,7 +226,7 @@ def run_resample(
         out_dir: the output folder (local or ``gs://``); published whole or not at all.
         seed, validation_fraction: the artist-grouped validation split carved from train.
         num_shards: shards per split (default about 1000 clips each).
-        batch_size, threads: clips per Beam element, parallel decoders per worker.
+        batch_size: clips in flight in a worker's decode pool; threads: parallel decoders per worker.
         pool: ``process`` (``threads`` spawned processes) uses every core: libsndfile's Vorbis
             decode holds the GIL for most of its time, so threads reach only ~1.3x on 2 cores
             (make bench-resample). ``thread`` suits runners that already run one worker process
@@ -219,12 +251,9 @@ def run_resample(
     if pool not in ("process", "thread"):
         raise ConfigError(f"pool {pool!r}: expected auto, process or thread")
     items = [(c.key, c.split, c.y_true.tolist(), c.y_mask.tolist()) for c in clips]
-    if isinstance(ds.source, TarSource):
-        batches = [items]
-    else:
-        batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     per_split = {s: sum(c.split == s for c in clips) for s in params.SPLITS}
     shards = {s: num_shards or default_num_shards(n) for s, n in per_split.items() if n}
+    groups = shard_groups(items, shards, params.RESAMPLED_PREFIX, whole=isinstance(ds.source, TarSource))
     log.info(
         "resampling %d clips from %s (%s) with %d decode %ses",
         len(items),
@@ -237,18 +266,18 @@ def run_resample(
     pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args))
     results = (
         pipeline
-        | "Batches" >> beam.Create(batches, reshuffle=False)
-        | "DecodeResample"
-        >> beam.ParDo(DecodeBatch(worker_path(data_uri), threads, len(items), pool)).with_outputs(
-            FAILED_TAG, main=OK_TAG
-        )
+        | "Shards" >> beam.Create(groups, reshuffle=False)
+        | "ResampleWrite"
+        >> beam.ParDo(
+            ResampleShards(worker_path(data_uri), worker_path(out_dir), threads, len(items), batch_size, pool)
+        ).with_outputs(FAILED_TAG, main=OK_TAG)
     )
-    written = results[OK_TAG] | "WriteSplits" >> WriteSplits(out_dir, params.RESAMPLED_PREFIX, shards)
     dead = results[FAILED_TAG] | "DeadLetter" >> DeadLetter(out_dir)
-    one_leaf([*written.values(), dead])
+    one_leaf([results[OK_TAG], dead])
     result = pipeline.run()
     result.wait_until_finish()
     remove_sink_temp(out_dir)
+    _complete_shards(out_dir, shards, groups)
 
     failures = read_dead_letters(fileio.join(out_dir, params.FAILURES_FILE))
     counts = _ok_counts(result, per_split, failures)

@@ -82,6 +82,52 @@ class WriteSplits(beam.PTransform):
         return written
 
 
+PARTIAL_MARK = ".partial-"  # <shard>.partial-<random>: a ShardFile being written
+
+
+class ShardFile:
+    """One TFRecord shard written by the DoFn that makes its records, a record at a time (memory
+    holds one record, not the shard, on every runner), under ``<path>.partial-<random>`` and
+    renamed to ``path`` when whole (on object stores the upload itself is atomic). A retried bundle
+    writes the same name again and replaces the first attempt's file, so the shard ends up whole
+    and once; partial files of failed attempts are removed by :func:`remove_sink_temp`."""
+
+    def __init__(self, path: str):
+        import uuid
+
+        self.path = path
+        self.count = 0
+        self.remote = fileio.is_remote(path)
+        if self.remote:
+            from apache_beam.io.filesystems import CompressionTypes, FileSystems
+
+            # An object appears only when its upload completes, whole; a retry replaces it whole.
+            self._tmp = path
+            self._fh = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        else:
+            self._tmp = f"{path}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}"
+            self._fh = open(self._tmp, "wb")  # closed by close() or abort()
+
+    def write(self, record: bytes) -> None:
+        from disco.records import frame_tfrecord
+
+        self._fh.write(frame_tfrecord(record))
+        self.count += 1
+
+    def close(self) -> None:
+        self._fh.close()
+        if not self.remote:
+            import os
+
+            os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        if self.remote:
+            return  # an upload never completed leaves no object
+        self._fh.close()
+        fileio.remove(self._tmp)
+
+
 def read_dead_letters(path: str) -> list[dict]:
     """The JSON lines of a step's dead-letter file. Beam writes no file for an empty PCollection,
     so a missing one is created empty: an empty dead letter still says "none failed"."""
@@ -92,15 +138,19 @@ def read_dead_letters(path: str) -> list[dict]:
 
 
 def remove_sink_temp(directory: str) -> list[str]:
-    """Delete Beam file-sink temporary directories still in ``directory`` once the pipeline has
-    finished. Beam's DaskRunner re-runs a sink's set-up for each side input that reads it, and the
-    sink's finalisation removes only the one it used (docs/images.md); left in the staging folder,
-    the others would be published with the output. Local folders only: on object stores the
-    runner's own cleanup applies."""
+    """Delete what writers left in ``directory`` once the pipeline has finished: the partial files
+    of :class:`ShardFile` attempts that failed and were retried, and Beam file-sink temporary
+    directories. Beam's DaskRunner re-runs a sink's set-up for each side input that reads it, and
+    the sink's finalisation removes only the one it used (docs/images.md); left in the staging
+    folder, the others would be published with the output. Beam's temporary directories are
+    removed from local folders only: on object stores the runner's own cleanup applies."""
     import glob
     import os
     import shutil
 
+    partial = sorted(fileio.join(directory, n) for n in fileio.list_names(directory) if PARTIAL_MARK in n)
+    for path in partial:
+        fileio.remove(path)
     stale = (
         []
         if fileio.is_remote(directory)
@@ -108,4 +158,4 @@ def remove_sink_temp(directory: str) -> list[str]:
     )
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
-    return stale
+    return partial + stale

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from disco import steps
+from disco import params, steps
 from disco.cli import _params, argtypes
 
 # `disco embed --help` ends with these.
@@ -38,7 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="default: bfloat16 where the hardware computes it natively, else float32",
     )
-    p.add_argument("--batch-size", type=argtypes.positive_int, default=64, help="clips per inference batch")
+    p.add_argument(
+        "--batch-size",
+        type=argtypes.positive_int,
+        default=params.EMBED_BATCH_SIZE,
+        help="clips per model call (more may pay on a GPU; on CPU memory grows with it)",
+    )
     _params.add_max_failure_ratio(p, failing="records cannot be decoded")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=handle, accepts_extra=True, remote_outputs=True)

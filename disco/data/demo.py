@@ -131,7 +131,11 @@ def _events(voice: Voice, rng: np.random.Generator, tempo: float) -> list[tuple[
                 out.append((t + 0.08 * k, 0.075, pitch, int(rng.integers(55, 95))))
         else:
             dur = beat * float(rng.choice([0.5, 1, 1, 2]))
-            step = int(rng.integers(-5, 6)) if voice.style == "melody" else int(rng.choice([-12, -5, 0, 5, 7, 12]))
+            step = (
+                int(rng.integers(-5, 6))
+                if voice.style == "melody"
+                else int(rng.choice([-12, -5, 0, 5, 7, 12]))
+            )
             pitch = int(np.clip(pitch + step, voice.low, voice.high))
             out.append((t, dur * 0.9, pitch, int(rng.integers(60, 115))))
         t += dur
@@ -212,13 +216,13 @@ def fix_ogg_serial(data: bytes, serial: int) -> bytes:
     buf = bytearray(data)
     pos = 0
     while pos + 27 <= len(buf):
-        if buf[pos:pos + 4] != b"OggS":
+        if buf[pos : pos + 4] != b"OggS":
             raise ValueError(f"not an Ogg page at byte {pos}")
         nseg = buf[pos + 26]
-        size = 27 + nseg + sum(buf[pos + 27:pos + 27 + nseg])
-        buf[pos + 14:pos + 18] = serial.to_bytes(4, "little")
-        buf[pos + 22:pos + 26] = b"\0\0\0\0"
-        buf[pos + 22:pos + 26] = _ogg_crc(bytes(buf[pos:pos + size])).to_bytes(4, "little")
+        size = 27 + nseg + sum(buf[pos + 27 : pos + 27 + nseg])
+        buf[pos + 14 : pos + 18] = serial.to_bytes(4, "little")
+        buf[pos + 22 : pos + 26] = b"\0\0\0\0"
+        buf[pos + 22 : pos + 26] = _ogg_crc(bytes(buf[pos : pos + size])).to_bytes(4, "little")
         pos += size
     return bytes(buf)
 
@@ -263,8 +267,14 @@ def plan_clips(n: int, *, seed: int) -> list[ClipSpec]:
                 used_keys.add(key)
                 break
         specs.append(
-            ClipSpec(i, key, str(int(rng.integers(0, n_artists)) + 1), tuple(sorted(chosen)), negatives,
-                     int(rng.integers(0, 2**31 - 1)))
+            ClipSpec(
+                i,
+                key,
+                str(int(rng.integers(0, n_artists)) + 1),
+                tuple(sorted(chosen)),
+                negatives,
+                int(rng.integers(0, 2**31 - 1)),
+            )
         )
     return specs
 
@@ -291,7 +301,9 @@ def _prepare_root(root: Path, *, overwrite: bool) -> None:
                 f"{root}: output directory is not empty; choose a new one, or --overwrite an earlier demo dataset"
             )
         if not (root / DEMO_SUMMARY_FILE).is_file():
-            raise ConfigError(f"{root}: not removed by --overwrite: it holds no {DEMO_SUMMARY_FILE} (not a demo dataset)")
+            raise ConfigError(
+                f"{root}: not removed by --overwrite: it holds no {DEMO_SUMMARY_FILE} (not a demo dataset)"
+            )
         log.info("removing the earlier demo dataset in %s", root)
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -366,12 +378,19 @@ def generate_demo_dataset(
         w.writeheader()
         for spec in sorted(specs, key=lambda s: s.key):
             track, start_ms = spec.key.split("_")
-            w.writerow({
-                "track_id": int(track), "artist_id": spec.artist_id,
-                "artist_name": f"Demo Artist {spec.artist_id}", "tags": "[]", "track_genres": "[]",
-                "track_title": "+".join(spec.instruments), "track_duration": "00:10",
-                "sample_key": spec.key, "start_time": int(start_ms) / 1000,
-            })
+            w.writerow(
+                {
+                    "track_id": int(track),
+                    "artist_id": spec.artist_id,
+                    "artist_name": f"Demo Artist {spec.artist_id}",
+                    "tags": "[]",
+                    "track_genres": "[]",
+                    "track_title": "+".join(spec.instruments),
+                    "track_duration": "00:10",
+                    "sample_key": spec.key,
+                    "start_time": int(start_ms) / 1000,
+                }
+            )
     with open(root / params.AUDIO_MD5_FILE, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["", "md5"])
@@ -388,7 +407,11 @@ def generate_demo_dataset(
     }
     (root / DEMO_SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     (root / params.SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    write_run_info(root, step="demo-data", seed=seed,
-                   parameters={"clips": clips, "seed": seed, "corrupt": corrupt, "workers": workers})
+    write_run_info(
+        root,
+        step="demo-data",
+        seed=seed,
+        parameters={"clips": clips, "seed": seed, "corrupt": corrupt, "workers": workers},
+    )
     log.info("demo dataset: %d clips in %.1f s → %s", len(specs), summary["seconds"], root)
     return summary

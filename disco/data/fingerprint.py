@@ -15,6 +15,7 @@ import hashlib
 import os
 
 from disco import fileio
+from disco.data.storage import is_gcs, list_gcs_objects
 from disco.errors import DatasetError
 
 
@@ -23,7 +24,12 @@ def dataset_fingerprint(uri: str | os.PathLike[str]) -> str:
     a release ``.tgz`` or a ``gs://`` prefix)."""
     uri = str(uri)
     entries: list[tuple[str, int, float]] = []
-    if fileio.is_remote(uri):
+    if is_gcs(uri):
+        # The storage layer's bounded listing, not Beam's FileSystems.match: Beam retries an
+        # unreachable endpoint for minutes, and a glob on the bare prefix also matches siblings
+        # (``data`` would list ``data-old/``).
+        entries.extend(list_gcs_objects(uri.rstrip("/")))
+    elif fileio.is_remote(uri):  # another object store Beam knows (s3://, ...)
         from apache_beam.io.filesystems import FileSystems
 
         base = uri.rstrip("/")

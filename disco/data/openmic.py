@@ -14,9 +14,10 @@ import io
 import json
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -119,15 +120,24 @@ class OpenMICDataset:
         except json.JSONDecodeError as exc:
             raise DatasetError(self.source.location(rel), f"invalid JSON: {exc}") from exc
         if not isinstance(mapping, dict):
-            raise DatasetError(self.source.location(rel), f"expected an object of class: index, got {type(mapping).__name__}")
+            raise DatasetError(
+                self.source.location(rel), f"expected an object of class: index, got {type(mapping).__name__}"
+            )
         if mapping != params.CLASS_INDEX:
             # Name the first difference: a reassigned index would pair every label with the
             # wrong instrument, silently.
             wrong = next(
-                (f"{name!r} has index {mapping.get(name)!r}, expected {i}" for name, i in params.CLASS_INDEX.items() if mapping.get(name) != i),
+                (
+                    f"{name!r} has index {mapping.get(name)!r}, expected {i}"
+                    for name, i in params.CLASS_INDEX.items()
+                    if mapping.get(name) != i
+                ),
                 f"unknown classes {sorted(set(mapping) - set(params.CLASS_INDEX))}",
             )
-            raise DatasetError(self.source.location(rel), f"class map differs from OpenMIC-2018's {params.NUM_CLASSES} classes: {wrong}")
+            raise DatasetError(
+                self.source.location(rel),
+                f"class map differs from OpenMIC-2018's {params.NUM_CLASSES} classes: {wrong}",
+            )
         return mapping
 
     @cached_property
@@ -156,7 +166,9 @@ class OpenMICDataset:
             try:
                 relevance = float(row[col["relevance"]])
             except ValueError:
-                raise DatasetError(path, f"relevance {row[col['relevance']]!r} is not a number", line=lineno) from None
+                raise DatasetError(
+                    path, f"relevance {row[col['relevance']]!r} is not a number", line=lineno
+                ) from None
             if not (0.0 <= relevance <= 1.0):
                 raise DatasetError(path, f"relevance {relevance} outside [0, 1]", line=lineno)
             cls = params.CLASS_INDEX[name]
@@ -184,7 +196,10 @@ class OpenMICDataset:
         known = self.labels().index()
         out: dict[str, list[str]] = {}
         where: dict[str, str] = {}
-        for split, fname in ((params.SPLIT_TRAIN, params.PARTITION_TRAIN_FILE), (params.SPLIT_TEST, params.PARTITION_TEST_FILE)):
+        for split, fname in (
+            (params.SPLIT_TRAIN, params.PARTITION_TRAIN_FILE),
+            (params.SPLIT_TEST, params.PARTITION_TEST_FILE),
+        ):
             rel = f"{params.PARTITIONS_DIR}/{fname}"
             path = self.source.location(rel)
             keys: list[str] = []
@@ -195,7 +210,9 @@ class OpenMICDataset:
                 if key not in known:
                     if not self.partial:
                         raise DatasetError(
-                            path, f"partition key {key} has no labels (an excerpt opens with --partial / partial=True)", line=lineno
+                            path,
+                            f"partition key {key} has no labels (an excerpt opens with --partial / partial=True)",
+                            line=lineno,
                         )
                     self.unlabelled_partition_keys.setdefault(split, []).append(key)
                     continue
@@ -205,7 +222,12 @@ class OpenMICDataset:
                 keys.append(key)
             out[split] = keys
         for split, missing in self.unlabelled_partition_keys.items():
-            log.warning("%s: %d %s partition keys have no labels; left out (partial dataset)", self.uri, len(missing), split)
+            log.warning(
+                "%s: %d %s partition keys have no labels; left out (partial dataset)",
+                self.uri,
+                len(missing),
+                split,
+            )
         return out
 
     def partitions(self) -> dict[str, list[str]]:
@@ -219,7 +241,9 @@ class OpenMICDataset:
         if not self.source.exists(rel):
             return None
         try:
-            frame = pd.read_csv(io.BytesIO(self.source.read_bytes(rel)), dtype={"sample_key": str, "artist_id": str})
+            frame = pd.read_csv(
+                io.BytesIO(self.source.read_bytes(rel)), dtype={"sample_key": str, "artist_id": str}
+            )
         except Exception as exc:  # pandas raises several parser error types
             raise DatasetError(self.source.location(rel), f"cannot parse metadata CSV: {exc}") from exc
         for column in ("sample_key", "artist_id"):
@@ -249,8 +273,10 @@ class OpenMICDataset:
             artist_col = meta["artist_id"]
             artists = {k: (str(artist_col[k]) if k in artist_col.index else None) for k in index}
         validation = split_validation(
-            parts[params.SPLIT_TRAIN], artists if meta is not None else None,
-            fraction=validation_fraction, seed=seed,
+            parts[params.SPLIT_TRAIN],
+            artists if meta is not None else None,
+            fraction=validation_fraction,
+            seed=seed,
         )
         clips = []
         for split, keys in parts.items():
@@ -303,19 +329,36 @@ class OpenMICDataset:
             raise DatasetError(path, "the release's precomputed features file is missing")
         local = self.source.local_path(rel)
         try:
-            with np.load(local if local else io.BytesIO(self.source.read_bytes(rel)), allow_pickle=False) as z:
-                feats = NpzFeatures(z["X"], z["Y_true"].astype(np.float32), z["Y_mask"].astype(bool), z["sample_key"].astype(str))
+            with np.load(
+                local if local else io.BytesIO(self.source.read_bytes(rel)), allow_pickle=False
+            ) as z:
+                feats = NpzFeatures(
+                    z["X"],
+                    z["Y_true"].astype(np.float32),
+                    z["Y_mask"].astype(bool),
+                    z["sample_key"].astype(str),
+                )
         except KeyError as exc:
             raise DatasetError(path, f"missing array {exc} (need X, Y_true, Y_mask, sample_key)") from None
         except (ValueError, OSError) as exc:
             raise DatasetError(path, f"cannot read npz: {exc}") from exc
         n = len(feats.sample_key)
-        if feats.X.ndim != 3 or feats.X.shape[0] != n or feats.y_true.shape != (n, params.NUM_CLASSES) or feats.y_mask.shape != (n, params.NUM_CLASSES):
+        if (
+            feats.X.ndim != 3
+            or feats.X.shape[0] != n
+            or feats.y_true.shape != (n, params.NUM_CLASSES)
+            or feats.y_mask.shape != (n, params.NUM_CLASSES)
+        ):
             raise DatasetError(
-                path, f"inconsistent shapes X{feats.X.shape} Y_true{feats.y_true.shape} Y_mask{feats.y_mask.shape} keys({n})"
+                path,
+                f"inconsistent shapes X{feats.X.shape} Y_true{feats.y_true.shape} Y_mask{feats.y_mask.shape} keys({n})",
             )
         check_features(
-            feats.X, path=f"{path}: X", frames=params.RELEASE_VGGISH_FRAMES, dim=params.VGGISH_EMBEDDING_SIZE, keys=feats.sample_key
+            feats.X,
+            path=f"{path}: X",
+            frames=params.RELEASE_VGGISH_FRAMES,
+            dim=params.VGGISH_EMBEDDING_SIZE,
+            keys=feats.sample_key,
         )
         if not np.isfinite(feats.y_true).all():
             raise DatasetError(path, "Y_true holds non-finite values")
@@ -329,16 +372,29 @@ class OpenMICDataset:
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise DatasetError(self.source.location(rel), f"malformed VGGish JSON: {exc}") from None
         if features.ndim != 2 or features.shape[1] != params.VGGISH_EMBEDDING_SIZE:
-            raise DatasetError(self.source.location(rel), f"features shape {features.shape}, expected [frames, 128]")
+            raise DatasetError(
+                self.source.location(rel), f"features shape {features.shape}, expected [frames, 128]"
+            )
         if not (np.issubdtype(features.dtype, np.integer) or np.issubdtype(features.dtype, np.floating)):
             raise DatasetError(self.source.location(rel), f"features are not numbers ({features.dtype})")
         if np.issubdtype(features.dtype, np.integer) and (features.min() < 0 or features.max() > 255):
             # Quantised features are bytes; anything else would wrap around when cast to uint8.
-            raise DatasetError(self.source.location(rel), f"quantised features outside 0-255 ({features.min()}..{features.max()})")
+            raise DatasetError(
+                self.source.location(rel),
+                f"quantised features outside 0-255 ({features.min()}..{features.max()})",
+            )
         check_features(
-            features[None], path=self.source.location(rel), frames=params.RELEASE_VGGISH_FRAMES, dim=params.VGGISH_EMBEDDING_SIZE, keys=[key]
+            features[None],
+            path=self.source.location(rel),
+            frames=params.RELEASE_VGGISH_FRAMES,
+            dim=params.VGGISH_EMBEDDING_SIZE,
+            keys=[key],
         )
-        return features.astype(np.uint8) if np.issubdtype(features.dtype, np.integer) else features.astype(np.float32)
+        return (
+            features.astype(np.uint8)
+            if np.issubdtype(features.dtype, np.integer)
+            else features.astype(np.float32)
+        )
 
 
 def split_validation(

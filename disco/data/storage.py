@@ -14,8 +14,8 @@ import posixpath
 import tarfile
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from disco import params
 from disco.errors import DatasetError
@@ -31,7 +31,7 @@ def is_gcs(uri: str) -> bool:
 
 def split_gcs(uri: str) -> tuple[str, str]:
     """``gs://bucket/a/b`` → ``("bucket", "a/b")``."""
-    rest = str(uri)[len(GCS_SCHEME):]
+    rest = str(uri)[len(GCS_SCHEME) :]
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise DatasetError(uri, "a gs:// URI needs a bucket name")
@@ -87,6 +87,33 @@ def gcs_client(uri: str | None = None):
     if reason:
         raise DatasetError(uri or GCS_SCHEME, reason)
     return storage.Client()
+
+
+def list_gcs_objects(uri: str) -> list[tuple[str, int, float]]:
+    """``(path after uri, size, update time in seconds)`` of the object ``uri`` and of every object
+    under ``uri/``, with each page request bounded (params.GCS_LIST_TIMEOUT_S per request, retries
+    for params.GCS_LIST_DEADLINE_S): an unreachable endpoint is a DatasetError in seconds, not
+    minutes of the client's default retries."""
+    from google.api_core import exceptions as gexc
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    bucket, name = split_gcs(uri)
+    client = gcs_client(uri)
+    retry = DEFAULT_RETRY.with_timeout(params.GCS_LIST_DEADLINE_S)
+    found = []
+    try:
+        # The prefix without "/" also lists ``name`` itself (a tarball); siblings such as
+        # ``name-2/`` that it matches too are dropped below.
+        for blob in client.list_blobs(bucket, prefix=name, timeout=params.GCS_LIST_TIMEOUT_S, retry=retry):
+            rest = blob.name[len(name) :]
+            if name and rest and not rest.startswith("/"):
+                continue
+            updated = blob.updated.timestamp() if blob.updated is not None else 0.0
+            found.append((rest if name else "/" + rest, int(blob.size or 0), updated))
+    except (gexc.GoogleAPICallError, gexc.RetryError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatasetError(uri, f"cannot list: {first}") from exc
+    return found
 
 
 def safe_relpath(rel: str, *, source: str) -> str:
@@ -203,9 +230,7 @@ class TarSource(Source):
                         if handle is not None:
                             self._cache[member.name] = handle.read()
         except (tarfile.TarError, EOFError, OSError, __import__("zlib").error) as exc:
-            raise DatasetError(
-                self.uri, f"truncated or corrupt tar archive ({exc}); re-download it"
-            ) from exc
+            raise DatasetError(self.uri, f"truncated or corrupt tar archive ({exc}); re-download it") from exc
         # The release puts everything under openmic-2018/; accept a tarball without that root too.
         root = params.RELEASE_ROOT_NAME + "/"
         if any(n.startswith(root) for n in names):

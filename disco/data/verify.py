@@ -91,9 +91,7 @@ class KindReport:
 
 def _present_keys(ds: OpenMICDataset, folder: str, suffix: str) -> set[str]:
     return {
-        os.path.basename(rel)[: -len(suffix)]
-        for rel in ds.source.list_files(folder)
-        if rel.endswith(suffix)
+        os.path.basename(rel)[: -len(suffix)] for rel in ds.source.list_files(folder) if rel.endswith(suffix)
     }
 
 
@@ -126,7 +124,9 @@ def verify_kind(
                 yield key, ds.source.location(rel), None, exc.reason
 
     for n, blob in enumerate(blobs(), start=1):
-        key, location, data, error = blob if isinstance(blob, tuple) else (blob.key, blob.location, blob.data, blob.error)
+        key, location, data, error = (
+            blob if isinstance(blob, tuple) else (blob.key, blob.location, blob.data, blob.error)
+        )
         report.checked += 1
         if error is not None:
             report.corrupt.append({"key": key, "path": location, "expected": md5s[key], "reason": error})

@@ -1,0 +1,60 @@
+"""What a resample decoder runs, one clip at a time: bytes → mono 16 kHz 10 s record bytes, or a
+failure. Kept apart from the Beam graph (disco.beam.resample) and free of Beam imports: a spawned
+decode process imports this module to unpickle its task, and importing Apache Beam there would cost
+each process ~2 s of CPU and ~180 MB (make bench-resample)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from disco.errors import DiscoError
+
+# The dataset a decode process reads from (set by start_decoder in each process of the pool).
+_DECODER_DATASET = None
+
+
+def start_decoder(data_uri: str | None) -> None:
+    global _DECODER_DATASET
+    if data_uri is not None:
+        from disco.data.openmic import open_dataset
+
+        _DECODER_DATASET = open_dataset(data_uri)
+
+
+def decode_in_process(key, split, y_true, y_mask, data, error, location):
+    return resample_one(_DECODER_DATASET, key, split, y_true, y_mask, data, error, location)
+
+
+def resample_one(
+    ds,
+    key: str,
+    split: str,
+    y_true,
+    y_mask,
+    data: bytes | None = None,
+    error: str | None = None,
+    location: str | None = None,
+):
+    from disco.audio.decode import load_clip
+    from disco.records import ResampledRecord, encode_resampled, float_to_pcm
+
+    location = location or ds.audio_path(key)
+    try:
+        if error is not None:
+            raise DiscoError(error)
+        if data is None:
+            data = ds.read_audio(key)
+        clip, duration = load_clip(data, name=location)
+    except DiscoError as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        return None, {"key": key, "split": split, "path": location, "reason": reason}
+    record = ResampledRecord(
+        key=key,
+        split=split,
+        pcm=float_to_pcm(clip),
+        original_duration=duration,
+        augmentation_id=0,
+        y_true=np.asarray(y_true, np.float32),
+        y_mask=np.asarray(y_mask, bool),
+    )
+    return encode_resampled(record), None
