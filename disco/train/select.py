@@ -3,7 +3,7 @@
 Candidates: the per-class logistic regression (C on a grid), the network (``AUTO_CANDIDATES``),
 and their average, all scored by cross-fitting (:func:`select_cross_fitted`): out-of-fold
 predictions over every training clip, whatever the data's size. One validation split cannot do
-this job well: on the dev set's 867 validation clips some classes have 4-10 positives, too few to
+this job well: a validation split of a few hundred clips holds too few positives of most classes to
 rank candidates or to place a decision threshold. The per-class thresholds are tuned on the same
 out-of-fold predictions that chose the winner, and the record of what was tried
 (``selection.json``) is written beside the model.
