@@ -158,100 +158,64 @@ def dataflow_args(
     return args
 
 
-def _portable_common(
-    *,
-    environment: str,
-    sdk_container_image: str | None,
-    worker_pool_endpoint: str | None,
-    parallelism: int | None,
-) -> list[str]:
-    if environment == "DOCKER":
-        env = [
-            "--environment_type=DOCKER",
-            f"--environment_config={_image(_require(sdk_container_image, 'sdk_container_image'))}",
-        ]
-    elif environment == "EXTERNAL":
-        env = [
-            "--environment_type=EXTERNAL",
-            f"--environment_config={_require(worker_pool_endpoint, 'worker_pool_endpoint')}",
-        ]
-    elif environment == "LOOPBACK":
-        env = ["--environment_type=LOOPBACK"]
-    else:
-        raise ConfigError(f"environment {environment!r}: expected DOCKER, EXTERNAL or LOOPBACK")
-    if parallelism is not None:
-        if parallelism < 1:
-            raise ConfigError(f"parallelism must be >= 1, got {parallelism}")
-        env.append(f"--parallelism={parallelism}")
-    return env
+@dataclass(frozen=True)
+class WorkerEnvironment:
+    """Where a portable runner's workers run disco's code: ``DOCKER`` (each worker starts disco's
+    image, ``sdk_container_image``), ``EXTERNAL`` (a worker-pool sidecar from the same image at
+    ``worker_pool_endpoint``, the usual choice on Kubernetes where task managers cannot run Docker)
+    or ``LOOPBACK`` (local testing only); ``parallelism``: the runner's default parallelism."""
+
+    environment: str = "DOCKER"
+    sdk_container_image: str | None = None
+    worker_pool_endpoint: str | None = None
+    parallelism: int | None = None
+
+    def args(self) -> list[str]:
+        if self.environment == "DOCKER":
+            image = _image(_require(self.sdk_container_image, "sdk_container_image"))
+            env = ["--environment_type=DOCKER", f"--environment_config={image}"]
+        elif self.environment == "EXTERNAL":
+            endpoint = _require(self.worker_pool_endpoint, "worker_pool_endpoint")
+            env = ["--environment_type=EXTERNAL", f"--environment_config={endpoint}"]
+        elif self.environment == "LOOPBACK":
+            env = ["--environment_type=LOOPBACK"]
+        else:
+            raise ConfigError(f"environment {self.environment!r}: expected DOCKER, EXTERNAL or LOOPBACK")
+        if self.parallelism is not None:
+            if self.parallelism < 1:
+                raise ConfigError(f"parallelism must be >= 1, got {self.parallelism}")
+            env.append(f"--parallelism={self.parallelism}")
+        return env
 
 
-def flink_args(
-    *,
-    flink_master: str,
-    environment: str = "DOCKER",
-    sdk_container_image: str | None = None,
-    worker_pool_endpoint: str | None = None,
-    parallelism: int | None = None,
-    flink_version: str | None = None,
-) -> list[str]:
-    """Beam args for a Flink cluster (``host:port`` of the JobManager's REST endpoint).
-
-    ``environment``: ``DOCKER`` (task managers start disco's image per worker), ``EXTERNAL``
-    (a worker-pool sidecar from the same image at ``worker_pool_endpoint``, the usual choice on
-    Kubernetes where task managers cannot run Docker) or ``LOOPBACK`` (local testing only).
-    """
+def flink_args(*, flink_master: str, flink_version: str | None = None, **workers) -> list[str]:
+    """Beam args for a Flink cluster (``host:port`` of the JobManager's REST endpoint);
+    ``workers``: the fields of :class:`WorkerEnvironment`."""
     _require(flink_master, "flink_master")
     args = ["--runner=FlinkRunner", f"--flink_master={flink_master}"]
     if flink_version:
         args.append(f"--flink_version={flink_version}")
-    return args + _portable_common(
-        environment=environment,
-        sdk_container_image=sdk_container_image,
-        worker_pool_endpoint=worker_pool_endpoint,
-        parallelism=parallelism,
-    )
+    return args + WorkerEnvironment(**workers).args()
 
 
-def spark_args(
-    *,
-    spark_master_url: str,
-    environment: str = "DOCKER",
-    sdk_container_image: str | None = None,
-    worker_pool_endpoint: str | None = None,
-    parallelism: int | None = None,
-) -> list[str]:
-    """Beam args for a Spark cluster (``spark://host:7077``) via Beam's Spark job server."""
+def spark_args(*, spark_master_url: str, **workers) -> list[str]:
+    """Beam args for a Spark cluster (``spark://host:7077``) via Beam's Spark job server;
+    ``workers``: the fields of :class:`WorkerEnvironment`."""
     if not (spark_master_url or "").startswith(("spark://", "local")):
         raise ConfigError(f"spark_master_url {spark_master_url!r}: expected spark://host:port (or local[N])")
-    args = ["--runner=SparkRunner", f"--spark_master_url={spark_master_url}"]
-    return args + _portable_common(
-        environment=environment,
-        sdk_container_image=sdk_container_image,
-        worker_pool_endpoint=worker_pool_endpoint,
-        parallelism=parallelism,
-    )
+    return ["--runner=SparkRunner", f"--spark_master_url={spark_master_url}"] + WorkerEnvironment(
+        **workers
+    ).args()
 
 
-def portable_args(
-    *,
-    job_endpoint: str,
-    environment: str = "DOCKER",
-    sdk_container_image: str | None = None,
-    worker_pool_endpoint: str | None = None,
-    artifact_endpoint: str | None = None,
-) -> list[str]:
-    """Beam args for any portable job server already running (Flink or Spark job server, ``host:8099``)."""
+def portable_args(*, job_endpoint: str, artifact_endpoint: str | None = None, **workers) -> list[str]:
+    """Beam args for any portable job server already running (Flink or Spark job server,
+    ``host:8099``); ``workers``: the fields of :class:`WorkerEnvironment`."""
     _require(job_endpoint, "job_endpoint")
     args = ["--runner=PortableRunner", f"--job_endpoint={job_endpoint}"]
     if artifact_endpoint:
         args.append(f"--artifact_endpoint={artifact_endpoint}")
-    return args + _portable_common(
-        environment=environment,
-        sdk_container_image=sdk_container_image,
-        worker_pool_endpoint=worker_pool_endpoint,
-        parallelism=None,
-    )
+    return args + WorkerEnvironment(**workers).args()
 
 
 def dask_args(*, address: str, npartitions: int | None = None) -> list[str]:
