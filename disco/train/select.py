@@ -29,13 +29,13 @@ AVERAGE = "average"
 @dataclass
 class CandidateScore:
     name: str  # "linear", a network name, or "average"
-    val_mAP: float
+    val_mAP: float  # held-out mAP: out-of-fold under cross-fitting
     setting: str  # what was fitted, e.g. "C=0.03" or "attention, best epoch 12"
 
 
 @dataclass
 class Selection:
-    method: str  # "validation split" | "k-fold cross-validation"
+    method: str  # "cross-fitting" (older models: "validation split" | "k-fold cross-validation")
     folds: int  # 0 for the validation split
     held_out_examples: int
     candidates: list[CandidateScore] = field(default_factory=list)
