@@ -149,8 +149,8 @@ def _dev_subset(root: Path, *, n_train: int, n_test: int, seed: int = 0) -> Path
 @pytest.mark.slow
 def test_default_on_small_real_data_is_no_worse_than_the_linear_reference(tmp_path, shared_dir):
     # shared_dir fails (not skips) when ../shared is missing: the dev set is part of the test contract.
-    """Issue 11 item 7: 300 real training clips (a small validation split: cross-validated
-    selection), the default recipe against the logistic regression trained on the full train split."""
+    """Issue 11 item 7: 300 real training clips (cross-fitted selection over all of them), the
+    default recipe against the logistic regression trained on the full train split."""
     from disco.evaluate import run_evaluate
     from disco.train import run_train
     from disco.train.select import SELECTION_FILE, Selection

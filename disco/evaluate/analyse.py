@@ -21,7 +21,16 @@ MAP_PLOT = "map_per_run.png"
 AP_PLOT = "ap_per_class.png"
 
 # The train step's hyperparameters, in the order the table shows them.
-HYPERPARAMETERS = ("learning_rate", "dropout", "l2", "batch_size", "epochs", "patience")
+HYPERPARAMETERS = (
+    "learning_rate",
+    "dropout",
+    "l2",
+    "batch_size",
+    "epochs",
+    "patience",
+    "mixup_alpha",
+    "ensemble",
+)
 AP_PREFIX = "AP_"
 COLUMN_ORDER = (
     "run",

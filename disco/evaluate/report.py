@@ -390,10 +390,15 @@ def describe_run(
             ("L2", train.get("l2")),
             ("max epochs", train.get("epochs")),
             ("patience", train.get("patience")),
+            ("mixup alpha", train.get("mixup_alpha")),
+            ("networks averaged", train.get("ensemble")),
             ("hyperparameter search", hp.get("tune")),
             ("epochs run", train.get("epochs_run")),
             ("best epoch", train.get("best_epoch")),
-            ("validation mAP", train.get("val_mAP")),
+            (
+                "validation mAP" if not train.get("selection") else f"held-out mAP ({train['selection']})",
+                train.get("val_mAP"),
+            ),
             ("examples per split", train.get("examples")),
         ],
     )
