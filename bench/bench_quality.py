@@ -38,6 +38,7 @@ IDEA_ROWS = [
     ("idea: default without mixup", "default", {"mixup_alpha": 0.0}),
     ("idea: default, dropout 0.5", "default", {"dropout": 0.5}),
     ("idea: linear only (LR, C by cross-fitting)", "default", {"model": "linear"}),
+    ("idea: default, 5 networks refitted on all clips (not the folds')", "default", {"refits": 5}),
     ("idea: demo preset + mixup 0.4 (one net, one validation split)", "demo", {"mixup_alpha": 0.4}),
     ("idea: seed ensemble x3 on one validation split", "demo", {"ensemble": 3}),
 ]

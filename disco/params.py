@@ -164,6 +164,12 @@ FEATURE_EMBEDDING_SHAPE = "embedding_shape"
 FEATURE_EMBEDDER = "embedder"
 FEATURE_EMBEDDER_VERSION = "embedder_version"
 
+# resample's decoders with --pool auto on the local runner: threads up to this many decoders, processes
+# beyond. libsndfile (memfd) and soxr release the GIL for most of a clip, so on 2 cores threads run ~10 %
+# faster than processes, which pay for handing each ~320 kB record back; the GIL share left (make
+# bench-resample's per-stage table) caps threads below processes from about 4 cores on.
+THREAD_DECODERS_MAX: int = 2
+
 # Shard file names: <prefix>-SSSSS-of-NNNNN.tfrecord (Beam's default shard template).
 RESAMPLED_PREFIX = "audio"
 EMBEDDING_PREFIX = "embeddings"
@@ -192,8 +198,8 @@ DEFAULT_MAX_FAILURE_RATIO: float = 1.0
 MODELS: tuple[str, ...] = ("auto", "linear", "baseline", "attention")
 NETWORKS: tuple[str, ...] = ("baseline", "attention")  # disco.train.models.build_model names
 AUTO_CANDIDATES: tuple[str, ...] = ("linear", "attention")
-# "auto" cross-fits over this many artist-grouped folds of train + validation: the network
-# candidate is the average of as many fold networks (each early-stopped on its own held-out fold).
+# "auto" cross-fits over this many artist-grouped folds of train + validation (each fold network
+# early-stopped on its own held-out fold); TrainPreset.refits says what the network candidate is.
 SELECTION_FOLDS: int = 5
 
 
@@ -210,19 +216,54 @@ class TrainPreset:
     epochs: int
     mixup_alpha: float  # mixup on the embeddings (lam ~ Beta(alpha, alpha)); 0 = off
     ensemble: int  # networks averaged (with "auto": per fold) trained with seeds seed, seed+1, ...
+    # "auto" only: networks refitted on all of train + validation for the folds' median best epoch,
+    # averaged into the network candidate; 0 = the fold networks themselves are averaged.
+    refits: int
     description: str
 
 
 PRESETS: dict[str, TrainPreset] = {
     # Measured on audioset-music20-dev (make bench-quality; docs/train-evaluate.md).
     "default": TrainPreset(
-        "auto", 1e-3, 1e-4, 0.3, 64, 10, 100, 0.4, 1, "candidates chosen by cross-fitting (measured default)"
+        model="auto",
+        learning_rate=1e-3,
+        l2=1e-4,
+        dropout=0.3,
+        batch_size=64,
+        patience=10,
+        epochs=100,
+        mixup_alpha=0.4,
+        ensemble=1,
+        refits=0,
+        description="candidates chosen by cross-fitting (measured default)",
     ),
     # The earlier project's dense settings, kept for comparison.
-    "seed": TrainPreset("baseline", 1e-4, 1e-2, 0.5, 64, 10, 100, 0.0, 1, "earlier project's dense settings"),
+    "seed": TrainPreset(
+        model="baseline",
+        learning_rate=1e-4,
+        l2=1e-2,
+        dropout=0.5,
+        batch_size=64,
+        patience=10,
+        epochs=100,
+        mixup_alpha=0.0,
+        ensemble=1,
+        refits=0,
+        description="earlier project's dense settings",
+    ),
     # What `make demo` trained before the measured default (one attention model).
     "demo": TrainPreset(
-        "attention", 1e-3, 1e-4, 0.3, 64, 10, 100, 0.0, 1, "attention model at the demo's settings"
+        model="attention",
+        learning_rate=1e-3,
+        l2=1e-4,
+        dropout=0.3,
+        batch_size=64,
+        patience=10,
+        epochs=100,
+        mixup_alpha=0.0,
+        ensemble=1,
+        refits=0,
+        description="attention model at the demo's settings",
     ),
 }
 DEFAULT_PRESET = "default"
@@ -236,6 +277,7 @@ DEFAULT_PATIENCE: int = _DEFAULT.patience
 DEFAULT_EPOCHS: int = _DEFAULT.epochs
 DEFAULT_ENSEMBLE: int = _DEFAULT.ensemble
 DEFAULT_MIXUP_ALPHA: float = _DEFAULT.mixup_alpha
+DEFAULT_REFITS: int = _DEFAULT.refits
 DEFAULT_SEED: int = 2018
 
 # --- Pipeline defaults ------------------------------------------------------------------------

@@ -202,6 +202,7 @@ class TrainResult(StepResult):
     chosen: str = ""  # what model.keras holds: linear, a network or "average"
     selection: str | None = None  # how it was chosen (selection.json), None for a single network
     ensemble: int = 1
+    refits: int = 0
     mixup_alpha: float = 0.0
     batch_size: int = 0
     epochs: int = 0

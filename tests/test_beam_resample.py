@@ -294,7 +294,27 @@ def test_stream_truncated_ogg_is_dead_lettered(mixed):
     )
 
 
-def test_release_tarball_gives_the_same_records(mixed, tmp_path):
+def _same_as_mixed(mixed, s, out, path_prefix: str) -> None:
+    """The records, shards and dead letters of another run over the same clips equal ``mixed``'s."""
+    records = {r.key: r for r in iter_resampled([str(out)])}
+    assert set(records) == set(mixed["records"])
+    for key, rec in records.items():
+        ref = mixed["records"][key]
+        np.testing.assert_array_equal(rec.pcm, ref.pcm, err_msg=NAMES[key])
+        assert (rec.split, rec.original_duration) == (ref.split, ref.original_duration)
+        np.testing.assert_array_equal(rec.y_true, ref.y_true)
+        np.testing.assert_array_equal(rec.y_mask, ref.y_mask)
+    assert s.splits == mixed["summary"].splits and s.clips == mixed["summary"].clips
+    assert s.shards == mixed["summary"].shards
+    failed = {f["key"]: f for f in s.failures}
+    assert set(failed) == {f["key"] for f in mixed["summary"].failures}
+    for name, pattern in BAD_REASONS.items():
+        f = failed[KEYS[name]]
+        assert f["path"].startswith(path_prefix) and re.search(pattern, f["reason"], re.IGNORECASE), f
+
+
+@pytest.mark.parametrize("pool", ["thread", "process"])
+def test_release_tarball_gives_the_same_records(mixed, tmp_path, pool):
     from helpers.openmic_fixtures import make_tgz
 
     from disco.beam.resample import run_resample
@@ -307,21 +327,28 @@ def test_release_tarball_gives_the_same_records(mixed, tmp_path):
         validation_fraction=VALIDATION_FRACTION,
         num_shards=NUM_SHARDS,
         threads=2,
+        pool=pool,
     )
-    records = {r.key: r for r in iter_resampled([str(tmp_path / "out")])}
-    assert set(records) == set(mixed["records"])
-    for key, rec in records.items():
-        ref = mixed["records"][key]
-        np.testing.assert_array_equal(rec.pcm, ref.pcm, err_msg=NAMES[key])
-        assert (rec.split, rec.original_duration) == (ref.split, ref.original_duration)
-        np.testing.assert_array_equal(rec.y_true, ref.y_true)
-        np.testing.assert_array_equal(rec.y_mask, ref.y_mask)
-    assert s.splits == mixed["summary"].splits and s.clips == mixed["summary"].clips
-    failed = {f["key"]: f for f in s.failures}
-    assert set(failed) == {f["key"] for f in mixed["summary"].failures}
-    for name, pattern in BAD_REASONS.items():
-        f = failed[KEYS[name]]
-        assert f["path"].startswith(f"{tgz}!") and re.search(pattern, f["reason"], re.IGNORECASE), f
+    _same_as_mixed(mixed, s, tmp_path / "out", f"{tgz}!")
+
+
+def test_decode_processes_give_the_same_records_as_threads(mixed, tmp_path):
+    """``mixed`` ran with auto's choice for two decoders (threads, params.THREAD_DECODERS_MAX);
+    spawned decode processes must write the same records and dead letters."""
+    from disco.beam.resample import run_resample
+
+    assert params.THREAD_DECODERS_MAX >= 2
+    s = run_resample(
+        str(mixed["data"]),
+        str(tmp_path / "out"),
+        seed=SEED,
+        validation_fraction=VALIDATION_FRACTION,
+        num_shards=NUM_SHARDS,
+        batch_size=4,
+        threads=2,
+        pool="process",
+    )
+    _same_as_mixed(mixed, s, tmp_path / "out", str(mixed["data"]))
 
 
 @pytest.mark.slow  # Beam's GCS filesystem first waits out its credential retries (~20 s)

@@ -172,11 +172,11 @@ def test_the_documented_presets_table_is_params_presets(repo_root):
     rows = {}
     for line in doc.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 10 and cells[0].startswith("`") and cells[1].startswith("`"):
+        if len(cells) == 11 and cells[0].startswith("`") and cells[1].startswith("`"):
             rows[cells[0].strip("`")] = cells[1:]
     assert set(rows) == set(params.PRESETS)
     for name, p in params.PRESETS.items():
-        model, lr, l2, dropout, batch, patience, epochs, alpha, averaged = rows[name]
+        model, lr, l2, dropout, batch, patience, epochs, alpha, averaged, refits = rows[name]
         assert model.strip("`") == p.model
         assert [float(lr), float(l2), float(dropout), float(alpha)] == [
             p.learning_rate,
@@ -187,3 +187,52 @@ def test_the_documented_presets_table_is_params_presets(repo_root):
         assert [int(batch), int(patience), int(epochs)] == [p.batch_size, p.patience, p.epochs]
         assert averaged.split()[0] == str(p.ensemble)
         assert (f"per fold ({params.SELECTION_FOLDS} folds)" in averaged) == (p.model == "auto")
+        assert int(refits) == p.refits
+
+
+def test_cross_fitting_refits_networks_on_all_clips_for_the_folds_median_epoch(rng, tmp_path):
+    """With ``refits``, the network candidate is the average of that many networks fitted on all of
+    train + validation (no early stopping: the fold networks' median best epoch), each seeded apart
+    from the fold networks; the ranking still comes from the fold networks' out-of-fold scores."""
+    from disco.train.features import FeatureSet
+    from disco.train.select import select_cross_fitted
+    from disco.train.train import fit_members
+
+    def split(n, start):
+        s = _split(rng, n, signal=3.0)
+        s.keys = np.array([f"{start + i:06d}_0" for i in range(n)])
+        return s
+
+    fs = FeatureSet(
+        {"train": split(120, 0), "validation": split(40, 500), "test": split(10, 900)}, "x", "npz", "e", 4, 12
+    )
+    calls = []
+
+    def fit(train, val, **kw):
+        calls.append((len(train), val is None, kw["epochs"], kw["seed"]))
+        return fit_members(train, val, **kw)
+
+    network = dict(
+        model="attention",
+        batch_size=32,
+        epochs=6,
+        learning_rate=1e-2,
+        dropout=0.0,
+        l2=0.0,
+        patience=2,
+        ensemble=1,
+        mixup_alpha=0.0,
+    )
+    picked = select_cross_fitted(
+        fs, network=network, out_dir=str(tmp_path), seed=7, fit_network=fit, folds=3, refits=2
+    )
+    folds, refits = calls[:3], calls[3:]
+    assert [c[1] for c in folds] == [False] * 3 and sum(c[0] for c in folds) == 2 * 160
+    fold_epochs = [
+        int(e) for e in picked.selection.candidates[1].setting.split("[")[1].split("]")[0].split(",")
+    ]
+    assert refits == [
+        (160, True, int(np.median(fold_epochs)), 7 + 300),
+        (160, True, int(np.median(fold_epochs)), 7 + 301),
+    ]
+    assert "2 networks refitted on all 160 clips" in picked.selection.candidates[1].setting

@@ -227,10 +227,12 @@ def run_resample(
         seed, validation_fraction: the artist-grouped validation split carved from train.
         num_shards: shards per split (default about 1000 clips each).
         batch_size: clips in flight in a worker's decode pool; threads: parallel decoders per worker.
-        pool: ``process`` (``threads`` spawned processes) uses every core: libsndfile's Vorbis
-            decode holds the GIL for most of its time, so threads reach only ~1.3x on 2 cores
-            (make bench-resample). ``thread`` suits runners that already run one worker process
-            per core (Dataflow, Flink, Dask). ``auto``: process on the local runner, else thread.
+        pool: ``process`` (``threads`` spawned processes) or ``thread``. Threads share the GIL,
+            which the decode leaves for most of a clip, and save handing records between
+            processes: faster on 2 cores, capped from about 4 on (make bench-resample). ``auto``:
+            processes on the local runner with more than ``params.THREAD_DECODERS_MAX``
+            decoders, else threads (which also suit runners that already run one worker per
+            core: Dataflow, Flink, Dask).
         beam_args: options passed to Beam unchanged.
         max_failure_ratio: fail (publishing nothing) when more than this fraction of clips fails;
             an output with no clip always fails.
@@ -247,7 +249,7 @@ def run_resample(
     clips = ds.clips(validation_fraction=validation_fraction, seed=seed)
     threads = threads or os.cpu_count() or 1
     if pool == "auto":
-        pool = "process" if is_local(beam_args) and threads > 1 else "thread"
+        pool = "process" if is_local(beam_args) and threads > params.THREAD_DECODERS_MAX else "thread"
     if pool not in ("process", "thread"):
         raise ConfigError(f"pool {pool!r}: expected auto, process or thread")
     items = [(c.key, c.split, c.y_true.tolist(), c.y_mask.tolist()) for c in clips]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from disco import steps
+from disco import params, steps
 from disco.cli import _params, argtypes
 
 SPLIT_PARAMETERS = ("seed", "validation_fraction")
@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--pool",
         choices=("auto", "process", "thread"),
         default="auto",
-        help="decoders as processes or threads (auto: processes on the local runner, threads on others)",
+        help="decoders as processes or threads (auto: processes on the local runner with more than "
+        f"{params.THREAD_DECODERS_MAX} decoders, else threads)",
     )
     _params.add_max_failure_ratio(p, failing="inputs fails")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -37,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="mixup on the embeddings, lam ~ Beta(alpha, alpha); 0 turns it off (default: the preset's)",
     )
+    p.add_argument(
+        "--refits",
+        type=argtypes.non_negative_int,
+        default=None,
+        help="auto: networks refitted on all training data for the folds' median best epoch and "
+        "averaged; 0 averages the fold networks (default: the preset's)",
+    )
     p.add_argument("--tune", action="store_true", help="Keras Tuner search before the final fit")
     p.set_defaults(func=handle)
 
@@ -55,6 +62,7 @@ def handle(args: argparse.Namespace) -> int:
         **preset_overrides(**values),
         ensemble=args.ensemble,
         mixup_alpha=args.mixup_alpha,
+        refits=args.refits,
         tune=args.tune,
     )
     chosen = s.chosen if s.chosen == s.model else f"{s.model} → {s.chosen} ({s.selection})"

@@ -30,6 +30,7 @@ HYPERPARAMETERS = (
     "patience",
     "mixup_alpha",
     "ensemble",
+    "refits",
 )
 AP_PREFIX = "AP_"
 COLUMN_ORDER = (

@@ -392,6 +392,7 @@ def describe_run(
             ("patience", train.get("patience")),
             ("mixup alpha", train.get("mixup_alpha")),
             ("networks averaged", train.get("ensemble")),
+            ("networks refitted on all data (auto)", train.get("refits")),
             ("hyperparameter search", hp.get("tune")),
             ("epochs run", train.get("epochs_run")),
             ("best epoch", train.get("best_epoch")),

@@ -51,6 +51,8 @@ def resolve_preset(preset: str = params.DEFAULT_PRESET, **overrides) -> params.T
     for name in ("batch_size", "epochs", "patience", "ensemble"):
         if getattr(hp, name) < 1:
             problems.append(f"{name.replace('_', ' ')} {getattr(hp, name)} (must be >= 1)")
+    if hp.refits < 0:
+        problems.append(f"refits {hp.refits} (must be >= 0; 0 averages the fold networks)")
     if problems:
         raise ConfigError("invalid training parameters: " + "; ".join(problems))
     return hp
@@ -252,6 +254,7 @@ def run_train(
     patience: int | None = None,
     ensemble: int | None = None,
     mixup_alpha: float | None = None,
+    refits: int | None = None,
     seed: int = params.DEFAULT_SEED,
     validation_fraction: float = params.DEFAULT_VALIDATION_FRACTION,
     tune: bool = False,
@@ -273,6 +276,8 @@ def run_train(
             hyperparameters (``patience``: epochs without validation progress before stopping;
             ``ensemble``: networks averaged, per fold under ``auto``; ``mixup_alpha``: mixup on
             the embeddings, 0 = off); None: the preset's.
+        refits: under ``auto``, networks refitted on all of train + validation for the folds'
+            median best epoch and averaged (0: the fold networks are); None: the preset's.
         seed: seed of the split (release features) and of training.
         validation_fraction: validation share carved from train (release features only).
         tune: run a Keras Tuner search before the final fit.
@@ -297,8 +302,11 @@ def run_train(
         patience=patience,
         ensemble=ensemble,
         mixup_alpha=mixup_alpha,
+        refits=refits,
     )
     hp = {k: v for k, v in asdict(chosen).items() if k != "description"}
+    # Everything but the refit count is a network's own hyperparameter.
+    net_hp = {k: v for k, v in hp.items() if k != "refits"}
     if tune and hp["model"] not in params.NETWORKS:
         raise ConfigError(
             f"--tune searches a network's hyperparameters; pick one of {', '.join(params.NETWORKS)}"
@@ -314,7 +322,9 @@ def run_train(
     selection = None
     if hp["model"] in params.NETWORKS:
         _require_examples(fs, train, val)
-        net, history, best_epoch = fit_members(train, val, out_dir=out_dir, seed=seed, source=fs.source, **hp)
+        net, history, best_epoch = fit_members(
+            train, val, out_dir=out_dir, seed=seed, source=fs.source, **net_hp
+        )
         held_scores = net.predict(val.x, verbose=0, batch_size=512)
         held_true, held_mask = val.y_true, val.y_mask
     else:
@@ -322,8 +332,10 @@ def run_train(
 
         if len(train) == 0:
             raise ConfigError(f"{fs.source}: no training examples")
-        network = {**hp, "model": params.AUTO_CANDIDATES[-1]}
-        kwargs = dict(network=network, out_dir=out_dir, seed=seed, fit_network=_network_fitter(fs))
+        network = {**net_hp, "model": params.AUTO_CANDIDATES[-1]}
+        kwargs = dict(
+            network=network, out_dir=out_dir, seed=seed, fit_network=_network_fitter(fs), refits=hp["refits"]
+        )
         if hp["model"] == "linear":
             kwargs["only_linear"] = True
         picked = select.select_cross_fitted(fs, **kwargs)
