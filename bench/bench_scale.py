@@ -1,8 +1,10 @@
 """The cost curve of the whole pipeline: resample -> embed (musicnn) -> train -> evaluate on the
 local runner at N and FACTOR x N demo clips. Per step: wall time of its process, the step's own time
 (summary.json ``seconds`` where the step reports it, else the wall time), clips/s, and the peak
-resident memory of the step's processes; then the per-clip cost ratio FACTOR*N / N and the
-projection for the full OpenMIC-2018 (20,000 clips) on this machine.
+resident memory of the step's processes; then the per-clip cost ratio FACTOR*N / N, the
+projection for the full OpenMIC-2018 (20,000 clips) on this machine, and the same projection with
+embed at musicnn's measured model-only rate on each device TensorFlow sees (float32 and bfloat16
+where native): on a GPU machine, the one-GPU projection.
 
     .venv/bin/python bench/bench_scale.py [--clips 200] [--factor 4] [--workdir runs/bench-scale] [--beam-only]
 
@@ -117,14 +119,54 @@ def _dataset(workdir: Path, clips: int, seed: int) -> Path:
     return data
 
 
-def _gpu_note() -> str:
-    try:
-        found = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        found = None
-    if found is not None and found.returncode == 0 and found.stdout.strip():
-        return f"GPU present ({found.stdout.strip().splitlines()[0]}): run make bench-embed for its model-only rate"
-    return "no GPU on this machine: no GPU projection (make bench-embed on a GPU machine gives its rate)"
+def _model_only_projection(resampled: Path, step_hours: dict[str, float], clips: int = 256) -> None:
+    """The embed step's model-only rate (musicnn's forward pass on decoded, batched waveforms: the
+    compute limit) on each device TensorFlow sees, float32 and bfloat16 where native, and the full
+    OpenMIC-2018 projection with embed at that rate and the other steps as measured here. On a GPU
+    machine this is the one-GPU projection; here (CPU only) it shows what embed pays beyond its
+    model."""
+    import numpy as np
+    import tensorflow as tf
+
+    from disco import params
+    from disco.embedders import embedder_options, get_embedder
+    from disco.embedders.precision import native_bfloat16
+    from disco.records import iter_resampled
+
+    waves = np.stack([r.waveform() for _, r in zip(range(clips), iter_resampled([str(resampled)]))])
+    batch = params.EMBED_BATCH_SIZE
+    gpus = tf.config.list_physical_devices("GPU")
+    devices = [("GPU", "/GPU:0", gpus[0].name)] if gpus else []
+    devices.append(("CPU", "/CPU:0", f"{os.cpu_count()} cores"))
+    other = sum(h for step, h in step_hours.items() if step != "embed")
+    print(
+        f"\nmodel-only embed rate (musicnn, {len(waves)} clips, batch {batch}) and the {FULL_OPENMIC_CLIPS}-clip "
+        f"projection with the other steps as measured here ({other:.2f} h):"
+    )
+    for kind, device, what in devices:
+        for precision in ("float32", "bfloat16"):
+            # On the CPU row the CPU's flags decide, whatever GPUs the machine has.
+            native, why = (
+                native_bfloat16(gpus=[] if kind == "CPU" else None) if precision == "bfloat16" else (True, "")
+            )
+            if not native:
+                print(f"  {kind} ({what}), {precision}: not native here ({why})")
+                continue
+            with tf.device(device):
+                emb = get_embedder("musicnn", **embedder_options("musicnn", precision=precision))
+                emb.embed(waves[:batch], batch_size=batch)  # warm-up: tracing
+                t = time.perf_counter()
+                emb.embed(waves, batch_size=batch)
+                rate = len(waves) / (time.perf_counter() - t)
+            hours = FULL_OPENMIC_CLIPS / rate / 3600
+            print(
+                f"  {kind} ({what}), {precision}: {rate:7.1f} clips/s -> embed {hours:5.2f} h, "
+                f"total {other + hours:5.2f} h"
+            )
+    if not gpus:
+        print(
+            "  no GPU visible to TensorFlow here: the one-GPU projection needs a GPU machine (same command)"
+        )
 
 
 def main() -> int:
@@ -176,17 +218,17 @@ def main() -> int:
             target = "  target met" if met else "  TARGET MISSED"
         print(f"  {a.step:<9} cost {ratio:5.2f}  memory {mem:5.2f}{target}")
 
-    total = 0.0
+    hours = {}
     print(
         f"\nprojection for the full OpenMIC-2018 ({FULL_OPENMIC_CLIPS} clips) on this machine, from the {large}-clip run:"
     )
     for r in results[large]:
-        seconds = r.ms_per_clip * FULL_OPENMIC_CLIPS / 1000.0
-        total += seconds
+        hours[r.step] = r.ms_per_clip * FULL_OPENMIC_CLIPS / 1000.0 / 3600
         note = "" if r.step in BEAM_STEPS else " (linear in clips assumed; epochs to converge vary)"
-        print(f"  {r.step:<9} {seconds / 3600:6.2f} h{note}")
-    print(f"  {'total':<9} {total / 3600:6.2f} h")
-    print(f"\n{_gpu_note()}")
+        print(f"  {r.step:<9} {hours[r.step]:6.2f} h{note}")
+    print(f"  {'total':<9} {sum(hours.values()):6.2f} h")
+    if "embed" in hours:
+        _model_only_projection(workdir / f"run-{large}" / "resampled", hours)
     return 0
 
 
