@@ -11,7 +11,7 @@
 2. The demo dataset (resample → embed with musicnn → the presets), and the embedding precision check.
 
     .venv/bin/python bench/bench_quality.py [--dev DIR] [--seeds 3] [--skip-demo]
-        [--only-dev-presets | --only-default]
+        [--only-dev-presets | --only-default | --only TEXT ...]
 """
 
 from __future__ import annotations
@@ -58,6 +58,13 @@ def main() -> int:
     ap.add_argument("--skip-dev", action="store_true")
     ap.add_argument("--only-dev-presets", action="store_true", help="dev table without the idea rows")
     ap.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="dev table of the default preset (with the references) and the rows whose label contains TEXT",
+    )
+    ap.add_argument(
         "--only-default",
         action="store_true",
         help="dev table of the default preset and the references only (e.g. its fit time on an idle machine)",
@@ -69,7 +76,8 @@ def main() -> int:
     seeds = [args.seed + k for k in range(args.seeds)]
     if not args.skip_dev:
         rows = PRESET_ROWS + ([] if args.only_dev_presets else IDEA_ROWS)
-        rows = rows[:1] if args.only_default else rows
+        if args.only_default or args.only:
+            rows = rows[:1] + [r for r in rows[1:] if any(text in r[0] for text in args.only)]
         results = _table(args.dev, rows, seeds, os.path.join(args.workdir, "dev"))
         _print_table(
             f"Test split of {os.path.basename(os.path.normpath(args.dev))} (real VGGish features)",

@@ -47,7 +47,7 @@ feature                type        meaning
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # --- Dataset -------------------------------------------------------------------------------
 
@@ -222,48 +222,35 @@ class TrainPreset:
     description: str
 
 
+_MEASURED = TrainPreset(
+    model="auto",
+    learning_rate=1e-3,
+    l2=1e-4,
+    dropout=0.3,
+    batch_size=64,
+    patience=10,
+    epochs=100,
+    mixup_alpha=0.4,
+    ensemble=1,
+    refits=0,
+    description="candidates chosen by cross-fitting (measured default)",
+)
 PRESETS: dict[str, TrainPreset] = {
     # Measured on audioset-music20-dev (make bench-quality; docs/train-evaluate.md).
-    "default": TrainPreset(
-        model="auto",
-        learning_rate=1e-3,
-        l2=1e-4,
-        dropout=0.3,
-        batch_size=64,
-        patience=10,
-        epochs=100,
-        mixup_alpha=0.4,
-        ensemble=1,
-        refits=0,
-        description="candidates chosen by cross-fitting (measured default)",
-    ),
+    "default": _MEASURED,
     # The earlier project's dense settings, kept for comparison.
-    "seed": TrainPreset(
+    "seed": replace(
+        _MEASURED,
         model="baseline",
         learning_rate=1e-4,
         l2=1e-2,
         dropout=0.5,
-        batch_size=64,
-        patience=10,
-        epochs=100,
         mixup_alpha=0.0,
-        ensemble=1,
-        refits=0,
         description="earlier project's dense settings",
     ),
     # What `make demo` trained before the measured default (one attention model).
-    "demo": TrainPreset(
-        model="attention",
-        learning_rate=1e-3,
-        l2=1e-4,
-        dropout=0.3,
-        batch_size=64,
-        patience=10,
-        epochs=100,
-        mixup_alpha=0.0,
-        ensemble=1,
-        refits=0,
-        description="attention model at the demo's settings",
+    "demo": replace(
+        _MEASURED, model="attention", mixup_alpha=0.0, description="attention model at the demo's settings"
     ),
 }
 DEFAULT_PRESET = "default"
