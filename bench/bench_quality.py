@@ -30,7 +30,7 @@ DEV_DEFAULT = os.path.join(
 
 # (label, preset, overrides): the presets, then the ideas tried, each a change of one thing.
 PRESET_ROWS = [
-    ("default preset (auto, cross-fitted: LR / 5 attention+mixup / avg)", "default", {}),
+    ("default preset (auto, cross-fitted: LR / attention+mixup, 5 refits / avg)", "default", {}),
     ("seed preset (dense baseline, lr 1e-4, L2 1e-2)", "seed", {}),
     ("demo preset (one attention model, lr 1e-3, L2 1e-4)", "demo", {}),
 ]
@@ -38,7 +38,7 @@ IDEA_ROWS = [
     ("idea: default without mixup", "default", {"mixup_alpha": 0.0}),
     ("idea: default, dropout 0.5", "default", {"dropout": 0.5}),
     ("idea: linear only (LR, C by cross-fitting)", "default", {"model": "linear"}),
-    ("idea: default, 5 networks refitted on all clips (not the folds')", "default", {"refits": 5}),
+    ("idea: default, refits 0 (the 5 fold networks averaged)", "default", {"refits": 0}),
     ("idea: demo preset + mixup 0.4 (one net, one validation split)", "demo", {"mixup_alpha": 0.4}),
     ("idea: seed ensemble x3 on one validation split", "demo", {"ensemble": 3}),
 ]
@@ -76,6 +76,9 @@ def main() -> int:
     seeds = [args.seed + k for k in range(args.seeds)]
     if not args.skip_dev:
         rows = PRESET_ROWS + ([] if args.only_dev_presets else IDEA_ROWS)
+        unmatched = [text for text in args.only if not any(text in r[0] for r in rows[1:])]
+        if unmatched:
+            raise SystemExit(f"--only {unmatched[0]!r}: no row's label contains it")
         if args.only_default or args.only:
             rows = rows[:1] + [r for r in rows[1:] if any(text in r[0] for text in args.only)]
         results = _table(args.dev, rows, seeds, os.path.join(args.workdir, "dev"))

@@ -95,11 +95,11 @@ def select_cross_fitted(
     """Cross-fitting: ``folds`` artist-grouped folds over train + validation. Per fold, the
     regression (along the C path) and the network are fitted on the other folds (the network
     early-stopped on this fold) and predict this fold; the candidates are ranked by those
-    out-of-fold predictions, which cover every training clip. The network candidate is the
-    average of ``refits`` networks refitted on all of the data for the folds' median best epoch
-    (seeds apart from the folds'); with ``refits`` 0, the average of the fold networks themselves
-    (each has seen (folds - 1) / folds of the data). The regression is refitted on all of it
-    (seconds)."""
+    out-of-fold predictions, which cover every training clip. When a network is kept (alone or
+    averaged with the regression), it is the average of ``refits`` networks refitted on all of the
+    data for the folds' median best epoch (seeds apart from the folds'); with ``refits`` 0, the
+    average of the fold networks themselves (each has seen (folds - 1) / folds of the data). The
+    regression is refitted on all of it (seconds)."""
     from disco.metrics import mean_ap
     from disco.train.features import concat_splits
     from disco.train.linear import C_GRID, fit_linear, group_folds, keras_linear, past_the_peak
@@ -156,10 +156,16 @@ def select_cross_fitted(
             log.info("select: fold %d/%d done (network best epoch %d)", f + 1, folds, best_epoch)
         name = network["model"]
         settings[name] = f"average of the {folds} fold networks, best epochs {epochs}"
-        if refits:
+        scored[name] = mean_ap(originals.y_true, net_oof, originals.y_mask)
+        oof[name] = net_oof
+        oof[AVERAGE] = (lin_oof[best_c] + net_oof) / 2
+        scored[AVERAGE] = mean_ap(originals.y_true, oof[AVERAGE], originals.y_mask)
+        settings[AVERAGE] = "mean of the two"
+        if refits and _pick(scored) != "linear":
             # A network that sees all of the data ranks better than one that saw (folds - 1) /
             # folds of it, and the fold networks' median best epoch is a sound length for it
-            # (make bench-quality: refits against the fold networks' average).
+            # (make bench-quality: refits against the fold networks' average). Only when a
+            # network is kept: the choice rests on the fold networks' out-of-fold scores.
             nets, refit_epochs = [], max(1, int(np.median(epochs)))
             for i in range(refits):
                 net, _, _ = fit_network(
@@ -176,13 +182,8 @@ def select_cross_fitted(
                 f"average of {refits} networks refitted on all {n} clips for {refit_epochs} epochs "
                 f"(the median of the {folds} fold networks' best epochs {epochs})"
             )
-        ensemble = average_model(nets, frames=fs.frames, dim=fs.dim) if len(nets) > 1 else nets[0]
-        scored[name] = mean_ap(originals.y_true, net_oof, originals.y_mask)
-        oof[name], models[name] = net_oof, ensemble
-        oof[AVERAGE] = (lin_oof[best_c] + net_oof) / 2
-        scored[AVERAGE] = mean_ap(originals.y_true, oof[AVERAGE], originals.y_mask)
-        settings[AVERAGE] = "mean of the two"
-        models[AVERAGE] = average_model([lin_model, ensemble], frames=fs.frames, dim=fs.dim)
+        models[name] = average_model(nets, frames=fs.frames, dim=fs.dim) if len(nets) > 1 else nets[0]
+        models[AVERAGE] = average_model([lin_model, models[name]], frames=fs.frames, dim=fs.dim)
     sel = Selection("cross-fitting", folds, n)
     sel.candidates = [CandidateScore(name, float(v), settings[name]) for name, v in scored.items()]
     sel.chosen = _pick(scored)
