@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -219,17 +220,11 @@ def test_cross_fitting_refits_networks_on_all_clips_for_the_folds_median_epoch(
         calls.append((len(train), val is None, kw["epochs"], kw["seed"]))
         return fit_members(train, val, **kw)
 
-    network = dict(
-        model="attention",
-        batch_size=32,
-        epochs=6,
-        learning_rate=1e-2,
-        dropout=0.0,
-        l2=0.0,
-        patience=2,
-        ensemble=1,
-        mixup_alpha=0.0,
-    )
+    # A network's hyperparameters: the demo preset's fields but description and refits, made small.
+    small = replace(params.PRESETS["demo"], batch_size=32, epochs=6, learning_rate=1e-2, dropout=0.0, l2=0.0)
+    network = {
+        k: v for k, v in asdict(replace(small, patience=2)).items() if k not in ("description", "refits")
+    }
     picked = select.select_cross_fitted(
         fs, network=network, out_dir=str(tmp_path), seed=7, fit_network=fit, folds=3, refits=2
     )
