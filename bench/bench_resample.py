@@ -60,7 +60,7 @@ def main() -> int:
     import librosa
 
     from disco import params
-    from disco.beam.resample import run_resample
+    from disco.beam.resample import decode_pool, run_resample
 
     data, files = demo_files(args.workdir, args.clips)
     large = demo_files(args.workdir, args.clips * args.large_factor)[0] if args.large_factor > 1 else None
@@ -72,7 +72,7 @@ def main() -> int:
     librosa.load(files[0], sr=params.SAMPLE_RATE, mono=True)
     out = os.path.join(args.workdir, "resampled")
     cores = os.cpu_count() or 1
-    default_pool = "process" if cores > params.THREAD_DECODERS_MAX else "thread"
+    default_pool = decode_pool("auto", cores)
     other_pool = "thread" if default_pool == "process" else "process"
     decoders = {"process": "decode processes", "thread": "decode threads"}
 
@@ -108,7 +108,7 @@ def main() -> int:
     )
     print(f"{'method':<62} {'clips/s':>8}")
     print(f"{'serial librosa.load(sr=16000, mono=True) loop':<62} {serial:8.1f}")
-    print(f"{f'disco resample (default here: decode {default_pool}s)':<62} {rate:8.1f}")
+    print(f"{f'disco resample (default here: {decoders[default_pool]})':<62} {rate:8.1f}")
     print(f"{f'disco resample --pool {other_pool}':<62} {n / median('other', 0):8.1f}")
     print(
         f"ratio {rate / serial:.2f} (target >= 1.6); per run {' '.join(f'{r:.2f}' for r in sorted(ratios))}"

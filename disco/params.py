@@ -165,9 +165,9 @@ FEATURE_EMBEDDER = "embedder"
 FEATURE_EMBEDDER_VERSION = "embedder_version"
 
 # resample's decoders with --pool auto on the local runner: threads up to this many decoders, processes
-# beyond. libsndfile (memfd) and soxr release the GIL for most of a clip, so on 2 cores threads run ~10 %
-# faster than processes, which pay for handing each ~320 kB record back; the GIL share left (make
-# bench-resample's per-stage table) caps threads below processes from about 4 cores on.
+# beyond. libsndfile (memfd) and soxr release the GIL for most of a clip, so on 2 cores threads beat
+# processes, which pay for handing each ~320 kB record back (make bench-resample); what stays under the
+# GIL limits threads as cores are added, which 2 cores cannot measure, so processes keep the rest.
 THREAD_DECODERS_MAX: int = 2
 
 # Shard file names: <prefix>-SSSSS-of-NNNNN.tfrecord (Beam's default shard template).

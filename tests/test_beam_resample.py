@@ -451,3 +451,16 @@ def test_killed_run_leaves_no_partial_shard_and_a_rerun_completes(tmp_path, open
         assert n > 0, shard
     keys = Counter(r.key for r in iter_resampled([str(out)]))
     assert set(keys) == set(audio) and set(keys.values()) == {1}
+
+
+def test_auto_pool_is_threads_up_to_the_limit_and_off_the_local_runner():
+    from disco.beam.resample import decode_pool
+    from disco.errors import ConfigError
+
+    limit = params.THREAD_DECODERS_MAX
+    assert decode_pool("auto", limit) == "thread"
+    assert decode_pool("auto", limit + 1) == "process"
+    assert decode_pool("auto", limit + 1, ["--runner=DataflowRunner"]) == "thread"
+    assert decode_pool("process", 1) == "process"
+    with pytest.raises(ConfigError, match="pool 'fork'"):
+        decode_pool("fork", 2)

@@ -152,6 +152,16 @@ class ResampleShards(beam.DoFn):
         self.pool.shutdown()
 
 
+def decode_pool(pool: str, threads: int, beam_args: Sequence[str] = ()) -> str:
+    """The decoders' kind for ``pool`` (``auto``, ``process`` or ``thread``): ``auto`` is processes
+    on the local runner with more than ``params.THREAD_DECODERS_MAX`` decoders, else threads."""
+    if pool == "auto":
+        return "process" if is_local(beam_args) and threads > params.THREAD_DECODERS_MAX else "thread"
+    if pool not in ("process", "thread"):
+        raise ConfigError(f"pool {pool!r}: expected auto, process or thread")
+    return pool
+
+
 def shard_groups(
     clips: Sequence[tuple], shards: dict[str, int], prefix: str, whole: bool
 ) -> list[list[tuple]]:
@@ -229,10 +239,10 @@ def run_resample(
         batch_size: clips in flight in a worker's decode pool; threads: parallel decoders per worker.
         pool: ``process`` (``threads`` spawned processes) or ``thread``. Threads share the GIL,
             which the decode leaves for most of a clip, and save handing records between
-            processes: faster on 2 cores, capped from about 4 on (make bench-resample). ``auto``:
-            processes on the local runner with more than ``params.THREAD_DECODERS_MAX``
-            decoders, else threads (which also suit runners that already run one worker per
-            core: Dataflow, Flink, Dask).
+            processes: faster on 2 cores (make bench-resample), while what stays under the GIL
+            limits them as cores are added. ``auto`` (:func:`decode_pool`): processes on the
+            local runner with more than ``params.THREAD_DECODERS_MAX`` decoders, else threads
+            (which also suit runners that already run one worker per core: Dataflow, Flink, Dask).
         beam_args: options passed to Beam unchanged.
         max_failure_ratio: fail (publishing nothing) when more than this fraction of clips fails;
             an output with no clip always fails.
@@ -248,10 +258,7 @@ def run_resample(
     ds = open_dataset(data_uri)
     clips = ds.clips(validation_fraction=validation_fraction, seed=seed)
     threads = threads or os.cpu_count() or 1
-    if pool == "auto":
-        pool = "process" if is_local(beam_args) and threads > params.THREAD_DECODERS_MAX else "thread"
-    if pool not in ("process", "thread"):
-        raise ConfigError(f"pool {pool!r}: expected auto, process or thread")
+    pool = decode_pool(pool, threads, beam_args)
     items = [(c.key, c.split, c.y_true.tolist(), c.y_mask.tolist()) for c in clips]
     per_split = {s: sum(c.split == s for c in clips) for s in params.SPLITS}
     shards = {s: num_shards or default_num_shards(n) for s, n in per_split.items() if n}
