@@ -102,6 +102,10 @@ bench-scale: ## Benchmark: whole pipeline at N and 4N demo clips; per-step time,
 bench-quality: ## Benchmark: presets and ideas on real VGGish features (audioset-music20-dev, 3 seeds), then the demo
 	$(PY) bench/bench_quality.py
 
+.PHONY: bench-ideas
+bench-ideas: ## Benchmark: ideas from the field on the default's network (noise, attention heads, transformer, ...), 3 seeds
+	$(PY) bench/bench_ideas.py
+
 .PHONY: build-images
 build-images: ## Build the base and per-step images (Docker SDK if a daemon is reachable, else buildah)
 	$(PY) -m disco.images build --tag $(TAG) --registry $(REGISTRY) --base-image $(BASE_IMAGE)

@@ -163,3 +163,23 @@ def test_mixup_targets_mix_the_two_masked_losses(rng):
         np.testing.assert_allclose(yb[row, k:], lam * packed[i, k:] + lam_j * packed[j, k:], atol=1e-6)
     assert mixed > n // 2
     assert (yb[:, :k] >= 0).all() and (yb[:, :k] <= 1).all()
+
+
+def test_label_smoothing_is_the_masked_loss_on_targets_moved_toward_one_half(rng):
+    import keras
+    import tensorflow as tf
+
+    from disco.train.losses import MaskedBinaryCrossentropy, pack_targets
+
+    y_true, y_mask, scores = _labels(rng)
+    s = 0.2
+    smoothed = MaskedBinaryCrossentropy(label_smoothing=s)
+    target = (y_true >= 0.5) * (1 - s) + s / 2
+    bce = -(target * np.log(scores) + (1 - target) * np.log(1 - scores))
+    per_example = (bce * y_mask).sum(1) / np.maximum(y_mask.sum(1), 1)
+    value = float(smoothed(pack_targets(y_true, y_mask), tf.constant(scores, tf.float32)))
+    assert value == pytest.approx(per_example.mean(), rel=1e-4)
+    assert value != pytest.approx(float(MaskedBinaryCrossentropy()(pack_targets(y_true, y_mask), scores)))
+    # a saved model's compiled loss comes back with its smoothing
+    again = keras.losses.deserialize(keras.losses.serialize(smoothed))
+    assert again.label_smoothing == s

@@ -104,6 +104,27 @@ def test_early_stopping_stops_within_patience_when_val_map_is_flat(rng):
     assert history["val_loss"][-1] < history["val_loss"][0]  # the loss alone would never have stopped
 
 
+def test_fit_network_trains_the_network_and_loss_it_is_given(rng):
+    """The seams bench/bench_ideas.py tries ideas through: ``build`` replaces the network,
+    ``loss`` the masked cross-entropy, in the same training loop."""
+    from disco.train.losses import MaskedBinaryCrossentropy
+    from disco.train.models import build_model
+
+    built = []
+
+    def build(name, **kw):
+        built.append(name)
+        return build_model(name, **kw)
+
+    train, val = _split(rng, 64), _split(rng, 16)
+    smoothed = MaskedBinaryCrossentropy(label_smoothing=0.1)
+    net, _, _ = _fit_baseline(
+        train, val, epochs=1, learning_rate=1e-3, l2=0.0, patience=1, seed=1, build=build, loss=smoothed
+    )
+    assert built == ["baseline"]
+    assert net.loss is smoothed
+
+
 def test_non_finite_loss_stops_training_naming_epoch_batch_and_source():
     from disco.train.train import TrainingDivergedError, _callbacks
 

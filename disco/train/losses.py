@@ -22,13 +22,20 @@ from disco import params
 
 @keras.saving.register_keras_serializable(package="disco")
 class MaskedBinaryCrossentropy(keras.losses.Loss):
-    """``y_true`` packs [target(20), weight(20)] (see :func:`pack_targets`)."""
+    """``y_true`` packs [target(20), weight(20)] (see :func:`pack_targets`). ``label_smoothing``
+    s moves each target toward 1/2: t (1 - s) + s / 2 (an idea tried in bench/bench_ideas.py)."""
 
-    def __init__(self, name: str = "masked_bce", **kwargs):
+    def __init__(self, name: str = "masked_bce", label_smoothing: float = 0.0, **kwargs):
         super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
     def call(self, y_true, y_pred):
         target = y_true[:, : params.NUM_CLASSES]
+        if self.label_smoothing:
+            target = target * (1.0 - self.label_smoothing) + self.label_smoothing / 2
         weight = y_true[:, params.NUM_CLASSES :]
         eps = keras.backend.epsilon()
         y_pred = ops.cast(y_pred, "float32")

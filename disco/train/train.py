@@ -160,10 +160,14 @@ def fit_network(
     source: str = "features",
     ensemble: int = 1,
     mixup_alpha: float = 0.0,
+    build=None,
+    loss=None,
 ):
     """One network on ``train``, early-stopped on ``val`` (None: exactly ``epochs`` epochs), with
     mixup on the embeddings when ``mixup_alpha`` > 0. ``ensemble`` is the caller's business
-    (fit_members)."""
+    (fit_members). ``build`` (``build_model``'s signature) and ``loss`` (a Keras loss over packed
+    targets) replace the network and :class:`MaskedBinaryCrossentropy`: the seams through which
+    bench/bench_ideas.py tries other networks and losses in this very loop."""
     import keras
 
     from disco.train.losses import MaskedBinaryCrossentropy, mixup_batches, pack_targets
@@ -179,7 +183,7 @@ def fit_network(
     seed_everything(seed)
     frames, dim = train.x.shape[1:]
     flat = train.x.reshape(-1, dim)
-    net = build_model(
+    net = (build or build_model)(
         model,
         frames=frames,
         dim=dim,
@@ -189,7 +193,7 @@ def fit_network(
         variance=flat.var(0) + 1e-6,
         model_name=f"disco_{model}_seed{seed}",
     )
-    net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=MaskedBinaryCrossentropy())
+    net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss or MaskedBinaryCrossentropy())
     callbacks = _callbacks(val, patience, out_dir, source)
     targets = pack_targets(train.y_true, train.y_mask)
     if mixup_alpha > 0:

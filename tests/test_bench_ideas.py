@@ -1,0 +1,73 @@
+"""The ideas benchmark's networks (bench/bench_ideas.py): each is a valid classifier over
+[frames, dim] embeddings, and the training-only augmentations leave inference alone."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from functools import partial
+
+import numpy as np
+import pytest
+
+from disco import params
+from disco.train.features import SplitData
+from disco.train.select import average_model
+
+
+@pytest.fixture(scope="module")
+def ideas(repo_root):
+    spec = importlib.util.spec_from_file_location("bench_ideas", repo_root / "bench" / "bench_ideas.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve their annotations there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["noisy", "resampled", "multihead", "transformer"])
+def test_each_idea_network_maps_embeddings_to_20_probabilities(ideas, rng, name):
+    idea = next(i for i in ideas.IDEAS if i.build == name)
+    x = rng.normal(size=(6, 10, 16)).astype("float32")
+    build = partial(ideas.BUILDERS[name], **idea.build_args)
+    nets = [
+        build(
+            "attention",
+            frames=10,
+            dim=16,
+            dropout=0.1,
+            l2=1e-4,
+            mean=np.zeros(16),
+            variance=np.ones(16),
+            model_name=f"fold{i}",
+        )
+        for i in range(2)
+    ]
+    net = nets[0]
+    p = net.predict(x, verbose=0)
+    assert p.shape == (6, params.NUM_CLASSES)
+    assert ((p > 0) & (p < 1)).all()
+    # no randomness at inference: noise and resampling are for training only
+    np.testing.assert_allclose(p, net.predict(x, verbose=0), rtol=1e-6)
+    # fold networks are averaged into one model: their layer names must not clash
+    assert average_model(nets, frames=10, dim=16).predict(x, verbose=0).shape == p.shape
+
+
+def test_frame_resampling_draws_frames_of_the_same_clip_while_training(ideas, rng):
+    x = rng.normal(size=(64, 10, 4)).astype("float32")
+    out = np.asarray(ideas._resample_layer(1.0)(x, training=True))
+    for clip, drawn in zip(x, out):
+        # every output frame is one of that clip's frames
+        assert all(any(np.array_equal(f, g) for g in clip) for f in drawn)
+    assert not np.array_equal(out, x)
+    np.testing.assert_array_equal(np.asarray(ideas._resample_layer(1.0)(x, training=False)), x)
+
+
+def test_balanced_sampling_repeats_exactly_the_clips_with_an_observed_positive(ideas):
+    y_true = np.zeros((4, params.NUM_CLASSES), np.float32)
+    y_mask = np.zeros_like(y_true)
+    y_true[0, 3], y_mask[0, 3] = 1.0, 1.0  # observed positive: repeated
+    y_true[1, 5] = 1.0  # positive but unobserved: not
+    y_mask[2, 7] = 1.0  # observed negative: not
+    keys = np.array(["a", "b", "c", "d"])
+    train = SplitData(np.zeros((4, 10, 2), np.float32), y_true, y_mask, keys, np.zeros(4, int))
+    assert sorted(ideas._balanced(train).keys) == ["a", "a", "b", "c", "d"]
