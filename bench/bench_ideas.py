@@ -11,7 +11,7 @@ test mAP and the paired test difference to the first row (mean ± sd), the per-s
 candidate and the minutes per fit. An idea is kept only when its paired difference is positive on
 every seed and its mean exceeds the difference's sd.
 
-Results are cached per (row, seed) under ``--workdir`` (JSON), so rows can be run in separate
+Results are cached per (features directory, row, seed) under ``--workdir`` (JSON), so rows can be run in separate
 processes (``--only TEXT``) and the whole table printed afterwards from the cache.
 
     .venv/bin/python bench/bench_ideas.py [--dev DIR] [--seeds 3] [--only TEXT ...] [--workdir DIR]
@@ -20,6 +20,7 @@ processes (``--only TEXT``) and the whole table printed afterwards from the cach
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -254,13 +255,16 @@ def run_row(idea: Idea, dev: str, seed: int, workdir: str) -> RowResult:
 
 
 def _cached(idea: Idea, dev: str, seed: int, workdir: str) -> RowResult:
+    # Keyed by the features' directory too: another --dev must not reuse these figures.
+    where = os.path.abspath(dev)
+    cache = os.path.join(workdir, f"{os.path.basename(where)}-{hashlib.sha1(where.encode()).hexdigest()[:8]}")
     slug = "".join(c if c.isalnum() else "-" for c in idea.label)[:60]
-    path = os.path.join(workdir, f"{slug}-seed{seed}.json")
+    path = os.path.join(cache, f"{slug}-seed{seed}.json")
     if os.path.exists(path):
         with open(path) as fh:
             return RowResult(**json.load(fh))
     result = run_row(idea, dev, seed, workdir)
-    os.makedirs(workdir, exist_ok=True)
+    os.makedirs(cache, exist_ok=True)
     with open(path + ".tmp", "w") as fh:
         json.dump(asdict(result), fh)
     os.replace(path + ".tmp", path)
