@@ -227,11 +227,11 @@ def run_row(idea: Idea, dev: str, seed: int, workdir: str) -> RowResult:
     from disco.metrics import mean_ap
     from disco.train.features import load_features
     from disco.train.select import select_cross_fitted
+    from disco.train.train import network_hyperparameters
 
     fs = load_features(dev, seed=seed)
     preset = replace(params.PRESETS[params.DEFAULT_PRESET], **idea.overrides)
-    network = {k: v for k, v in asdict(preset).items() if k not in ("description", "refits")}
-    network["model"] = params.AUTO_CANDIDATES[-1]
+    network = {**network_hyperparameters(preset), "model": params.AUTO_CANDIDATES[-1]}
     t0 = time.time()
     picked = select_cross_fitted(
         fs,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -223,7 +223,7 @@ def test_cross_fitting_refits_networks_on_all_clips_for_the_folds_median_epoch(
     data is not this test's question.)"""
     from disco.train import select
     from disco.train.features import FeatureSet
-    from disco.train.train import fit_members
+    from disco.train.train import fit_members, network_hyperparameters
 
     monkeypatch.setattr(select, "_pick", lambda scored: kept)
 
@@ -243,9 +243,7 @@ def test_cross_fitting_refits_networks_on_all_clips_for_the_folds_median_epoch(
 
     # A network's hyperparameters: the demo preset's fields but description and refits, made small.
     small = replace(params.PRESETS["demo"], batch_size=32, epochs=6, learning_rate=1e-2, dropout=0.0, l2=0.0)
-    network = {
-        k: v for k, v in asdict(replace(small, patience=2)).items() if k not in ("description", "refits")
-    }
+    network = network_hyperparameters(replace(small, patience=2))
     picked = select.select_cross_fitted(
         fs, network=network, out_dir=str(tmp_path), seed=7, fit_network=fit, folds=3, refits=2
     )

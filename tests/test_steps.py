@@ -123,7 +123,10 @@ def test_export_matches_embedder_plus_classifier_and_predict(chain, tmp_path, ca
 
 
 def test_tune_mode_records_the_search(chain, tmp_path):
+    import keras
+
     from disco.train import run_train
+    from disco.train.train import load_classifier
 
     s = run_train(
         str(chain["root"] / "embeddings"),
@@ -136,4 +139,8 @@ def test_tune_mode_records_the_search(chain, tmp_path):
         tune_trials=2,
     )
     assert 1e-5 <= s.l2 <= 1e-2 and 1e-4 <= s.learning_rate <= 3e-3
+    # the model is trained with what the search found, not only recorded with it
+    net, _ = load_classifier(str(tmp_path / "tuned"))
+    rates = [layer.rate for layer in net.layers if isinstance(layer, keras.layers.Dropout)]
+    assert rates == [pytest.approx(s.dropout)]
     assert (tmp_path / "tuned" / "tuning").is_dir()

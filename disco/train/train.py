@@ -58,6 +58,13 @@ def resolve_preset(preset: str = params.DEFAULT_PRESET, **overrides) -> params.T
     return hp
 
 
+def network_hyperparameters(hp) -> dict:
+    """A network's own hyperparameters (fit_network's keywords) from a preset or its dict: all
+    its fields but the description and the refit count, which belong to cross-fitting."""
+    fields = asdict(hp) if isinstance(hp, params.TrainPreset) else hp
+    return {k: v for k, v in fields.items() if k not in ("description", "refits")}
+
+
 def preset_overrides(**given) -> dict:
     """The pipeline's hyperparameters as overrides: KFP parameters cannot be left unset, so one at
     the default preset's value means "take it from the chosen preset"."""
@@ -309,8 +316,6 @@ def run_train(
         refits=refits,
     )
     hp = {k: v for k, v in asdict(chosen).items() if k != "description"}
-    # Everything but the refit count is a network's own hyperparameter.
-    net_hp = {k: v for k, v in hp.items() if k != "refits"}
     if tune and hp["model"] not in params.NETWORKS:
         raise ConfigError(
             f"--tune searches a network's hyperparameters; pick one of {', '.join(params.NETWORKS)}"
@@ -323,6 +328,8 @@ def run_train(
         from disco.train.tuning import tune_hyperparameters
 
         hp.update(tune_hyperparameters(fs, base=hp, out_dir=out_dir, seed=seed, trials=tune_trials))
+    # After tuning, so the networks train with what the search found (and the summary records).
+    net_hp = network_hyperparameters(hp)
     selection = None
     if hp["model"] in params.NETWORKS:
         _require_examples(fs, train, val)
