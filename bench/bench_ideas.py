@@ -26,7 +26,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -44,7 +44,6 @@ class Idea:
     data: str | None = None  # a training-data transform below, by name
     label_smoothing: float = 0.0
     cosine_epochs: int = 0  # > 0: cosine decay to 0 over this many epochs, no early stop
-    overrides: dict = field(default_factory=dict)
 
 
 IDEAS = [
@@ -230,7 +229,7 @@ def run_row(idea: Idea, dev: str, seed: int, workdir: str) -> RowResult:
     from disco.train.train import network_hyperparameters
 
     fs = load_features(dev, seed=seed)
-    preset = replace(params.PRESETS[params.DEFAULT_PRESET], **idea.overrides)
+    preset = params.PRESETS[params.DEFAULT_PRESET]
     network = {**network_hyperparameters(preset), "model": params.AUTO_CANDIDATES[-1]}
     t0 = time.time()
     picked = select_cross_fitted(
