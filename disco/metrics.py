@@ -80,7 +80,9 @@ def tune_thresholds(y_true, y_score, y_mask, *, default: float = 0.5) -> list[fl
         # A cut between two equal scores cannot be made by a threshold.
         f1[:-1][s[1:] == s[:-1]] = -1.0
         i = int(np.argmax(f1))
-        out.append(float(s[i] if i == len(s) - 1 else (s[i] + s[i + 1]) / 2))
+        # In float64: the float32 midpoint of two neighbouring float32 scores rounds onto one of them,
+        # which can put the threshold on the very score it should reject.
+        out.append(float(s[i]) if i == len(s) - 1 else (float(s[i]) + float(s[i + 1])) / 2)
     return out
 
 

@@ -116,6 +116,20 @@ def test_tuned_threshold_sits_midway_in_the_gap_of_separable_scores(rng):
     np.testing.assert_allclose(th, (lowest_positive + highest_negative) / 2)
 
 
+def test_tuned_threshold_separates_neighbouring_float32_scores():
+    """Saturated sigmoids give neighbouring float32 scores; the threshold between a positive and the
+    next float32 down (a negative) must still accept the one and reject the other."""
+    from disco.metrics import tune_thresholds
+
+    y_true = np.zeros((4, params.NUM_CLASSES), np.float32)
+    y_true[:2] = 1.0
+    top = np.float32(0.7)
+    below = np.nextafter(top, np.float32(0), dtype=np.float32)
+    scores = np.tile(np.array([[0.9], [top], [below], [0.1]], np.float32), (1, params.NUM_CLASSES))
+    th = tune_thresholds(y_true, scores, np.ones_like(y_true, bool))
+    assert prf(y_true, scores, np.ones_like(y_true, bool), th)["f1"] == [1.0] * params.NUM_CLASSES
+
+
 def test_cross_tuned_f1_is_honest_where_the_in_sample_oracle_is_not(rng):
     """Scores carrying no information: tuning on the very entries finds a lucky threshold per class;
     tuning on the other folds cannot, so it stays near the F1 of chance."""

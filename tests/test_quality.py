@@ -260,3 +260,47 @@ def test_cross_fitting_refits_networks_on_all_clips_for_the_folds_median_epoch(
     assert setting.startswith(f"average of 2 networks refitted on all 160 clips for {median} epochs")
     members = [layer for layer in picked.model.layers if layer.name.startswith("disco_attention")]
     assert len(members) == 2
+
+
+@pytest.mark.parametrize("refits", [0, 2])
+def test_cross_fitting_with_ensembles_per_fold_builds_one_model(rng, tmp_path, monkeypatch, refits):
+    """``--ensemble 2`` under ``auto``: each fold network is itself an average of two, and the folds'
+    average (and its average with the regression) holds them all, each layer named once."""
+    from disco.train import select
+    from disco.train.features import FeatureSet
+    from disco.train.train import fit_members, network_hyperparameters
+
+    monkeypatch.setattr(select, "_pick", lambda scored: select.AVERAGE)
+    fs = FeatureSet(
+        {"train": _split(rng, 90), "validation": _split(rng, 30), "test": _split(rng, 10)},
+        "x",
+        "npz",
+        "e",
+        4,
+        12,
+    )
+    fs.splits["validation"].keys = np.array([f"{500 + i:06d}_0" for i in range(30)])
+    small = replace(params.PRESETS["demo"], batch_size=32, epochs=2, patience=1, ensemble=2, dropout=0.0)
+    picked = select.select_cross_fitted(
+        fs,
+        network=network_hyperparameters(small),
+        out_dir=str(tmp_path),
+        seed=3,
+        fit_network=fit_members,
+        folds=2,
+        refits=refits,
+    )
+    x = fs.splits["test"].x
+    path = tmp_path / "model.keras"
+    picked.model.save(path)
+    import keras
+
+    np.testing.assert_allclose(
+        keras.models.load_model(path).predict(x, verbose=0), picked.model.predict(x, verbose=0)
+    )
+    networks = [layer for layer in picked.model.layers if layer.name == "disco_attention_average"]
+    assert len(networks) == 1  # the network candidate, beside the linear model
+    inner = [layer.name for layer in networks[0].layers if layer.name.startswith("disco_")]
+    assert len(inner) == 2 and all(
+        n.startswith("disco_ensemble" if not refits else "disco_attention_seed") for n in inner
+    )

@@ -144,3 +144,23 @@ def test_tune_mode_records_the_search(chain, tmp_path):
     rates = [layer.rate for layer in net.layers if isinstance(layer, keras.layers.Dropout)]
     assert rates == [pytest.approx(s.dropout)]
     assert (tmp_path / "tuned" / "tuning").is_dir()
+    # The same seed searches the same way: every trial scores the same and the same values win.
+    again = run_train(
+        str(chain["root"] / "embeddings"),
+        str(tmp_path / "again"),
+        model="baseline",
+        epochs=2,
+        patience=1,
+        seed=3,
+        tune=True,
+        tune_trials=2,
+    )
+    assert (again.learning_rate, again.l2, again.dropout) == (s.learning_rate, s.l2, s.dropout)
+    assert _trial_scores(tmp_path / "again") == _trial_scores(tmp_path / "tuned") != []
+
+
+def _trial_scores(model_dir):
+    return [
+        json.loads(p.read_text())["score"]
+        for p in sorted((model_dir / "tuning").glob("*/trial_*/trial.json"))
+    ]

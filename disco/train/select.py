@@ -66,14 +66,15 @@ class Selected:
     history: dict
 
 
-def average_model(members, *, frames: int, dim: int):
-    """One Keras model averaging the members' probabilities."""
+def average_model(members, *, frames: int, dim: int, name: str = "disco_average"):
+    """One Keras model averaging the members' probabilities. ``name`` must differ between averages
+    that end up inside one model (Keras refuses two layers of one name)."""
     import keras
     from keras import layers
 
     inputs = keras.Input((frames, dim), name="embedding")
     outputs = layers.Average(name="probabilities")([m(inputs) for m in members])
-    return keras.Model(inputs, outputs, name="disco_average")
+    return keras.Model(inputs, outputs, name=name)
 
 
 def _pick(scored: dict[str, float]) -> str:
@@ -182,7 +183,11 @@ def select_cross_fitted(
                 f"average of {refits} networks refitted on all {n} clips for {refit_epochs} epochs "
                 f"(the median of the {folds} fold networks' best epochs {epochs})"
             )
-        models[name] = average_model(nets, frames=fs.frames, dim=fs.dim) if len(nets) > 1 else nets[0]
+        models[name] = (
+            average_model(nets, frames=fs.frames, dim=fs.dim, name=f"disco_{name}_average")
+            if len(nets) > 1
+            else nets[0]
+        )
         models[AVERAGE] = average_model([lin_model, models[name]], frames=fs.frames, dim=fs.dim)
     sel = Selection("cross-fitting", folds, n)
     sel.candidates = [CandidateScore(name, float(v), settings[name]) for name, v in scored.items()]

@@ -231,7 +231,12 @@ def fit_members(train, val, *, ensemble: int, seed: int, out_dir: str | None = N
     if len(members) == 1:
         return members[0], history, epochs[0]
     frames, dim = train.x.shape[1:]
-    return average_model(members, frames=frames, dim=dim), history, int(np.median(epochs))
+    # Named by its first seed: a fold's ensemble is one member of the folds' average.
+    return (
+        average_model(members, frames=frames, dim=dim, name=f"disco_ensemble_seed{seed}"),
+        history,
+        int(np.median(epochs)),
+    )
 
 
 def fit_model(fs, *, out_dir: str, seed: int, **hp):

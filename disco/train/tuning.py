@@ -20,6 +20,7 @@ def tune_hyperparameters(fs, *, base: dict, out_dir: str, seed: int, trials: int
     kt = require("keras_tuner", feature="disco train --tune")
 
     from disco.metrics import mean_ap
+    from disco.runinfo import seed_everything
     from disco.train.losses import MaskedBinaryCrossentropy, pack_targets
     from disco.train.models import build_model
 
@@ -31,6 +32,9 @@ def tune_hyperparameters(fs, *, base: dict, out_dir: str, seed: int, trials: int
     class MAPTuner(kt.RandomSearch):
         def run_trial(self, trial, *args, **kwargs):
             hp = trial.hyperparameters
+            # The tuner's seed draws the hyperparameters only; each trial's initial weights, dropout
+            # and shuffling must be seeded too, or a rerun can score the trials apart and keep others.
+            seed_everything(seed + 1 + len(self.oracle.trials))
             net = build_model(
                 base["model"],
                 frames=fs.frames,
