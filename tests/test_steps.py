@@ -164,3 +164,24 @@ def _trial_scores(model_dir):
         json.loads(p.read_text())["score"]
         for p in sorted((model_dir / "tuning").glob("*/trial_*/trial.json"))
     ]
+
+
+def test_cli_flags_override_the_preset_even_at_the_default_presets_values(chain, tmp_path):
+    """`--preset seed --model auto --learning-rate 0.001`: both values are the default preset's, and
+    both were asked for, so both are used (seed's own are baseline and 1e-4)."""
+    from disco.cli import main
+
+    seed = params.PRESETS["seed"]
+    default = params.PRESETS[params.DEFAULT_PRESET]
+    assert (seed.model, seed.learning_rate) != (default.model, default.learning_rate)
+    out = tmp_path / "model"
+    args = ["train", str(chain["root"] / "embeddings"), "--out", str(out), "--preset", "seed"]
+    args += ["--model", default.model, "--learning-rate", str(default.learning_rate), "--epochs", "1"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["preset"], summary["model"], summary["learning_rate"]) == (
+        "seed",
+        default.model,
+        default.learning_rate,
+    )
+    assert (summary["l2"], summary["dropout"]) == (seed.l2, seed.dropout)  # the rest: the preset's

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from disco import steps
+from disco import params, steps
 from disco.cli import _params, argtypes
 
 TRAIN_PARAMETERS = (*steps.STEP["train"].arguments.values(), "validation_fraction")
+# The train parameters a preset sets (the rest: the preset's name, the seed, the split).
+PRESET_FIELDS = tuple(n for n in TRAIN_PARAMETERS if n in params.TrainPreset.__dataclass_fields__)
 
 # `disco train --help` ends with these.
 EXAMPLES = ("disco train work/embeddings --out work/model --model attention",)
@@ -23,8 +25,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("features", help="embed output, or a dataset root with the release's features")
     p.add_argument("--out", required=True, help="model directory")
-    # The train step's parameters as the pipeline declares them (disco.steps), and the split's.
-    _params.add_arguments(p, TRAIN_PARAMETERS)
+    # The train step's parameters as the pipeline declares them (disco.steps), and the split's. A
+    # hyperparameter flag left out takes the chosen preset's value; one given always overrides it,
+    # even when it equals the default preset's (the pipeline, whose parameters cannot be left
+    # unset, is the one place where the default preset's value means "the preset's").
+    _params.add_arguments(
+        p,
+        TRAIN_PARAMETERS,
+        **{
+            name: {
+                "default": None,
+                "help": f"{steps.RUN_PARAMETER[name].help} (default: the preset's; "
+                f"{getattr(params.PRESETS[params.DEFAULT_PRESET], name)} in {params.DEFAULT_PRESET!r})",
+            }
+            for name in PRESET_FIELDS
+        },
+        preset={
+            "help": "training recipe (params.PRESETS); the hyperparameter flags given override its fields"
+        },
+    )
     p.add_argument(
         "--ensemble",
         type=argtypes.positive_int,
@@ -50,16 +69,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from disco.train import run_train
-    from disco.train.train import preset_overrides
 
-    values = _params.values_from(args, TRAIN_PARAMETERS)
-    fixed = {k: values.pop(k) for k in ("preset", "seed", "validation_fraction")}
-    # A flag left at the default preset's value takes the chosen preset's (as in the pipeline).
     s = run_train(
         args.features,
         args.out,
-        **fixed,
-        **preset_overrides(**values),
+        **_params.values_from(args, TRAIN_PARAMETERS),
         ensemble=args.ensemble,
         mixup_alpha=args.mixup_alpha,
         refits=args.refits,
