@@ -9,6 +9,7 @@ import json
 import math
 import os
 import stat
+import zlib
 
 import numpy as np
 
@@ -112,3 +113,17 @@ def read_thresholds(path: str | os.PathLike[str]) -> list[float]:
             raise DatasetError(path, f"threshold {i} ({params.CLASSES[i]}) is {v!r}, not a number in [0, 1]")
         out.append(float(v))
     return out
+
+
+_BIT_REVERSE = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+
+
+def ogg_crc(data: bytes) -> int:
+    """Ogg's CRC-32 (polynomial 0x04C11DB7, MSB first, init 0, no final xor), via zlib for speed.
+
+    zlib's CRC-32 is the bit-reflected form of the same polynomial with init and final xor 0xFFFFFFFF;
+    reflecting each input byte, cancelling the affine init/xor term with the CRC of as many zero bytes,
+    and reflecting the 32-bit result gives Ogg's value at C speed (a Python loop doubled the run time).
+    """
+    reflected = zlib.crc32(data.translate(_BIT_REVERSE)) ^ zlib.crc32(bytes(len(data)))
+    return int(f"{reflected:032b}"[::-1], 2)

@@ -130,6 +130,22 @@ def test_truncated_files_are_errors_not_shorter_clips(fmt, cut, reason):
         load_clip(bad, name=f"cut.{fmt.lower()}")
 
 
+def test_corrupt_ogg_page_is_an_error_not_a_shorter_clip(openmic_sample):
+    """libvorbis drops a page whose CRC does not match without complaint, so a real OpenMIC clip
+    with a few bytes flipped inside one page body decoded as a shorter clip, padded to 10 s."""
+    path = openmic_sample / "audio" / "000" / "000046_3840.ogg"
+    data = path.read_bytes()
+    assert load_clip(data, name=path.name)[1] == pytest.approx(10.0, abs=1e-3)
+    starts = _ogg_page_starts(data)
+    page = starts[len(starts) // 2]
+    body = page + 27 + data[page + 26]  # past the header and lacing table: framing stays intact
+    bad = bytearray(data)
+    for i in range(body, body + 64):
+        bad[i] ^= 0x5A
+    with pytest.raises(AudioDecodeError, match=f"{path.name}: Ogg page at byte {page}: CRC mismatch"):
+        load_clip(bytes(bad), name=path.name)
+
+
 def test_augment_deterministic_and_length(rng):
     x = rng.standard_normal(params.CLIP_SAMPLES).astype(np.float32) * 0.1
     a = augment_clip(x, seed=1, key="k", copy=1)

@@ -93,6 +93,32 @@ def test_copies_ignore_other_threads_drawing_from_the_global_generators():
         np.testing.assert_array_equal(a, b)
 
 
+def test_copies_do_not_depend_on_thread_scheduling():
+    """audiomentations keeps each transform's drawn parameters on the transform object, so
+    threads sharing one chain could apply another clip's settings: copies made concurrently must
+    equal copies made one at a time."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    clips = {f"k{i}": (0.1 * rng.standard_normal(params.SAMPLE_RATE)).astype(np.float32) for i in range(24)}
+
+    def one(key):
+        return augment_clip(clips[key], seed=2018, key=key, copy=1, masks=True)
+
+    alone = {k: one(k) for k in clips}
+    interval = sys.getswitchinterval()
+    # A tiny switch interval interleaves the threads inside the transforms, where the race is.
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(3):
+            with ThreadPoolExecutor(4) as pool:
+                together = dict(zip(clips, pool.map(one, clips)))
+            assert [k for k in clips if not np.array_equal(alone[k], together[k])] == []
+    finally:
+        sys.setswitchinterval(interval)
+
+
 def _write_resampled(path, recs):
     import tensorflow as tf
 

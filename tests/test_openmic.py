@@ -149,6 +149,28 @@ def test_validation_without_metadata_warns(tmp_path: Path, openmic_sample: Path,
     assert all(c.artist_id is None for c in clips)
 
 
+def test_clips_without_artist_id_are_each_their_own_group(tmp_path: Path, openmic_sample: Path) -> None:
+    """pandas reads an empty artist_id as NaN; as the string "nan" it made every artist-less clip
+    one group, moved to validation or kept in train all together."""
+    import csv
+
+    root = fx.make_dataset(tmp_path / "d", openmic_sample)
+    train = set((root / params.PARTITIONS_DIR / params.PARTITION_TRAIN_FILE).read_text().split())
+    with open(root / params.METADATA_FILE, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        if row["sample_key"] in train:
+            row["artist_id"] = ""
+    with open(root / params.METADATA_FILE, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    clips = open_dataset(root).clips(validation_fraction=0.25, seed=3)
+    assert all(c.artist_id is None for c in clips if c.key in train)
+    assert all(c.artist_id is not None for c in clips if c.split == "test")
+    assert sum(c.split == "validation" for c in clips) == 12  # 25 % of 48 single-clip groups
+
+
 def test_tarball_matches_directory(dataset: Path, tmp_path: Path) -> None:
     tgz = fx.make_tgz(dataset, tmp_path / "openmic-2018-v1.0.0.tgz")
     a, b = open_dataset(dataset), open_dataset(tgz)

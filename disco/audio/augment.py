@@ -24,7 +24,6 @@ import numpy as np
 
 from disco import params
 
-_CHAINS: dict[bool, object] = {}
 _LOCAL = threading.local()
 
 
@@ -71,7 +70,13 @@ MIXUP_WEIGHT_RANGE = (0.3, 0.7)
 
 
 def chain(*, masks: bool = False):
-    if masks not in _CHAINS:
+    """This thread's chain. audiomentations keeps the parameters it draws on each transform
+    object between drawing and applying them, so a chain shared by threads lets one clip get
+    another's settings; building a chain costs ~0.2 ms against ~40 ms to apply it."""
+    chains = getattr(_LOCAL, "chains", None)
+    if chains is None:
+        chains = _LOCAL.chains = {}
+    if masks not in chains:
         import audiomentations as A
 
         steps = [
@@ -86,8 +91,8 @@ def chain(*, masks: bool = False):
                 A.BandStopFilter(min_center_freq=200.0, max_center_freq=4000.0, p=0.5),
             ]
         _use_thread_generators()
-        _CHAINS[masks] = A.Compose(steps)
-    return _CHAINS[masks]
+        chains[masks] = A.Compose(steps)
+    return chains[masks]
 
 
 def copy_seed(seed: int, key: str, copy: int) -> int:

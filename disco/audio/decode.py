@@ -18,6 +18,7 @@ import numpy as np
 
 from disco import params
 from disco.errors import AudioDecodeError
+from disco.inputs import ogg_crc
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,10 @@ def check_rate_and_length(samples: int, sr: int, *, label: str) -> None:
 
 
 def truncation(data: bytes) -> str | None:
-    """Why an Ogg or WAV file is cut short, or None. libsndfile decodes a truncated Ogg Vorbis or
-    WAV file as a shorter clip without any error, so a half-downloaded clip would become a padded
-    record of silence; formats whose decoders notice (FLAC: lost sync) need no check here."""
+    """Why an Ogg or WAV file is cut short or (Ogg) has a page failing its CRC, or None.
+    libsndfile decodes a truncated or corrupt Ogg Vorbis file, or a truncated WAV file, as a
+    shorter clip without any error, so it would become a padded record of silence; formats whose
+    decoders notice (FLAC: lost sync) need no check here."""
     if data[:4] == b"OggS":
         return _ogg_truncation(data)
     if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
@@ -88,7 +90,7 @@ def truncation(data: bytes) -> str | None:
 
 def _ogg_truncation(data: bytes) -> str | None:
     # Walk the pages: each is a 27-byte header, a lacing table and the segments it sizes.
-    pos, last_flags, n = 0, 0, len(data)
+    pos, last_flags, n, pages = 0, 0, len(data), []
     while pos < n:
         if data[pos : pos + 4] != b"OggS":
             return f"Ogg page expected at byte {pos} of {n}: file is damaged or truncated"
@@ -101,9 +103,16 @@ def _ogg_truncation(data: bytes) -> str | None:
         if pos + size > n:
             return f"truncated: last Ogg page needs {pos + size} bytes, file has {n}"
         last_flags = data[pos + 5]
+        pages.append((pos, size))
         pos += size
     if not last_flags & 0x04:
         return "truncated: Ogg stream ends without its end-of-stream page"
+    # libvorbis drops a page whose CRC does not match without a word, so a corrupt clip would
+    # decode as a shorter one and be padded into a record that keeps its labels.
+    for pos, size in pages:
+        stored = int.from_bytes(data[pos + 22 : pos + 26], "little")
+        if ogg_crc(data[pos : pos + 22] + bytes(4) + data[pos + 26 : pos + size]) != stored:
+            return f"Ogg page at byte {pos}: CRC mismatch (corrupt file)"
     return None
 
 

@@ -271,7 +271,7 @@ class OpenMICDataset:
         artists: dict[str, str | None] = {}
         if meta is not None:
             artist_col = meta["artist_id"]
-            artists = {k: (str(artist_col[k]) if k in artist_col.index else None) for k in index}
+            artists = {k: (_artist_id(artist_col[k]) if k in artist_col.index else None) for k in index}
         validation = split_validation(
             parts[params.SPLIT_TRAIN],
             artists if meta is not None else None,
@@ -395,6 +395,16 @@ class OpenMICDataset:
             if np.issubdtype(features.dtype, np.integer)
             else features.astype(np.float32)
         )
+
+
+def _artist_id(value) -> str | None:
+    """The metadata's artist id, or None where the cell is empty: pandas reads an empty cell as
+    NaN, and str(NaN) == "nan" would put every artist-less clip into one validation group."""
+    import pandas as pd
+
+    if pd.isna(value) or not str(value).strip():
+        return None
+    return str(value)
 
 
 def split_validation(
