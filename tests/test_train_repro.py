@@ -114,3 +114,26 @@ def test_training_on_the_release_npz_learns_the_planted_signal(trained, tmp_path
     chance = chance_map(test.y_true, test.y_mask)
     assert result["examples"] == len(test)
     assert result["mAP"] > chance + 0.25, (result["mAP"], chance)
+
+
+def test_release_json_features_quantised_and_float_mixed_are_all_dequantised(tmp_path, openmic_sample):
+    """A root whose vggish/*.json mix the release's bytes with float features: every clip ends in
+    VGGish's [-2, 2] range, the byte clips dequantised one by one (stacking them with float clips first
+    would promote them to float and skip the dequantisation)."""
+    import helpers.openmic_fixtures as fx
+
+    from disco.data.openmic import dequantize, vggish_relpath
+    from disco.train.features import load_features
+
+    root = fx.make_dataset(tmp_path / "openmic-2018", openmic_sample, n_train=12, n_test=4, n_artists=4)
+    real = json.loads((openmic_sample / vggish_relpath("000046_3840")).read_text())["features"]
+    expected = dequantize(np.asarray(real, np.uint8))
+    keys = sorted(p.stem for p in (root / "audio").rglob("*.ogg"))
+    for i, key in enumerate(keys):
+        path = root / vggish_relpath(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"features": real if i % 2 else expected.tolist()}))
+    fs = load_features(str(root))
+    assert fs.kind == "vggish_json" and sum(len(s) for s in fs.splits.values()) == len(keys)
+    for split in fs.splits.values():
+        np.testing.assert_allclose(split.x, np.broadcast_to(expected, split.x.shape), atol=1e-6)

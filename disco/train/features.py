@@ -147,6 +147,10 @@ def _locate_bad_record(files: list[str], frames: int, dim: int) -> DatasetError 
     return None
 
 
+def _as_float(x: np.ndarray, dequantize) -> np.ndarray:
+    return dequantize(x) if x.dtype == np.uint8 else x.astype(np.float32)
+
+
 def _from_release(path: str, *, seed: int, validation_fraction: float, kind: str) -> FeatureSet:
     from disco.data.openmic import dequantize, open_dataset
 
@@ -170,8 +174,9 @@ def _from_release(path: str, *, seed: int, validation_fraction: float, kind: str
         if not chosen:
             splits[split] = _empty(params.RELEASE_VGGISH_FRAMES, params.VGGISH_EMBEDDING_SIZE)
             continue
-        x = np.stack([get(c.key) for c in chosen])
-        x = dequantize(x) if x.dtype == np.uint8 else x.astype(np.float32)
+        # Per clip: stacking quantised (uint8) with float clips would promote them all to float and
+        # leave the quantised ones at 0..255 among [-2, 2] values.
+        x = np.stack([_as_float(get(c.key), dequantize) for c in chosen])
         splits[split] = SplitData(
             x,
             np.stack([c.y_true for c in chosen]).astype(np.float32),
