@@ -198,8 +198,9 @@ DEFAULT_MAX_FAILURE_RATIO: float = 1.0
 MODELS: tuple[str, ...] = ("auto", "linear", "baseline", "attention")
 NETWORKS: tuple[str, ...] = ("baseline", "attention")  # disco.train.models.build_model names
 AUTO_CANDIDATES: tuple[str, ...] = ("linear", "attention")
-# "auto" cross-fits over this many artist-grouped folds of train + validation (each fold network
-# early-stopped on its own held-out fold); TrainPreset.refits says what the network candidate is.
+# "auto" cross-fits over this many folds of train + validation, grouped by artist (else recording;
+# each fold network early-stopped on its own held-out fold); TrainPreset.refits says what the
+# network candidate is.
 SELECTION_FOLDS: int = 5
 
 

@@ -304,3 +304,31 @@ def test_cross_fitting_with_ensembles_per_fold_builds_one_model(rng, tmp_path, m
     assert len(inner) == 2 and all(
         n.startswith("disco_ensemble" if not refits else "disco_attention_seed") for n in inner
     )
+
+
+def test_cross_validation_folds_keep_each_artist_whole(tmp_path, openmic_sample):
+    """The release's features know each clip's artist: folds (cross-fitting, the reference's C) deal
+    whole artists, as the validation split and the official test split keep artists apart; features
+    without artists group by recording."""
+    import csv
+
+    from helpers.train_fixtures import make_release_features
+
+    from disco.train.features import concat_splits, load_features, recording_groups
+    from disco.train.linear import group_folds
+
+    root = make_release_features(tmp_path / "openmic-2018", openmic_sample)
+    with open(root / params.METADATA_FILE) as fh:
+        artist = {row["sample_key"]: row["artist_id"] for row in csv.DictReader(fh)}
+    fs = load_features(str(root), seed=5)
+    pool = concat_splits([fs.splits[params.SPLIT_TRAIN], fs.splits[params.SPLIT_VALIDATION]])
+    assert list(pool.groups) == [f"artist:{artist[k]}" for k in pool.keys]
+    assert len(set(pool.groups)) < len(pool) // 2  # several clips per artist: grouping matters
+    fold = group_folds(pool.keys, 5, 5, pool.groups)
+    for group in set(pool.groups):
+        assert len(set(fold[pool.groups == group])) == 1
+    assert len(set(fold)) == 5
+    # Tracks are unique per clip here, so grouping by recording would have split artists.
+    by_track = group_folds(pool.keys, 5, 5)
+    assert any(len(set(by_track[pool.groups == g])) > 1 for g in set(pool.groups))
+    assert list(recording_groups(["000046_3840", "000046_0"])) == ["000046", "000046"]

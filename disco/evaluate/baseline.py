@@ -54,7 +54,7 @@ def logistic_regression_reference(
     """Test scores and the C cross-validation chose."""
     from disco.train.linear import choose_c, fit_linear
 
-    c, _ = choose_c(train.x, train.y_true, train.y_mask, train.keys, seed=seed)
+    c, _ = choose_c(train.x, train.y_true, train.y_mask, train.keys, seed=seed, groups=train.groups)
     return fit_linear(train.x, train.y_true, train.y_mask, c=c).predict(test.x).astype(np.float32), c
 
 

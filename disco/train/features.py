@@ -30,6 +30,13 @@ class SplitData:
     y_mask: np.ndarray  # float32 [N, 20]
     keys: np.ndarray  # str [N]
     augmentation_id: np.ndarray  # int [N]
+    # str [N]: what may never sit on both sides of a cross-validation fold: the artist where the
+    # source knows it (the release's metadata), else the recording (the key's <track> part).
+    groups: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.groups is None:
+            self.groups = recording_groups(self.keys)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -38,7 +45,14 @@ class SplitData:
         return self.subset(self.augmentation_id == 0)
 
     def subset(self, m: np.ndarray) -> SplitData:
-        return SplitData(self.x[m], self.y_true[m], self.y_mask[m], self.keys[m], self.augmentation_id[m])
+        return SplitData(
+            self.x[m], self.y_true[m], self.y_mask[m], self.keys[m], self.augmentation_id[m], self.groups[m]
+        )
+
+
+def recording_groups(keys) -> np.ndarray:
+    """The recording of each ``<track>_<start>`` key: segments of one recording share it."""
+    return np.array([str(k).split("_")[0] for k in keys], dtype=str).reshape(len(keys))
 
 
 def concat_splits(parts: list[SplitData]) -> SplitData:
@@ -147,6 +161,10 @@ def _locate_bad_record(files: list[str], frames: int, dim: int) -> DatasetError 
     return None
 
 
+def _track(key: str) -> str:
+    return str(key).split("_")[0]
+
+
 def _as_float(x: np.ndarray, dequantize) -> np.ndarray:
     return dequantize(x) if x.dtype == np.uint8 else x.astype(np.float32)
 
@@ -183,6 +201,8 @@ def _from_release(path: str, *, seed: int, validation_fraction: float, kind: str
             np.stack([c.y_mask for c in chosen]).astype(np.float32),
             np.array([c.key for c in chosen]),
             np.zeros(len(chosen), int),
+            # Folds group by artist, as the validation split and the official test split do.
+            np.array([f"artist:{c.artist_id}" if c.artist_id else f"track:{_track(c.key)}" for c in chosen]),
         )
     frames, dim = next(s.x.shape[1:] for s in splits.values() if len(s))
     return FeatureSet(splits, path, kind, params.RELEASE_EMBEDDER, int(frames), int(dim))

@@ -112,14 +112,21 @@ def fit_linear(
     return LinearFit(mean, std, weights, bias, float(c))
 
 
-def group_folds(keys: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Fold index per example, grouped by the key's track part (``<track>_<start>``), so two
-    segments of one recording never sit on both sides of a fold."""
-    groups = np.array([str(k).split("_")[0] for k in keys])
-    unique = np.unique(groups)
+def group_folds(keys: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Fold index per example, whole groups to a fold: ``groups`` (e.g. artists), by default the
+    key's track part (``<track>_<start>``), so two segments of one recording never sit on both
+    sides of a fold. Groups are dealt in a seeded shuffle of their order by first key, so the
+    folds do not depend on how groups are named (artist or track ids of singleton groups give the
+    same folds)."""
+    keys = np.asarray(keys).astype(str)
+    groups = np.array([k.split("_")[0] for k in keys]) if groups is None else np.asarray(groups).astype(str)
+    first: dict[str, str] = {}
+    for key, group in zip(keys, groups):
+        first[group] = min(first.get(group, key), key)
+    unique = sorted(first, key=lambda g: (first[g], g))
     order = np.random.default_rng(seed).permutation(len(unique))
-    fold_of_group = {g: i % folds for i, g in zip(range(len(unique)), unique[order])}
-    return np.array([fold_of_group[g] for g in groups])
+    fold_of_group = {unique[j]: i % folds for i, j in enumerate(order)}
+    return np.array([fold_of_group[g] for g in groups], dtype=int).reshape(len(keys))
 
 
 def choose_c(
@@ -131,12 +138,13 @@ def choose_c(
     seed: int = params.DEFAULT_SEED,
     grid: tuple[float, ...] = C_GRID,
     folds: int = CV_FOLDS,
+    groups: np.ndarray | None = None,
 ) -> tuple[float, dict[float, float]]:
-    """C with the best out-of-fold mAP (grouped k-fold over these examples); returns it and the
-    score of every C tried."""
+    """C with the best out-of-fold mAP (k-fold over these examples grouped by ``groups``, default
+    the recording: see :func:`group_folds`); returns it and the score of every C tried."""
     from disco.metrics import mean_ap
 
-    fold = group_folds(keys, min(folds, len(np.unique(keys))), seed)
+    fold = group_folds(keys, min(folds, len(np.unique(keys))), seed, groups)
     pooled = _pool(x)
     previous: dict[int, LinearFit | None] = {f: None for f in np.unique(fold)}
     scores: dict[float, float] = {}

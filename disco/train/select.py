@@ -93,7 +93,8 @@ def select_cross_fitted(
     folds: int = params.SELECTION_FOLDS,
     refits: int = 0,
 ) -> Selected:
-    """Cross-fitting: ``folds`` artist-grouped folds over train + validation. Per fold, the
+    """Cross-fitting: ``folds`` grouped folds over train + validation (by artist where the features
+    know it, else by recording: ``SplitData.groups``). Per fold, the
     regression (along the C path) and the network are fitted on the other folds (the network
     early-stopped on this fold) and predict this fold; the candidates are ranked by those
     out-of-fold predictions, which cover every training clip. When a network is kept (alone or
@@ -109,8 +110,8 @@ def select_cross_fitted(
     originals = pool.originals()
     if len(originals) == 0:
         raise ConfigError(f"{fs.source}: no training examples")
-    folds = max(2, min(folds, len(np.unique([str(k).split("_")[0] for k in originals.keys]))))
-    fold_of_key = dict(zip(originals.keys, group_folds(originals.keys, folds, seed)))
+    folds = max(2, min(folds, len(np.unique(originals.groups))))
+    fold_of_key = dict(zip(originals.keys, group_folds(originals.keys, folds, seed, originals.groups)))
     fold = np.array([fold_of_key.get(k, -1) for k in pool.keys])
     held_fold = fold[pool.augmentation_id == 0]
     n, k = len(originals), params.NUM_CLASSES
