@@ -122,6 +122,29 @@ def test_export_matches_embedder_plus_classifier_and_predict(chain, tmp_path, ca
     assert out["scores"] == out["windows"][0]["scores"]
 
 
+def test_export_refuses_a_frontend_other_than_the_features(chain, tmp_path):
+    """features.json names the embedder version the records carry; export rebuilds that frontend
+    or refuses: another musicnn layer, or VGGish without the PCA the features went through, would
+    give 10x128 too and meaningless probabilities."""
+    from disco.errors import ConfigError
+    from disco.records import iter_embeddings
+    from disco.train import run_train
+    from disco.train.export import _frontend, run_export
+
+    emb_dir = str(chain["root"] / "embeddings")
+    run_train(emb_dir, str(tmp_path / "model"), model="linear", seed=2)
+    info_path = tmp_path / "model" / "features.json"
+    info = json.loads(info_path.read_text())
+    assert info["embedder_version"] == next(iter_embeddings([emb_dir])).embedder_version != ""
+    other = info["embedder_version"].rsplit("/", 1)[0] + "/penultimate"
+    info_path.write_text(json.dumps({**info, "embedder_version": other}))
+    with pytest.raises(ConfigError, match="trained on .*penultimate.* features, but this export builds"):
+        run_export(str(tmp_path / "model"), str(tmp_path / "export"))
+    assert not (tmp_path / "export").exists()
+    assert _frontend("https://tfhub.dev/google/vggish/1+pca") != _frontend("/ckpt/vggish_model.ckpt")
+    assert _frontend("https://tfhub.dev/google/vggish/1+pca") == _frontend("/ckpt/vggish_model.ckpt+pca")
+
+
 def test_tune_mode_records_the_search(chain, tmp_path):
     import keras
 

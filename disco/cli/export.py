@@ -21,10 +21,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="default: the embedder the model was trained on",
     )
     p.add_argument(
-        "--vggish-handle", default=None, help="VGGish TF Hub handle or path (default: the training one)"
+        "--vggish-handle",
+        default=None,
+        help="VGGish TF Hub handle or path, as given to embed (default: the TF Hub one)",
     )
     p.add_argument(
-        "--vggish-checkpoint", default=None, help="official vggish_model.ckpt (default: none, use the handle)"
+        "--vggish-checkpoint",
+        default=None,
+        help="official vggish_model.ckpt, as given to embed (default: none, use the handle)",
+    )
+    p.add_argument(
+        "--pca-params",
+        default=None,
+        help="vggish_pca_params.npz, as given to embed (default: none; a model trained on PCA'd "
+        "features is refused without it)",
     )
     p.set_defaults(func=handle)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 
 from disco import params
@@ -25,6 +26,7 @@ def run_export(
     embedder: str | None = None,
     vggish_handle: str | None = None,
     vggish_checkpoint: str | None = None,
+    pca_params: str | None = None,
 ) -> dict:
     import keras
 
@@ -46,9 +48,14 @@ def run_export(
     emb = get_embedder(
         embedder,
         **embedder_options(
-            embedder, vggish_handle=vggish_handle, vggish_checkpoint=vggish_checkpoint, precision="float32"
+            embedder,
+            vggish_handle=vggish_handle,
+            vggish_checkpoint=vggish_checkpoint,
+            pca_params=pca_params,
+            precision="float32",
         ),
     )
+    _check_frontend(model_dir, info.get("embedder_version", ""), emb.version)
     if (emb.frames_per_clip, emb.dim) != (info["frames"], info["dim"]):
         raise ConfigError(
             f"embedder gives {emb.frames_per_clip}x{emb.dim}, classifier expects "
@@ -74,6 +81,35 @@ def run_export(
     write_run_info(out_dir, step="export", parameters={"model_dir": str(model_dir), "embedder": embedder})
     log.info("exported %s", target)
     return summary
+
+
+def _frontend(version: str) -> tuple:
+    # What changes the embeddings' space: VGGish's post-processing (+pca: PCA and 8-bit
+    # quantisation) and ReLU on fc2, musicnn's layer and hop. The weights' path may differ
+    # between machines (a copied checkpoint), so it is not part of it.
+    flags = tuple(sorted(re.findall(r"\+(pca|fc2relu)\b", version)))
+    tail = version.split("/", 1)[1] if version.startswith(params.MUSICNN_MODEL + "@") else ""
+    return flags, tail
+
+
+def _check_frontend(model_dir: str, trained: str, built: str) -> None:
+    """Refuse to put the classifier behind another frontend than its features came from: the
+    shapes agree (10x128 either way), so nothing else would notice, and every probability would be
+    meaningless."""
+    if not trained:
+        log.warning(
+            "%s: features.json does not say which embedder version trained it; exporting %s", model_dir, built
+        )
+        return
+    if _frontend(trained) != _frontend(built):
+        raise ConfigError(
+            f"{model_dir}: trained on {trained!r} features, but this export builds {built!r}; "
+            "pass the embed step's --pca-params and weights (--vggish-checkpoint / --vggish-handle)"
+        )
+    if trained != built:
+        log.warning(
+            "%s: trained on %s features, exporting with %s (same frontend)", model_dir, trained, built
+        )
 
 
 def load_exported(model_dir: str):

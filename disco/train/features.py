@@ -69,6 +69,9 @@ class FeatureSet:
     embedder: str
     frames: int
     dim: int
+    # The weights and post-processing behind the features (the records' embedder_version): export
+    # must rebuild this very frontend. Empty where the source does not say (the release's features).
+    embedder_version: str = ""
 
 
 def _empty(frames: int, dim: int) -> SplitData:
@@ -124,7 +127,15 @@ def _from_records(path: str) -> FeatureSet:
             if m.any()
             else _empty(frames, dim)
         )
-    return FeatureSet(splits, path, "records", first.embedder, int(frames), int(dim))
+    return FeatureSet(
+        splits,
+        path,
+        "records",
+        first.embedder,
+        int(frames),
+        int(dim),
+        embedder_version=first.embedder_version,
+    )
 
 
 def _reason(exc: Exception) -> str:

@@ -381,6 +381,7 @@ def run_train(
                 "source": str(features),
                 "kind": fs.kind,
                 "embedder": fs.embedder,
+                "embedder_version": fs.embedder_version,
                 "frames": fs.frames,
                 "dim": fs.dim,
             },
