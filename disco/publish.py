@@ -15,7 +15,12 @@ Every step writes into a staging location and publishes only when it finished:
 ``manifest.json`` lists the output's shards with their record counts, sizes and SHA-256, the step
 and a digest of its parameters. :func:`verified_shards` (behind ``records.list_shards``) reads it
 and fails naming the shard when one is missing or when a shard of the same name pattern that it
-does not list is present (stale, from another run).
+does not list is present (stale, from another run), and fails on a folder that still holds
+``publish-in-progress.json`` (an in-place publish that was interrupted).
+
+Publishing replaces only what is safely replaceable: an ``--out`` that is an input of the step, or
+a folder above one, is refused before the step runs, and so is an existing non-empty folder that
+is no disco output (no ``manifest.json``); an empty folder is published into.
 
 :func:`publishes` wraps a step function: the function writes into the staging folder and returns
 its :class:`~disco.results.StepResult`; :func:`finish_step` then checks the result (an empty output
@@ -45,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from disco import fileio, params
-from disco.errors import DiscoError, OutputError, StepFailedError
+from disco.errors import ConfigError, DiscoError, OutputError, StepFailedError
 from disco.results import StepResult
 
 log = logging.getLogger(__name__)
@@ -59,6 +64,9 @@ REMOTE_STAGING = ".staging-"  # gs://…/out/.staging-<host>-<pid>-<random>/: a 
 # output is then replaced in place with the manifest as the commit point.
 _CANNOT_RENAME = {errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 _GLOB_CHARS = re.compile(r"[\[\]*?]")
+# Written into the output before an in-place publish empties it and removed after the new manifest
+# is in: while it is there the folder is neither the old output nor the new one.
+IN_PROGRESS_FILE = "publish-in-progress.json"
 # Errors of the storage rather than of the step: reported as "<folder>: <reason>", one line.
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO}
 _STORAGE_MESSAGES = (
@@ -158,12 +166,21 @@ def check_complete_sets(directory: str, names: Sequence[str]) -> None:
             )
 
 
+def check_not_interrupted(directory: str, names: Sequence[str]) -> None:
+    """OutputError where an in-place publish into the folder was interrupted: without its manifest
+    (removed first) the shards left would pass as an older, complete output."""
+    if IN_PROGRESS_FILE in names:
+        raise OutputError(f"{directory}: incomplete output: a publish was interrupted; rerun the step")
+
+
 def verified_shards(directory: str | os.PathLike[str], prefix: str) -> list[str]:
     """The output's shards named ``<prefix>-*-of-*.tfrecord``, sorted, checked against its
     manifest: OutputError naming the shard when one it lists is missing or has another size, or
     one it does not list is present."""
     directory = str(directory)
-    present = shard_names(fileio.list_names(directory), prefix)
+    names = fileio.list_names(directory)
+    check_not_interrupted(directory, names)
+    present = shard_names(names, prefix)
     manifest = Manifest.read(directory)
     if manifest is None:
         check_complete_sets(directory, present)
@@ -188,6 +205,41 @@ def verified_shards(directory: str | os.PathLike[str], prefix: str) -> list[str]
         if size != shard.bytes:
             raise OutputError(f"{path}: {size} bytes, {params.MANIFEST_FILE} says {shard.bytes}")
     return [fileio.join(directory, s.name) for s in sorted(listed, key=lambda s: s.name)]
+
+
+def _input_paths(arguments: Mapping[str, Any]) -> list[str]:
+    """The arguments of a step call that name existing local paths or remote URIs: its inputs (and
+    any checkpoint or parameter file it reads), which its output must not replace."""
+    found = []
+    for value in arguments.values():
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, (str, os.PathLike)):
+                path = os.fspath(v)
+                if isinstance(path, str) and path and (fileio.is_remote(path) or os.path.lexists(path)):
+                    found.append(path)
+    return found
+
+
+def check_out_not_above_inputs(out_dir: str | os.PathLike[str], inputs: Sequence[str]) -> None:
+    """ConfigError where the output folder is an input or a folder above one: publishing replaces
+    the whole folder, so the input would be deleted with it."""
+    out = os.fspath(out_dir)
+    if fileio.is_remote(out):
+        out_key, sep = out.rstrip("/"), "/"
+    else:
+        out_key, sep = os.path.realpath(out), os.sep
+    for inp in map(os.fspath, inputs):
+        if fileio.is_remote(inp) != fileio.is_remote(out):
+            continue
+        key = inp.rstrip("/") if fileio.is_remote(inp) else os.path.realpath(inp)
+        if key == out_key:
+            raise ConfigError(
+                f"{out}: the output folder is also an input of the step; publishing would delete it"
+            )
+        if key.startswith(out_key.rstrip(sep) + sep):
+            raise ConfigError(
+                f"{out}: the output folder contains the input {inp}; publishing would delete it; choose another --out"
+            )
 
 
 def distinct_inputs(paths: Sequence[str]) -> list[str]:
@@ -241,8 +293,9 @@ def storage_reason(exc: BaseException) -> tuple[str, str | None] | None:
 class Staging:
     """Where a step writes before it publishes; see the module docstring."""
 
-    def __init__(self, out_dir: str | os.PathLike[str], *, step: str):
+    def __init__(self, out_dir: str | os.PathLike[str], *, step: str, inputs: Sequence[str] = ()):
         self.step = step
+        check_out_not_above_inputs(out_dir, inputs)
         self.remote = fileio.is_remote(out_dir)
         self.published = False
         self._manifest: Manifest | None = None
@@ -253,6 +306,7 @@ class Staging:
         self.target = os.path.abspath(os.fspath(out_dir))
         if os.path.exists(self.target) and not os.path.isdir(self.target):
             raise OutputError(f"{self.target}: exists and is not a folder")
+        self._check_replaceable()
         parent, base = os.path.split(self.target)
         # Beam's file sink matches its temporary files with a glob built on the folder, so the
         # staging folder sits where its path has no glob character (next to the output, unless a
@@ -269,6 +323,17 @@ class Staging:
             os.mkdir(self.path)
         except OSError as exc:
             raise OutputError(f"{self.target}: cannot write ({exc.strerror or exc})") from exc
+
+    def _check_replaceable(self) -> None:
+        """ConfigError where the output folder holds something that is no disco output: publishing
+        deletes what is there, and only a previous output (its manifest, or the marker of an
+        interrupted in-place publish) or an empty folder may go."""
+        names = fileio.list_names(self.target)
+        if names and params.MANIFEST_FILE not in names and IN_PROGRESS_FILE not in names:
+            raise ConfigError(
+                f"{self.target}: not empty and not a disco output (no {params.MANIFEST_FILE}); "
+                "not replaced: choose another --out, or empty it first"
+            )
 
     def _remove_abandoned(self, parent: str, base: str) -> None:
         """Staging folders of killed runs on this host are deleted; a live run's is left alone,
@@ -363,6 +428,8 @@ class Staging:
             fileio.remove(fileio.join(self.target, name))
 
     def _swap(self) -> None:
+        # Checked again here: the folder may have been filled while the step ran.
+        self._check_replaceable()
         for _ in range(10):
             aside = None
             if os.path.lexists(self.target):
@@ -395,16 +462,25 @@ class Staging:
         raise OutputError(f"{self.target}: other runs kept publishing into it; nothing published")
 
     def _publish_in_place(self) -> None:
-        """The output folder is a mount point: empty it (manifest first), move the files in
-        (manifest last), so the manifest is the commit point as on object stores."""
+        """The output folder is a mount point: mark it in progress, empty it (manifest first), move
+        the files in (manifest last), then remove the mark. An interruption leaves the mark, which
+        readers refuse, rather than a manifest-less folder that would pass as an older output."""
         os.makedirs(self.target, exist_ok=True)
+        marker = os.path.join(self.target, IN_PROGRESS_FILE)
+        fileio.write_text(
+            marker,
+            json.dumps({"step": self.step, "host": _host(), "pid": os.getpid(), "staging": self.path}) + "\n",
+        )
         fileio.remove(os.path.join(self.target, params.MANIFEST_FILE))
         for name in os.listdir(self.target):
+            if name == IN_PROGRESS_FILE:
+                continue
             path = os.path.join(self.target, name)
             shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
         names = sorted(os.listdir(self.path), key=lambda n: n == params.MANIFEST_FILE)
         for name in names:
             shutil.move(os.path.join(self.path, name), os.path.join(self.target, name))
+        os.remove(marker)
         shutil.rmtree(self.path, ignore_errors=True)
 
 
@@ -484,7 +560,7 @@ def publishes(step: str) -> Callable[[F], F]:
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             parameters = {k: _plain(v) for k, v in bound.arguments.items() if k not in _NOT_PARAMETERS}
-            with Staging(bound.arguments["out_dir"], step=step) as stage:
+            with Staging(bound.arguments["out_dir"], step=step, inputs=_input_paths(parameters)) as stage:
                 bound.arguments["out_dir"] = stage.path
                 result = fn(*bound.args, **bound.kwargs)
                 return finish_step(

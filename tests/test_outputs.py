@@ -244,6 +244,138 @@ def test_a_crashed_step_leaves_the_previous_output_untouched(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["model"]
 
 
+# --- --out never replaces an input or a folder that is no disco output -------------------------------
+
+
+@publishes("demo")
+def _copy_step(src_dir: str, out_dir: str, *, fill: str | None = None) -> Written:
+    Path(out_dir, "copy.txt").write_text(Path(src_dir, "in.txt").read_text())
+    if fill:  # something else writes into the output folder while the step runs
+        Path(fill).mkdir(parents=True, exist_ok=True)
+        Path(fill, "my_notes.txt").write_text("precious")
+    return Written(files=1)
+
+
+def _work(tmp_path: Path) -> tuple[Path, Path]:
+    work = tmp_path / "work"
+    src = work / "resampled"
+    src.mkdir(parents=True)
+    (src / "in.txt").write_text("input")
+    (work / "my_notes.txt").write_text("precious")
+    (tmp_path / "link").symlink_to(work)
+    return work, src
+
+
+@pytest.mark.parametrize(
+    "out, reason",
+    [
+        ("work", "contains the input"),
+        ("link", "contains the input"),  # the same folder through a symlink
+        ("work/resampled", "also an input"),
+        ("work/resampled/", "also an input"),
+    ],
+)
+def test_an_out_folder_that_is_or_holds_an_input_is_refused_before_the_step_runs(tmp_path, out, reason):
+    from disco.errors import ConfigError
+
+    work, src = _work(tmp_path)
+    with pytest.raises(ConfigError, match=reason) as raised:
+        _copy_step(str(src), str(tmp_path / out))
+    assert str(tmp_path / out).rstrip("/") in str(raised.value) and "\n" not in str(raised.value)
+    assert (src / "in.txt").read_text() == "input" and (work / "my_notes.txt").read_text() == "precious"
+    assert not list(tmp_path.rglob(".*.staging-*")), "the step ran"
+
+
+def test_remote_inputs_are_compared_by_prefix():
+    from disco.errors import ConfigError
+    from disco.publish import check_out_not_above_inputs
+
+    with pytest.raises(ConfigError, match="gs://b/work: the output folder contains the input gs://b/work/r"):
+        check_out_not_above_inputs("gs://b/work", ["gs://b/work/r/"])
+    with pytest.raises(ConfigError, match="also an input"):
+        check_out_not_above_inputs("gs://b/work", ["gs://b/work/"])
+    check_out_not_above_inputs("gs://b/work", ["gs://b/work-old/r", "gs://b/wor", "/work/r"])
+
+
+def test_a_folder_that_is_no_disco_output_is_not_replaced(tmp_path):
+    from disco.errors import ConfigError
+
+    work, src = _work(tmp_path)
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "todo.txt").write_text("mine")
+    with pytest.raises(
+        ConfigError, match=f"{out}: not empty and not a disco output \\(no {params.MANIFEST_FILE}\\)"
+    ):
+        _copy_step(str(src), str(out))
+    assert os.listdir(out) == ["todo.txt"]
+
+    # Filled while the step ran: refused at publish, before anything is deleted.
+    late = tmp_path / "late"
+    with pytest.raises(ConfigError, match=f"{late}: not empty and not a disco output"):
+        _copy_step(str(src), str(late), fill=str(late))
+    assert os.listdir(late) == ["my_notes.txt"]
+    assert not list(tmp_path.glob(".late.*")), "a staging folder was left behind"
+
+    # An empty folder is published into, and a disco output is replaced by a rerun.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for _ in range(2):
+        _copy_step(str(src), str(empty))
+        assert (empty / "copy.txt").read_text() == "input" and (empty / params.MANIFEST_FILE).is_file()
+    assert (src / "in.txt").read_text() == "input" and (work / "my_notes.txt").read_text() == "precious"
+
+
+# --- an interrupted in-place publish (--out a mount point) is refused by readers ----------------------
+
+
+def _stage_resampled(out: Path):
+    from disco.publish import Staging
+    from disco.records import frame_tfrecord
+    from disco.results import ResampleResult
+
+    stage = Staging(out, step="resample")
+    for split in (params.SPLIT_TEST, params.SPLIT_TRAIN, params.SPLIT_VALIDATION):
+        name = f"{params.RESAMPLED_PREFIX}-{split}-00000-of-00001{params.TFRECORD_SUFFIX}"
+        Path(stage.path, name).write_bytes(frame_tfrecord(b"rec"))
+    ResampleResult(ok=3).write(stage.path)
+    stage.write_manifest({})
+    return stage
+
+
+def test_an_interrupted_in_place_publish_is_refused_and_a_rerun_completes(tmp_path, monkeypatch):
+    from disco.publish import IN_PROGRESS_FILE
+
+    out = tmp_path / "resampled"
+    _stage_resampled(out)._publish_in_place()  # how _swap publishes onto a mount point
+    assert len(list_shards(out, params.RESAMPLED_PREFIX)) == 3
+    assert not (out / IN_PROGRESS_FILE).exists()
+
+    # Killed after one file of the new output was moved in: the old manifest is gone already.
+    real_move, moved = shutil.move, []
+
+    def move_then_die(src, dst):
+        if moved:
+            raise KeyboardInterrupt("killed mid-publish")
+        moved.append(src)
+        return real_move(src, dst)
+
+    stage = _stage_resampled(out)
+    monkeypatch.setattr(shutil, "move", move_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        stage._publish_in_place()
+    monkeypatch.setattr(shutil, "move", real_move)
+    assert not (out / params.MANIFEST_FILE).exists() and (out / IN_PROGRESS_FILE).exists()
+    with pytest.raises(
+        OutputError, match=f"{out}: incomplete output: a publish was interrupted; rerun the step"
+    ):
+        list_shards(out, params.RESAMPLED_PREFIX)
+
+    _stage_resampled(out)._publish_in_place()  # the rerun may replace it, and clears the mark
+    assert not (out / IN_PROGRESS_FILE).exists()
+    assert len(list_shards(out, params.RESAMPLED_PREFIX)) == 3
+
+
 @publishes("demo")
 def _remote_step(out_dir: str, *, shards: list[bytes], crash: bool = False) -> Written:
     from apache_beam.io.filesystems import FileSystems
