@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from disco import params
-from disco.errors import SchemaError
+from disco.errors import DatasetError, SchemaError
 from disco.tfexample import BYTES, FLOAT, INT64, decode_example, encode_example
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -303,9 +303,13 @@ def read_tfrecord_checked(path: str) -> Iterator[FramedRecord]:
 
 
 def iter_tfrecord_bytes(files: Sequence[str]) -> Iterator[bytes]:
-    tf = _tf()
+    """Every record's bytes, checksums verified, local or gs:// (through disco.fileio, which the
+    storage emulator and credentials reach; TensorFlow's own GCS client does not)."""
     for path in files:
-        yield from tf.data.TFRecordDataset([path]).as_numpy_iterator()
+        for framed in read_tfrecord_checked(path):
+            if framed.error is not None:
+                raise DatasetError(path, f"record {framed.index}: {framed.error}")
+            yield framed.data
 
 
 def iter_resampled(files_or_dirs: Iterable[str]) -> Iterator[ResampledRecord]:
@@ -319,13 +323,15 @@ def iter_embeddings(files_or_dirs: Iterable[str]) -> Iterator[EmbeddingRecord]:
 
 
 def _expand(files_or_dirs: Iterable[str], prefix: str) -> list[str]:
+    from disco import fileio
+
     out: list[str] = []
     for item in files_or_dirs:
         item = os.fspath(item)
-        if item.startswith("gs://") or not os.path.isdir(item):
-            out.append(item)
-        else:
-            out.extend(list_shards(item, prefix))
+        # A remote path has no isdir: a shard ends with the suffix, anything else is a folder,
+        # listed (and checked against its manifest) like a local one.
+        is_file = item.endswith(params.TFRECORD_SUFFIX) if fileio.is_remote(item) else not os.path.isdir(item)
+        out.extend([item] if is_file else list_shards(item, prefix))
     return out
 
 

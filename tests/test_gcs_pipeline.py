@@ -55,7 +55,17 @@ def test_pipeline_reads_a_tarball_from_a_bucket_and_writes_outputs_back(tmp_path
 
         names = {b.name for b in client.list_blobs(BUCKET, prefix="runs/r1/")}
         assert {f"runs/r1/{params.METRICS_FILE}", "runs/r1/pipeline.log", "runs/r1/run_info.json"} <= names
-        assert any(n.endswith(".tfrecord") and "/import-release-features/features/" in n for n in names)
+        shards = [n for n in names if n.endswith(".tfrecord") and "/import-release-features/features/" in n]
+        assert shards
+        # A gs:// folder is listed through its manifest like a local one, not read as one file.
+        from disco.records import iter_embeddings
+
+        folder = f"gs://{BUCKET}/" + shards[0].rsplit("/", 1)[0]
+        assert (
+            len(list(iter_embeddings([folder])))
+            == sum(sum(1 for _ in iter_embeddings([f"gs://{BUCKET}/{n}"])) for n in shards)
+            > 0
+        )
         assert any(n.endswith("/model.keras") for n in names)
         remote_metrics = json.loads(bucket.blob(f"runs/r1/{params.METRICS_FILE}").download_as_bytes())
         assert remote_metrics == result.metrics
