@@ -151,16 +151,20 @@ def test_tune_mode_records_the_search(chain, tmp_path):
     from disco.train import run_train
     from disco.train.train import load_classifier
 
-    s = run_train(
-        str(chain["root"] / "embeddings"),
-        str(tmp_path / "tuned"),
-        model="baseline",
-        epochs=2,
-        patience=1,
-        seed=3,
-        tune=True,
-        tune_trials=2,
-    )
+    def tuned(name):
+        emb = str(chain["root"] / "embeddings")
+        return run_train(
+            emb,
+            str(tmp_path / name),
+            model="baseline",
+            epochs=2,
+            patience=1,
+            seed=3,
+            tune=True,
+            tune_trials=2,
+        )
+
+    s = tuned("tuned")
     assert 1e-5 <= s.l2 <= 1e-2 and 1e-4 <= s.learning_rate <= 3e-3
     # the model is trained with what the search found, not only recorded with it
     net, _ = load_classifier(str(tmp_path / "tuned"))
@@ -168,16 +172,7 @@ def test_tune_mode_records_the_search(chain, tmp_path):
     assert rates == [pytest.approx(s.dropout)]
     assert (tmp_path / "tuned" / "tuning").is_dir()
     # The same seed searches the same way: every trial scores the same and the same values win.
-    again = run_train(
-        str(chain["root"] / "embeddings"),
-        str(tmp_path / "again"),
-        model="baseline",
-        epochs=2,
-        patience=1,
-        seed=3,
-        tune=True,
-        tune_trials=2,
-    )
+    again = tuned("again")
     assert (again.learning_rate, again.l2, again.dropout) == (s.learning_rate, s.l2, s.dropout)
     assert _trial_scores(tmp_path / "again") == _trial_scores(tmp_path / "tuned") != []
 
