@@ -148,6 +148,22 @@ def test_non_finite_features_are_refused_naming_the_example(rng):
         )
 
 
+def test_a_validation_split_without_a_scorable_class_is_refused(rng):
+    """No class of the validation clips has both an observed positive and an observed negative: its
+    mAP is NaN every epoch, and early stopping would end after `patience` epochs keeping arbitrary
+    weights. Refused before training, naming the source."""
+    from disco.errors import DatasetError
+
+    train, val = _split(rng, 64), _split(rng, 16)
+    val.y_true[:] = 0.0  # only negatives observed
+    with pytest.raises(DatasetError, match=r"feats\.npz: validation \(16 clips\) has no class with both"):
+        _fit_baseline(
+            train, val, epochs=3, learning_rate=1e-3, l2=0.0, patience=2, seed=0, source="feats.npz"
+        )
+    val.y_true[0, 5], val.y_mask[0, 5] = 1.0, 1.0  # one observed positive of one class is enough
+    _fit_baseline(train, val, epochs=1, learning_rate=1e-3, l2=0.0, patience=1, seed=0, source="feats.npz")
+
+
 def _dev_subset(root: Path, *, n_train: int, n_test: int, seed: int = 0) -> Path:
     """A few hundred real clips of audioset-music20-dev as a release root of their own."""
     root.mkdir(parents=True)

@@ -12,7 +12,7 @@ from dataclasses import asdict, replace
 import numpy as np
 
 from disco import params
-from disco.errors import ConfigError, DiscoError
+from disco.errors import ConfigError, DatasetError, DiscoError
 from disco.publish import publishes
 from disco.results import TrainResult
 from disco.runinfo import seed_everything
@@ -187,6 +187,14 @@ def fit_network(
             raise TrainingDivergedError(
                 f"{source}: {len(bad)} {split} example(s) have NaN/Inf features, first {data.keys[bad[0]]}"
             )
+    if val is not None and not _scorable(val):
+        # mAP would be NaN every epoch: no epoch would count as best, and training would end after
+        # `patience` epochs keeping whatever weights it had, with nothing said.
+        raise DatasetError(
+            source,
+            f"validation ({len(val)} clips) has no class with both an observed positive and an observed "
+            "negative: its mAP is undefined, so early stopping cannot choose an epoch; use more clips",
+        )
     seed_everything(seed)
     frames, dim = train.x.shape[1:]
     flat = train.x.reshape(-1, dim)
@@ -215,6 +223,13 @@ def fit_network(
         callbacks=callbacks,
     )
     return net, history.history, callbacks[0]
+
+
+def _scorable(split) -> bool:
+    """Whether any class has an observed positive and an observed negative (mAP is defined)."""
+    observed = split.y_mask > 0
+    positive = split.y_true >= params.POSITIVE_THRESHOLD
+    return bool(((observed & positive).any(axis=0) & (observed & ~positive).any(axis=0)).any())
 
 
 def fit_members(train, val, *, ensemble: int, seed: int, out_dir: str | None = None, **hp):
