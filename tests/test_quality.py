@@ -148,20 +148,31 @@ def test_non_finite_features_are_refused_naming_the_example(rng):
         )
 
 
-def test_a_validation_split_without_a_scorable_class_is_refused(rng):
-    """No class of the validation clips has both an observed positive and an observed negative: its
-    mAP is NaN every epoch, and early stopping would end after `patience` epochs keeping arbitrary
-    weights. Refused before training, naming the source."""
-    from disco.errors import DatasetError
+def test_a_validation_split_without_a_scorable_class_stops_on_its_cross_entropy(rng, caplog):
+    """No class of the validation clips (a small held-out fold) has both an observed positive and an
+    observed negative: mAP is NaN every epoch, so no epoch could count as best and training would end
+    after `patience` epochs keeping arbitrary weights. It stops on the unregularised masked
+    cross-entropy instead (said in the log): the restored epoch is the one with the lowest, and one
+    with no observed entry at all is refused."""
+    import logging
 
-    train, val = _split(rng, 64), _split(rng, 16)
+    from disco.errors import DatasetError
+    from disco.train.train import _masked_cross_entropy
+
+    train, val = _split(rng, 96, signal=3.0), _split(rng, 16)
     val.y_true[:] = 0.0  # only negatives observed
-    with pytest.raises(DatasetError, match=r"feats\.npz: validation \(16 clips\) has no class with both"):
-        _fit_baseline(
-            train, val, epochs=3, learning_rate=1e-3, l2=0.0, patience=2, seed=0, source="feats.npz"
+    with caplog.at_level(logging.WARNING, logger="disco.train.train"):
+        net, history, best = _fit_baseline(
+            train, val, epochs=12, learning_rate=1e-2, l2=0.0, patience=3, seed=0, source="feats.npz"
         )
-    val.y_true[0, 5], val.y_mask[0, 5] = 1.0, 1.0  # one observed positive of one class is enough
-    _fit_baseline(train, val, epochs=1, learning_rate=1e-3, l2=0.0, patience=1, seed=0, source="feats.npz")
+    assert "feats.npz: validation (16 clips) has no class with both" in caplog.text
+    assert np.isnan(history["val_mAP"]).all() and best.best_epoch >= 0
+    assert _masked_cross_entropy(val, net.predict(val.x, verbose=0)) == pytest.approx(-best.best, rel=1e-5)
+    val.y_mask[:] = 0.0
+    with pytest.raises(DatasetError, match=r"feats\.npz: validation \(16 clips\) has no observed label"):
+        _fit_baseline(
+            train, val, epochs=1, learning_rate=1e-3, l2=0.0, patience=1, seed=0, source="feats.npz"
+        )
 
 
 def _dev_subset(root: Path, *, n_train: int, n_test: int, seed: int = 0) -> Path:

@@ -89,18 +89,32 @@ def _callbacks(val, patience: int, out_dir: str | None, source: str = "features"
             self.best_epoch = -1
             self.best_weights = None
             self.wait = 0
+            # A few held-out clips (a small fold) may have no class with both an observed positive
+            # and an observed negative: mAP is then NaN every epoch, no epoch would count as best,
+            # and training would end after `patience` epochs with arbitrary weights. Stop on the
+            # unregularised masked cross-entropy there instead, which is defined.
+            self.by_loss = not _scorable(val)
+            if self.by_loss:
+                log.warning(
+                    "%s: validation (%d clips) has no class with both an observed positive and an "
+                    "observed negative (mAP undefined): early stopping on its masked cross-entropy",
+                    source,
+                    len(val),
+                )
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
-            score = mean_ap(val.y_true, self.model.predict(val.x, verbose=0, batch_size=512), val.y_mask)
-            logs["val_mAP"] = score
+            scores = self.model.predict(val.x, verbose=0, batch_size=512)
+            logs["val_mAP"] = mean_ap(val.y_true, scores, val.y_mask)
+            score = -_masked_cross_entropy(val, scores) if self.by_loss else logs["val_mAP"]
             improved = score > self.best + 1e-6
             log.info(
-                "epoch %3d  loss %.4f  val_loss %.4f  val_mAP %.4f%s",
+                "epoch %3d  loss %.4f  val_loss %.4f  val_mAP %.4f%s%s",
                 epoch + 1,
                 logs.get("loss", np.nan),
                 logs.get("val_loss", np.nan),
-                score,
+                logs["val_mAP"],
+                f"  masked cross-entropy {-score:.4f}" if self.by_loss else "",
                 "  *" if improved else "",
             )
             if improved:
@@ -187,14 +201,8 @@ def fit_network(
             raise TrainingDivergedError(
                 f"{source}: {len(bad)} {split} example(s) have NaN/Inf features, first {data.keys[bad[0]]}"
             )
-    if val is not None and not _scorable(val):
-        # mAP would be NaN every epoch: no epoch would count as best, and training would end after
-        # `patience` epochs keeping whatever weights it had, with nothing said.
-        raise DatasetError(
-            source,
-            f"validation ({len(val)} clips) has no class with both an observed positive and an observed "
-            "negative: its mAP is undefined, so early stopping cannot choose an epoch; use more clips",
-        )
+    if val is not None and not (val.y_mask > 0).any():
+        raise DatasetError(source, f"validation ({len(val)} clips) has no observed label to stop training on")
     seed_everything(seed)
     frames, dim = train.x.shape[1:]
     flat = train.x.reshape(-1, dim)
@@ -230,6 +238,14 @@ def _scorable(split) -> bool:
     observed = split.y_mask > 0
     positive = split.y_true >= params.POSITIVE_THRESHOLD
     return bool(((observed & positive).any(axis=0) & (observed & ~positive).any(axis=0)).any())
+
+
+def _masked_cross_entropy(split, scores) -> float:
+    """Mean binary cross-entropy over the observed entries, without any weight penalty."""
+    p = np.clip(np.asarray(scores, np.float64), 1e-7, 1 - 1e-7)
+    y = np.asarray(split.y_true, np.float64)
+    m = split.y_mask > 0
+    return float(-np.mean((y * np.log(p) + (1 - y) * np.log(1 - p))[m]))
 
 
 def fit_members(train, val, *, ensemble: int, seed: int, out_dir: str | None = None, **hp):
