@@ -19,6 +19,7 @@ from disco import params
 from disco.errors import ConfigError, DatasetError, SchemaError
 from disco.publish import publishes
 from disco.results import ImportFeaturesResult
+from disco.train.linear import recording_groups
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,6 @@ class SplitData:
         return SplitData(
             self.x[m], self.y_true[m], self.y_mask[m], self.keys[m], self.augmentation_id[m], self.groups[m]
         )
-
-
-def recording_groups(keys) -> np.ndarray:
-    """The recording of each ``<track>_<start>`` key: segments of one recording share it."""
-    return np.array([str(k).split("_")[0] for k in keys], dtype=str).reshape(len(keys))
 
 
 def concat_splits(parts: list[SplitData]) -> SplitData:
@@ -172,10 +168,6 @@ def _locate_bad_record(files: list[str], frames: int, dim: int) -> DatasetError 
     return None
 
 
-def _track(key: str) -> str:
-    return str(key).split("_")[0]
-
-
 def _as_float(x: np.ndarray, dequantize) -> np.ndarray:
     return dequantize(x) if x.dtype == np.uint8 else x.astype(np.float32)
 
@@ -213,7 +205,12 @@ def _from_release(path: str, *, seed: int, validation_fraction: float, kind: str
             np.array([c.key for c in chosen]),
             np.zeros(len(chosen), int),
             # Folds group by artist, as the validation split and the official test split do.
-            np.array([f"artist:{c.artist_id}" if c.artist_id else f"track:{_track(c.key)}" for c in chosen]),
+            np.array(
+                [
+                    f"artist:{c.artist_id}" if c.artist_id else f"track:{track}"
+                    for c, track in zip(chosen, recording_groups([c.key for c in chosen]))
+                ]
+            ),
         )
     frames, dim = next(s.x.shape[1:] for s in splits.values() if len(s))
     return FeatureSet(splits, path, kind, params.RELEASE_EMBEDDER, int(frames), int(dim))

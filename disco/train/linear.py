@@ -112,14 +112,19 @@ def fit_linear(
     return LinearFit(mean, std, weights, bias, float(c))
 
 
+def recording_groups(keys) -> np.ndarray:
+    """The recording of each ``<track>_<start>`` key: segments of one recording share it."""
+    return np.array([str(k).split("_")[0] for k in keys], dtype=str).reshape(len(keys))
+
+
 def group_folds(keys: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
     """Fold index per example, whole groups to a fold: ``groups`` (e.g. artists), by default the
-    key's track part (``<track>_<start>``), so two segments of one recording never sit on both
+    recording (:func:`recording_groups`), so two segments of one recording never sit on both
     sides of a fold. Groups are dealt in a seeded shuffle of their order by first key, so the
     folds do not depend on how groups are named (artist or track ids of singleton groups give the
     same folds)."""
     keys = np.asarray(keys).astype(str)
-    groups = np.array([k.split("_")[0] for k in keys]) if groups is None else np.asarray(groups).astype(str)
+    groups = recording_groups(keys) if groups is None else np.asarray(groups).astype(str)
     first: dict[str, str] = {}
     for key, group in zip(keys, groups):
         first[group] = min(first.get(group, key), key)

@@ -76,6 +76,7 @@ def _callbacks(val, patience: int, out_dir: str | None, source: str = "features"
     import keras
 
     from disco.metrics import mean_ap
+    from disco.train.losses import MaskedBinaryCrossentropy, pack_targets
 
     class ValidationMAP(keras.callbacks.Callback):
         """Masked validation mAP each epoch (Keras' EarlyStopping cannot see a metric computed over
@@ -95,6 +96,7 @@ def _callbacks(val, patience: int, out_dir: str | None, source: str = "features"
             # unregularised masked cross-entropy there instead, which is defined.
             self.by_loss = not _scorable(val)
             if self.by_loss:
+                self.loss, self.targets = MaskedBinaryCrossentropy(), pack_targets(val.y_true, val.y_mask)
                 log.warning(
                     "%s: validation (%d clips) has no class with both an observed positive and an "
                     "observed negative (mAP undefined): early stopping on its masked cross-entropy",
@@ -106,7 +108,7 @@ def _callbacks(val, patience: int, out_dir: str | None, source: str = "features"
             logs = logs if logs is not None else {}
             scores = self.model.predict(val.x, verbose=0, batch_size=512)
             logs["val_mAP"] = mean_ap(val.y_true, scores, val.y_mask)
-            score = -_masked_cross_entropy(val, scores) if self.by_loss else logs["val_mAP"]
+            score = -float(self.loss(self.targets, scores)) if self.by_loss else logs["val_mAP"]
             improved = score > self.best + 1e-6
             log.info(
                 "epoch %3d  loss %.4f  val_loss %.4f  val_mAP %.4f%s%s",
@@ -238,14 +240,6 @@ def _scorable(split) -> bool:
     observed = split.y_mask > 0
     positive = split.y_true >= params.POSITIVE_THRESHOLD
     return bool(((observed & positive).any(axis=0) & (observed & ~positive).any(axis=0)).any())
-
-
-def _masked_cross_entropy(split, scores) -> float:
-    """Mean binary cross-entropy over the observed entries, without any weight penalty."""
-    p = np.clip(np.asarray(scores, np.float64), 1e-7, 1 - 1e-7)
-    y = np.asarray(split.y_true, np.float64)
-    m = split.y_mask > 0
-    return float(-np.mean((y * np.log(p) + (1 - y) * np.log(1 - p))[m]))
 
 
 def fit_members(train, val, *, ensemble: int, seed: int, out_dir: str | None = None, **hp):
