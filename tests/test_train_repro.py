@@ -7,6 +7,9 @@ release branch running; here `run_train` reads the npz directly and must learn a
 from __future__ import annotations
 
 import json
+import random
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,26 @@ HP = dict(
 )
 # The default recipe trains through the tf.data mixup path, which must repeat too.
 MIXUP = {**HP, "mixup_alpha": 0.4}
+
+
+@contextmanager
+def _another_thread_drawing_random_numbers():
+    """What a Beam or Dask worker, or a client's retry jitter, does beside training in one process."""
+    done = threading.Event()
+
+    def draw():
+        while not done.is_set():
+            random.random()
+            np.random.random()
+            done.wait(0.0002)
+
+    thread = threading.Thread(target=draw, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +63,9 @@ def trained(tmp_path_factory, openmic_sample) -> dict:
     ):
         out[name] = base / name
         out[f"{name}_summary"] = run_train(str(data), str(out[name]), seed=seed, **hp)
+    out["a_busy"] = base / "a_busy"
+    with _another_thread_drawing_random_numbers():
+        run_train(str(data), str(out["a_busy"]), seed=5, **HP)
     return out
 
 
@@ -73,6 +99,15 @@ def test_same_seed_same_model_and_metrics(trained):
     assert json.loads((trained["a"] / "thresholds.json").read_text()) == json.loads(
         (trained["a_again"] / "thresholds.json").read_text()
     )
+
+
+def test_same_seed_same_model_while_another_thread_draws_from_the_global_generators(trained):
+    """Keras seeds an unseeded layer from Python's global generator: the training seed must fix every
+    layer's seed however much another thread draws from it meanwhile."""
+    a, busy = _model(trained["a"]), _model(trained["a_busy"])
+    for wa, wb in zip(a.get_weights(), busy.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    assert (trained["a"] / "history.csv").read_text() == (trained["a_busy"] / "history.csv").read_text()
 
 
 def test_same_seed_same_model_with_mixup(trained):

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import random
+
 import keras
 from keras import layers, ops, regularizers
 
@@ -20,12 +22,15 @@ from disco.errors import ConfigError
 class AttentionPooling(layers.Layer):
     """Per class: p = sum_t softmax_t(a_t) * sigmoid(c_t), a and c from per-frame dense layers."""
 
-    def __init__(self, units: int, l2: float = 0.0, **kwargs):
+    def __init__(self, units: int, l2: float = 0.0, seeds: tuple[int, int] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.units = units
         self.l2 = l2
-        self.att = layers.Dense(units, kernel_regularizer=regularizers.l2(l2) if l2 else None)
-        self.cla = layers.Dense(units, kernel_regularizer=regularizers.l2(l2) if l2 else None)
+        # Not in the config: a loaded layer's weights replace whatever it was initialised with.
+        att_seed, cla_seed = seeds if seeds is not None else (None, None)
+        reg = regularizers.l2(l2) if l2 else None
+        self.att = layers.Dense(units, kernel_regularizer=reg, kernel_initializer=_glorot(att_seed))
+        self.cla = layers.Dense(units, kernel_regularizer=reg, kernel_initializer=_glorot(cla_seed))
 
     def build(self, input_shape):
         self.att.build(input_shape)
@@ -40,6 +45,31 @@ class AttentionPooling(layers.Layer):
         return {**super().get_config(), "units": self.units, "l2": self.l2}
 
 
+def _glorot(seed: int | None):
+    return keras.initializers.GlorotUniform(seed=seed)
+
+
+class _Seeds:
+    """The seed of each random layer, drawn from the model's own generator.
+
+    Keras draws an unseeded layer's seed from Python's global ``random`` when the layer is made, so
+    any other thread drawing from it during a build (a Beam or Dask worker, a client's retry jitter)
+    shifts every seed after it and the same training seed gives another model. The draws are the ones
+    Keras makes after ``random.seed(seed)``, in its order: a seeded build is the unseeded build
+    after ``keras.utils.set_random_seed(seed)``, with nothing shared."""
+
+    def __init__(self, seed: int | None):
+        self._rng = None if seed is None else random.Random(seed)
+
+    def __call__(self) -> int | None:
+        return None if self._rng is None else self._rng.randint(1, int(1e9))
+
+
+def _dropout_seed(rate: float, seeds: _Seeds) -> int | None:
+    # Keras makes no generator (draws no seed) for a rate of 0.
+    return seeds() if rate > 0 else None
+
+
 def build_model(
     name: str,
     *,
@@ -51,9 +81,12 @@ def build_model(
     mean=None,
     variance=None,
     model_name: str | None = None,
+    seed: int | None = None,
 ) -> keras.Model:
     """``mean``/``variance`` (per feature, from the training split) standardise the input inside
-    the model, so the exported model takes raw embeddings."""
+    the model, so the exported model takes raw embeddings. ``seed`` fixes the initial weights and
+    the dropout masks whatever else the process draws (None: Keras' global generators)."""
+    seeds = _Seeds(seed)
     inputs = keras.Input((frames, dim), name="embedding")
     reg = regularizers.l2(l2) if l2 else None
     x0 = (
@@ -63,19 +96,30 @@ def build_model(
     )
     if name == "baseline":
         x = layers.Flatten()(x0)
-        x = layers.Dense(hidden, activation="relu", kernel_regularizer=reg)(x)
-        x = layers.Dropout(dropout)(x)
+        x = layers.Dense(
+            hidden, activation="relu", kernel_regularizer=reg, kernel_initializer=_glorot(seeds())
+        )(x)
+        x = layers.Dropout(dropout, seed=_dropout_seed(dropout, seeds))(x)
         outputs = layers.Dense(
-            params.NUM_CLASSES, activation="sigmoid", kernel_regularizer=reg, name="probabilities"
+            params.NUM_CLASSES,
+            activation="sigmoid",
+            kernel_regularizer=reg,
+            kernel_initializer=_glorot(seeds()),
+            name="probabilities",
         )(x)
     elif name == "attention":
         x = layers.LayerNormalization()(x0)
-        x = layers.Dense(256, activation="relu", kernel_regularizer=reg)(x)
-        x = layers.Dropout(dropout)(x)
-        att = AttentionPooling(params.NUM_CLASSES, l2=l2, name="attention_pool")(x)
+        x = layers.Dense(256, activation="relu", kernel_regularizer=reg, kernel_initializer=_glorot(seeds()))(
+            x
+        )
+        x = layers.Dropout(dropout, seed=_dropout_seed(dropout, seeds))(x)
+        pool_seeds = (seeds(), seeds()) if seed is not None else None
+        att = AttentionPooling(params.NUM_CLASSES, l2=l2, seeds=pool_seeds, name="attention_pool")(x)
         pooled = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
-        pooled = layers.Dropout(dropout)(pooled)
-        logits = layers.Dense(params.NUM_CLASSES, kernel_regularizer=reg)(pooled)
+        pooled = layers.Dropout(dropout, seed=_dropout_seed(dropout, seeds))(pooled)
+        logits = layers.Dense(
+            params.NUM_CLASSES, kernel_regularizer=reg, kernel_initializer=_glorot(seeds())
+        )(pooled)
         # Average the attention branch with the pooled branch's probabilities.
         outputs = layers.Average(name="probabilities")([att, layers.Activation("sigmoid")(logits)])
     else:

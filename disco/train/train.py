@@ -217,6 +217,7 @@ def fit_network(
         mean=flat.mean(0),
         variance=flat.var(0) + 1e-6,
         model_name=f"disco_{model}_seed{seed}",
+        seed=seed,
     )
     net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss or MaskedBinaryCrossentropy())
     callbacks = _callbacks(val, patience, out_dir, source)

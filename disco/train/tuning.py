@@ -34,7 +34,8 @@ def tune_hyperparameters(fs, *, base: dict, out_dir: str, seed: int, trials: int
             hp = trial.hyperparameters
             # The tuner's seed draws the hyperparameters only; each trial's initial weights, dropout
             # and shuffling must be seeded too, or a rerun can score the trials apart and keep others.
-            seed_everything(seed + 1 + len(self.oracle.trials))
+            trial_seed = seed + 1 + len(self.oracle.trials)
+            seed_everything(trial_seed)
             net = build_model(
                 base["model"],
                 frames=fs.frames,
@@ -43,6 +44,7 @@ def tune_hyperparameters(fs, *, base: dict, out_dir: str, seed: int, trials: int
                 l2=hp.Float("l2", 1e-5, 1e-2, sampling="log"),
                 mean=mean,
                 variance=var,
+                seed=trial_seed,
             )
             net.compile(
                 optimizer=keras.optimizers.Adam(hp.Float("learning_rate", 1e-4, 3e-3, sampling="log")),
