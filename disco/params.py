@@ -4,7 +4,9 @@ Every step (data layer, resample, augment, embed, train, evaluate, the KFP compo
 its sample rate, clip length, class list, split names and TFRecord feature names from here,
 in the way VGGish's reference code keeps everything in ``vggish_params.py``. Changing a
 schema means bumping its version, so a step can refuse records written by an incompatible
-producer instead of silently misreading them.
+producer instead of silently misreading them. A feature that readers default when it is absent
+(``group``, ``partner_group``) is compatible both ways and keeps the version: a reader of this
+version takes an older record's group from its key, and an older reader ignores the feature.
 
 Schemas (all records are ``tf.train.Example`` protos in sharded TFRecord files):
 
@@ -24,6 +26,12 @@ feature                type        meaning
 ``augmentation_id``    int64       0 for the original clip, 1..K for augmented copies
 ``y_true``             float[20]   relevance per class (``CLASSES`` order); 0 if masked
 ``y_mask``             int64[20]   1 where the class was annotated for this clip
+``group``              bytes       the clip's cross-validation group
+                                   (``records.clip_group``): ``artist:<id>`` where
+                                   the metadata knows the artist, else
+                                   ``track:<track>``; absent: from the key
+``partner_group``      bytes       a mixup mixture's second clip's group; empty for
+                                   every other record (absent: empty)
 ``schema_version``     int64       ``RESAMPLED_SCHEMA_VERSION``
 =====================  ==========  ===================================================
 
@@ -41,6 +49,8 @@ feature                type        meaning
 ``embedder``           bytes       embedder name, e.g. ``vggish`` or ``musicnn``
 ``embedder_version``   bytes       weights identity (handle, checkpoint or model name)
 ``augmentation_id``    int64       as above
+``group``              bytes       as above
+``partner_group``      bytes       as above
 ``schema_version``     int64       ``EMBEDDING_SCHEMA_VERSION``
 =====================  ==========  ===================================================
 """
@@ -163,6 +173,8 @@ FEATURE_EMBEDDING = "embedding"
 FEATURE_EMBEDDING_SHAPE = "embedding_shape"
 FEATURE_EMBEDDER = "embedder"
 FEATURE_EMBEDDER_VERSION = "embedder_version"
+FEATURE_GROUP = "group"
+FEATURE_PARTNER_GROUP = "partner_group"
 
 # resample's decoders with --pool auto on the local runner: threads up to this many decoders, processes
 # beyond. libsndfile (memfd) and soxr release the GIL for most of a clip, so on 2 cores threads beat

@@ -509,6 +509,19 @@ def check_output(result: StepResult, *, target: str, max_failure_ratio: float) -
         )
 
 
+def check_shard_records(result: StepResult, manifest: Manifest, *, target: str) -> None:
+    """StepFailedError when the shards hold another number of records than the step counted: a
+    shard lost, truncated or overwritten after its records were counted would otherwise publish
+    with a summary that says more than is there."""
+    expected = result.shard_records()
+    written = sum(s.records for s in manifest.shards)
+    if expected is not None and written != expected:
+        raise StepFailedError(
+            f"{result.step}: its shards hold {written} records where it counted {expected}; "
+            f"nothing published to {target}"
+        )
+
+
 def finish_step(
     stage: Staging,
     result: StepResult,
@@ -527,7 +540,8 @@ def finish_step(
     write_run_info(
         stage.path, step=result.step, seed=seed, parameters=parameters, extra=result.run_info_extra()
     )
-    stage.write_manifest(parameters)
+    manifest = stage.write_manifest(parameters)
+    check_shard_records(result, manifest, target=stage.target)
     stage.publish()
     stepevents.result(result.step, stage.target, result.summary_line())
     return result

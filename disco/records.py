@@ -41,6 +41,9 @@ class ResampledRecord:
     y_mask: np.ndarray = field(default_factory=lambda: np.zeros(params.NUM_CLASSES, np.int64))
     augmentation_id: int = 0
     sample_rate: int = params.SAMPLE_RATE
+    # Cross-validation groups (clip_group); "" in a record: taken from the key when read.
+    group: str = ""
+    partner_group: str = ""
 
     def waveform(self) -> np.ndarray:
         """The clip as float32 in [-1, 1)."""
@@ -57,6 +60,15 @@ class EmbeddingRecord:
     embedder: str
     embedder_version: str
     augmentation_id: int = 0
+    group: str = ""
+    partner_group: str = ""
+
+
+def clip_group(key: str, artist_id: str | None = None) -> str:
+    """What may never sit on both sides of a cross-validation fold: the clip's artist where the
+    dataset's metadata knows it (the official split keeps artists apart), else its recording (the
+    key's ``<track>`` part: the segments of one recording are one performance)."""
+    return f"artist:{artist_id}" if artist_id else f"track:{str(key).split('_')[0]}"
 
 
 def float_to_pcm(waveform: np.ndarray) -> np.ndarray:
@@ -91,6 +103,8 @@ def _encode_labelled(
             params.FEATURE_Y_TRUE: (FLOAT, y_true),
             params.FEATURE_Y_MASK: (INT64, y_mask.tolist()),
             params.FEATURE_AUGMENTATION_ID: (INT64, [int(rec.augmentation_id)]),
+            params.FEATURE_GROUP: (BYTES, [(rec.group or clip_group(rec.key)).encode()]),
+            params.FEATURE_PARTNER_GROUP: (BYTES, [rec.partner_group.encode()]),
             **extra,
             params.FEATURE_SCHEMA_VERSION: (INT64, [schema_version]),
         }
@@ -136,10 +150,18 @@ def record_key(data: bytes) -> str:
     return _single(_parse_example(data), params.FEATURE_KEY, BYTES)[0].decode()
 
 
+def _optional_text(feats, name: str) -> str:
+    # A feature added after its schema's version (see disco.params): absent in older records.
+    return _single(feats, name, BYTES)[0].decode() if name in feats else ""
+
+
 def _labelled_fields(feats) -> dict[str, Any]:
     """The fields every record carries, decoded (see :func:`_encode_labelled`)."""
+    key = _single(feats, params.FEATURE_KEY, "bytes_list")[0].decode()
     return {
-        "key": _single(feats, params.FEATURE_KEY, "bytes_list")[0].decode(),
+        "key": key,
+        "group": _optional_text(feats, params.FEATURE_GROUP) or clip_group(key),
+        "partner_group": _optional_text(feats, params.FEATURE_PARTNER_GROUP),
         "split": _single(feats, params.FEATURE_SPLIT, "bytes_list")[0].decode(),
         "y_true": np.asarray(_single(feats, params.FEATURE_Y_TRUE, "float_list"), np.float32),
         "y_mask": np.asarray(_single(feats, params.FEATURE_Y_MASK, "int64_list"), np.int64),
@@ -345,6 +367,9 @@ def embedding_feature_spec() -> dict:
         params.FEATURE_Y_TRUE: tf.io.FixedLenFeature([params.NUM_CLASSES], tf.float32),
         params.FEATURE_Y_MASK: tf.io.FixedLenFeature([params.NUM_CLASSES], tf.int64),
         params.FEATURE_AUGMENTATION_ID: tf.io.FixedLenFeature([], tf.int64),
+        # Defaulted: absent from records written before they were added (see disco.params).
+        params.FEATURE_GROUP: tf.io.FixedLenFeature([], tf.string, default_value=""),
+        params.FEATURE_PARTNER_GROUP: tf.io.FixedLenFeature([], tf.string, default_value=""),
         params.FEATURE_SCHEMA_VERSION: tf.io.FixedLenFeature([], tf.int64),
     }
 
@@ -359,7 +384,8 @@ def embedding_dataset(
     with_split: bool = False,
 ) -> tf.data.Dataset:
     """Parse embedding shards into ``(embedding[frames, dim], y_true[20], y_mask[20], key)``
-    entirely in the TensorFlow graph, plus ``(split, augmentation_id)`` when ``with_split``.
+    entirely in the TensorFlow graph, plus ``(split, augmentation_id, group, partner_group)`` when
+    ``with_split`` (a group empty in the record is the caller's to take from the key).
     ``split`` filters by split name; augmented copies (augmentation_id > 0) are dropped unless
     ``include_augmented``."""
     tf = _tf()
@@ -380,7 +406,13 @@ def embedding_dataset(
             tf.cast(ex[params.FEATURE_Y_MASK], tf.float32),
             ex[params.FEATURE_KEY],
         )
-        return out + (ex[params.FEATURE_SPLIT], ex[params.FEATURE_AUGMENTATION_ID]) if with_split else out
+        extra = (
+            ex[params.FEATURE_SPLIT],
+            ex[params.FEATURE_AUGMENTATION_ID],
+            ex[params.FEATURE_GROUP],
+            ex[params.FEATURE_PARTNER_GROUP],
+        )
+        return out + extra if with_split else out
 
     return ds.map(_to_tensors, num_parallel_calls=tf.data.AUTOTUNE)
 

@@ -58,6 +58,11 @@ class StepResult:
     def produced(self) -> int:
         raise NotImplementedError
 
+    def shard_records(self) -> int | None:
+        """The records its shards must hold, checked against the manifest before publishing (None:
+        the step writes no record shards)."""
+        return None
+
     def failed_inputs(self) -> list[dict[str, Any]]:
         return []
 
@@ -100,6 +105,9 @@ class ResampleResult(StepResult):
     def produced(self) -> int:
         return self.ok
 
+    def shard_records(self) -> int | None:
+        return self.ok
+
     def failed_inputs(self) -> list[dict[str, Any]]:
         return self.failures
 
@@ -123,6 +131,9 @@ class AugmentResult(StepResult):
     seconds: float = 0.0
 
     def produced(self) -> int:
+        return self.records
+
+    def shard_records(self) -> int | None:
         return self.records
 
     def summary_line(self) -> str:
@@ -151,6 +162,9 @@ class EmbedResult(StepResult):
     clips_per_s: float | None = None
 
     def produced(self) -> int:
+        return self.records
+
+    def shard_records(self) -> int | None:
         return self.records
 
     def failed_inputs(self) -> list[dict[str, Any]]:
@@ -188,6 +202,9 @@ class ImportFeaturesResult(StepResult):
     seconds: float = 0.0
 
     def produced(self) -> int:
+        return self.records
+
+    def shard_records(self) -> int | None:
         return self.records
 
     def summary_line(self) -> str:

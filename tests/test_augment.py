@@ -136,7 +136,9 @@ def resampled(tmp_path_factory):
     for i in range(10):
         split = "train" if i < 7 else ("validation" if i < 9 else "test")
         wave = 0.2 * np.sin(2 * np.pi * (200 + 50 * i) * t)
-        recs.append(labelled_record(f"{i:06d}_0", split, wave, rng, observed=0.3))
+        rec = labelled_record(f"{i:06d}_0", split, wave, rng, observed=0.3)
+        rec.group = f"artist:{i % 3}"  # as resample writes it from the metadata
+        recs.append(rec)
     for split in params.SPLITS:
         _write_resampled(
             root / shard_name(f"{params.RESAMPLED_PREFIX}-{split}", 0, 1),
@@ -175,11 +177,15 @@ def test_beam_mixup_copies_and_labels(resampled, tmp_path):
         partner = min(errors, key=errors.get)
         assert errors[partner] <= 2.0 / params.PCM_SCALE
         partners.setdefault(r.key, set()).add(partner)
+        # Grouped as its first clip, and naming its partner's group for cross-fitting.
+        assert (r.group, r.partner_group) == (a.group, train[partner].group)
         want_y, want_mask = mix_labels(a.y_true, a.y_mask, train[partner].y_true, train[partner].y_mask)
         np.testing.assert_allclose(r.y_true, want_y)
         np.testing.assert_array_equal(r.y_mask, want_mask)
 
     assert all(len(p) == 2 for p in partners.values())  # two mixtures of a clip: two partners
+    copies = [r for r in recs if r.augmentation_id == 1]
+    assert all((r.group, r.partner_group) == (train[r.key].group, "") for r in copies)
     again_summary, again = _augment(src, tmp_path / "b", copies=1, mixup=2, masks=True)
     assert [r.pcm.tobytes() for r in again] == [r.pcm.tobytes() for r in recs]
     _, other_seed = _augment(src, tmp_path / "c", copies=0, mixup=1)

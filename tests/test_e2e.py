@@ -75,6 +75,12 @@ def test_every_step_produces_schema_valid_outputs(first_run, demo_data):
         assert rec.pcm.shape == (params.CLIP_SAMPLES,) and rec.sample_rate == params.SAMPLE_RATE
         assert rec.split in params.SPLITS and rec.augmentation_id == 0
     assert {r.split for r in originals} >= {params.SPLIT_TRAIN, params.SPLIT_TEST}
+    # Every record names its artist (the metadata's), for cross-fitting's folds.
+    from disco.data.openmic import open_dataset
+
+    artist = {c.key: c.artist_id for c in open_dataset(str(demo_data)).clips()}
+    assert all(artist.values()) and len(set(artist.values())) < len(artist)
+    assert all(rec.group == f"artist:{artist[rec.key]}" for rec in originals)
     failures_md = step_output(run_dir, "resample-audio", "failures").read_text()
     assert bad["key"] in failures_md
 
@@ -95,6 +101,7 @@ def test_every_step_produces_schema_valid_outputs(first_run, demo_data):
     shapes = {r.embedding.shape for r in embedded}
     assert shapes == {(emb_summary.frames, emb_summary.dim)}
     assert all(r.embedder == "musicnn" and np.isfinite(r.embedding).all() for r in embedded)
+    assert all((r.group, r.partner_group) == (f"artist:{artist[r.key]}", "") for r in embedded)
 
     # Train: a Keras model and thresholds.
     model_dir = step_output(run_dir, "train-classifier-2", "model")

@@ -455,6 +455,48 @@ def test_an_empty_output_is_never_published(tmp_path):
     assert not (tmp_path / "aug").exists()
 
 
+@dataclass
+class Counted(StepResult):
+    step = "demo"
+    records: int = 0
+
+    def produced(self) -> int:
+        return self.records
+
+    def shard_records(self) -> int | None:
+        return self.records
+
+    def summary_line(self) -> str:
+        return f"demo: {self.records} records"
+
+
+@publishes("demo")
+def _counting_step(out_dir: str, *, written: int, counted: int) -> Counted:
+    from disco.beam.sinks import ShardFile
+    from disco.records import ResampledRecord, encode_resampled
+
+    shard = ShardFile(
+        os.path.join(out_dir, f"{params.RESAMPLED_PREFIX}-train-00000-of-00001{params.TFRECORD_SUFFIX}")
+    )
+    for i in range(written):
+        pcm = np.zeros(params.CLIP_SAMPLES, np.int16)
+        shard.write(encode_resampled(ResampledRecord(f"00000{i}_0", params.SPLIT_TRAIN, pcm, 10.0)))
+    shard.close()
+    return Counted(records=counted)
+
+
+def test_shards_holding_fewer_records_than_the_step_counted_are_not_published(tmp_path):
+    """A shard lost, truncated or overwritten after its records were counted (as resample's shard
+    completion once overwrote written shards with empty ones) fails the step: nothing published."""
+    from disco.errors import StepFailedError
+
+    with pytest.raises(StepFailedError, match="hold 2 records where it counted 3"):
+        _counting_step(str(tmp_path / "out"), written=2, counted=3)
+    assert not (tmp_path / "out").exists()
+    _counting_step(str(tmp_path / "out"), written=3, counted=3)
+    assert count_records(list_shards(tmp_path / "out", params.RESAMPLED_PREFIX)[0]) == 3
+
+
 # --- disk full, read-only (#13 item 10) --------------------------------------------------------------
 
 

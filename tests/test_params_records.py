@@ -124,6 +124,41 @@ def test_embedding_records_parse_in_the_graph(tmp_path, rng):
     np.testing.assert_allclose(back[3].embedding, embs[3])
 
 
+def test_records_carry_their_groups_and_older_records_take_them_from_the_key(tmp_path, rng):
+    """``group`` and ``partner_group`` round-trip; a record written before they existed decodes (in
+    Python and in the graph reader train uses) with its recording's group and no partner."""
+    from disco.tfexample import decode_example, encode_example
+    from disco.train.features import load_features
+
+    def embedding(key, **groups):
+        return records.EmbeddingRecord(
+            key=key,
+            split="train",
+            embedding=rng.standard_normal((3, 4)).astype(np.float32),
+            y_true=np.zeros(params.NUM_CLASSES, np.float32),
+            y_mask=np.ones(params.NUM_CLASSES, np.int64),
+            embedder="vggish",
+            embedder_version="v",
+            **groups,
+        )
+
+    new = records.encode_embedding(embedding("000046_3840", group="artist:7", partner_group="artist:9"))
+    back = records.decode_embedding(new)
+    assert (back.group, back.partner_group) == ("artist:7", "artist:9")
+    feats = decode_example(records.encode_embedding(embedding("000047_0")))
+    del feats[params.FEATURE_GROUP], feats[params.FEATURE_PARTNER_GROUP]
+    old = encode_example(feats)
+    back = records.decode_embedding(old)
+    assert (back.group, back.partner_group) == ("track:000047", "")
+    with records.AtomicShardWriter(tmp_path / records.shard_name(params.EMBEDDING_PREFIX, 0, 1)) as w:
+        w.write(new)
+        w.write(old)
+    train = load_features(str(tmp_path)).splits["train"]
+    assert list(train.keys) == ["000046_3840", "000047_0"]
+    assert list(train.groups) == ["artist:7", "track:000047"]
+    assert list(train.partner_groups) == ["artist:9", ""]
+
+
 def test_schema_version_mismatch_is_refused(rng):
     import tensorflow as tf
 

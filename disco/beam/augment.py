@@ -64,9 +64,17 @@ def _mix_group(group, mixup: int, first_id: int, seed: int):
                 rec.waveform(), other.waveform(), weight=mixup_weight(seed=seed, key=rec.key, copy=copy)
             )
             y_true, y_mask = mix_labels(rec.y_true, rec.y_mask, other.y_true, other.y_mask)
-            yield encode_resampled(
-                replace(rec, pcm=float_to_pcm(wave), y_true=y_true, y_mask=y_mask, augmentation_id=copy)
+            # Keyed (and grouped) as its first clip; the partner's group keeps cross-fitting from
+            # training a fold on a mixture whose partner that fold holds out.
+            mixture = replace(
+                rec,
+                pcm=float_to_pcm(wave),
+                y_true=y_true,
+                y_mask=y_mask,
+                augmentation_id=copy,
+                partner_group=other.group,
             )
+            yield encode_resampled(mixture)
 
 
 def _train_count(resampled_dir: str, files: Sequence[str]) -> int:

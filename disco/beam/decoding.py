@@ -5,9 +5,24 @@ each process ~2 s of CPU and ~180 MB (make bench-resample)."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from disco.errors import DiscoError
+
+
+class ClipTask(NamedTuple):
+    """One clip to resample: what its record carries besides the audio, and its shard's file name
+    (set by disco.beam.resample.shard_groups). Plain values: it travels to decode processes."""
+
+    key: str
+    split: str
+    y_true: list[float]
+    y_mask: list[int]
+    group: str  # disco.records.clip_group
+    shard: str = ""
+
 
 # The dataset a decode process reads from (set by start_decoder in each process of the pool).
 _DECODER_DATASET = None
@@ -21,16 +36,13 @@ def start_decoder(data_uri: str | None) -> None:
         _DECODER_DATASET = open_dataset(data_uri)
 
 
-def decode_in_process(key, split, y_true, y_mask, data, error, location):
-    return resample_one(_DECODER_DATASET, key, split, y_true, y_mask, data, error, location)
+def decode_in_process(task: ClipTask, data, error, location):
+    return resample_one(_DECODER_DATASET, task, data, error, location)
 
 
 def resample_one(
     ds,
-    key: str,
-    split: str,
-    y_true,
-    y_mask,
+    task: ClipTask,
     data: bytes | None = None,
     error: str | None = None,
     location: str | None = None,
@@ -38,6 +50,7 @@ def resample_one(
     from disco.audio.decode import load_clip
     from disco.records import ResampledRecord, encode_resampled, float_to_pcm
 
+    key, split = task.key, task.split
     location = location or ds.audio_path(key)
     try:
         if error is not None:
@@ -54,7 +67,8 @@ def resample_one(
         pcm=float_to_pcm(clip),
         original_duration=duration,
         augmentation_id=0,
-        y_true=np.asarray(y_true, np.float32),
-        y_mask=np.asarray(y_mask, bool),
+        y_true=np.asarray(task.y_true, np.float32),
+        y_mask=np.asarray(task.y_mask, bool),
+        group=task.group,
     )
     return encode_resampled(record), None

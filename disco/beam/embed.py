@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -109,7 +109,20 @@ def _readable_key(raw: bytes) -> str | None:
         return None
 
 
-def _to_input(raw: bytes):
+class RecordMeta(NamedTuple):
+    """What an embedding record takes from its resampled record, carried beside the PCM through
+    RunInference (its ``PredictionResult.example``)."""
+
+    key: str
+    split: str
+    y_true: list[float]
+    y_mask: list[int]
+    augmentation_id: int
+    group: str
+    partner_group: str
+
+
+def _to_input(raw: bytes) -> tuple[np.ndarray, RecordMeta]:
     """Resampled record bytes -> (pcm, metadata) for the model handler. Raises SchemaError for any
     record the embedder cannot take, so the Decode step can dead-letter it."""
     from disco.records import decode_resampled
@@ -129,12 +142,14 @@ def _to_input(raw: bytes):
             f"record {rec.key!r}: y_true/y_mask have shapes {rec.y_true.shape} and "
             f"{rec.y_mask.shape}, expected ({params.NUM_CLASSES},)"
         )
-    meta = (
+    meta = RecordMeta(
         rec.key,
         rec.split,
         rec.y_true.astype(np.float32).tolist(),
         rec.y_mask.astype(int).tolist(),
         int(rec.augmentation_id),
+        rec.group,
+        rec.partner_group,
     )
     return rec.pcm, meta
 
@@ -181,17 +196,19 @@ class ReadBatches(beam.DoFn):
 def _to_record(result, name: str, version: str):
     from disco.records import EmbeddingRecord, encode_embedding
 
-    key, split, y_true, y_mask, aug = result.example
-    return split, encode_embedding(
+    meta: RecordMeta = result.example
+    return meta.split, encode_embedding(
         EmbeddingRecord(
-            key=key,
-            split=split,
+            key=meta.key,
+            split=meta.split,
             embedding=np.asarray(result.inference, np.float32),
-            y_true=np.asarray(y_true, np.float32),
-            y_mask=np.asarray(y_mask, np.int64),
+            y_true=np.asarray(meta.y_true, np.float32),
+            y_mask=np.asarray(meta.y_mask, np.int64),
             embedder=name,
             embedder_version=version,
-            augmentation_id=aug,
+            augmentation_id=meta.augmentation_id,
+            group=meta.group,
+            partner_group=meta.partner_group,
         )
     )
 

@@ -21,7 +21,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from disco import fileio, params
-from disco.beam.decoding import decode_in_process, resample_one, start_decoder
+from disco.beam.decoding import ClipTask, decode_in_process, resample_one, start_decoder
 from disco.beam.options import is_local, pipeline_options
 from disco.beam.portable import one_leaf, worker_path
 from disco.beam.progress import Progress
@@ -50,7 +50,7 @@ def default_num_shards(n_records: int) -> int:
 
 
 class ResampleShards(beam.DoFn):
-    """A group of clips ``(key, split, y_true, y_mask, shard file name)`` → their records written
+    """A group of clips (:class:`ClipTask`, with their shard file name) → their records written
     straight into their shard files (:class:`ShardFile`), ``(split, shard name, records)`` on the
     main output for each shard finished, and a failure dict on FAILED_TAG for each clip that
     cannot be decoded.
@@ -99,19 +99,18 @@ class ResampleShards(beam.DoFn):
     def _jobs(self, clips):
         """(clip, audio bytes or None, error or None), lazily: a tarball is streamed in one pass."""
         if self.is_tar:
-            info = {c[0]: c for c in clips}
+            info = {c.key: c for c in clips}
             for b in self.ds.iter_audio(info):
                 yield info[b.key], b.data, b.error
         else:
             for c in clips:
                 yield c, None, None
 
-    def _submit(self, clip, data, error):
-        key, split, y_true, y_mask = clip[:4]
+    def _submit(self, clip: ClipTask, data, error):
         if self.pool_kind == "process":
-            location = self.ds.audio_path(key)
-            return self.pool.submit(decode_in_process, key, split, y_true, y_mask, data, error, location)
-        return self.pool.submit(resample_one, self.ds, key, split, y_true, y_mask, data, error)
+            location = self.ds.audio_path(clip.key)
+            return self.pool.submit(decode_in_process, clip, data, error, location)
+        return self.pool.submit(resample_one, self.ds, clip, data, error)
 
     def _decoded(self, clips):
         pending: deque = deque()
@@ -125,11 +124,11 @@ class ResampleShards(beam.DoFn):
             yield clip, *fut.result()
 
     def process(self, clips):
-        remaining = Counter(c[4] for c in clips)
+        remaining = Counter(c.shard for c in clips)
         writers: dict[str, ShardFile] = {}
         try:
             for clip, encoded, failed in self._decoded(clips):
-                split, shard = clip[1], clip[4]
+                split, shard = clip.split, clip.shard
                 if shard not in writers:
                     writers[shard] = ShardFile(fileio.join(self.out_dir, shard))
                 self.progress.add()
@@ -163,40 +162,40 @@ def decode_pool(pool: str, threads: int, beam_args: Sequence[str] = ()) -> str:
 
 
 def shard_groups(
-    clips: Sequence[tuple], shards: dict[str, int], prefix: str, whole: bool
-) -> list[list[tuple]]:
-    """Each clip ``(key, split, y_true, y_mask)`` with the name of its shard appended, grouped one
+    clips: Sequence[ClipTask], shards: dict[str, int], prefix: str, whole: bool
+) -> list[list[ClipTask]]:
+    """Each clip with the name of its shard set, grouped one
     shard per element (``whole``: all in one element, for a tarball read in one pass). The k-th of
     a split's n clips goes to shard ``k * shards[split] // n``: contiguous, even, and the same on
     every run and runner."""
     from disco.records import shard_name
 
-    by_split: dict[str, list[tuple]] = {}
+    by_split: dict[str, list[ClipTask]] = {}
     for c in clips:
-        by_split.setdefault(c[1], []).append(c)
-    groups: dict[str, list[tuple]] = {}
+        by_split.setdefault(c.split, []).append(c)
+    groups: dict[str, list[ClipTask]] = {}
     for split, members in by_split.items():
         total = shards[split]
         for k, c in enumerate(members):
             name = shard_name(f"{prefix}-{split}", k * total // len(members), total)
-            groups.setdefault(name, []).append((*c, name))
+            groups.setdefault(name, []).append(c._replace(shard=name))
     ordered = [groups[n] for n in sorted(groups)]
     return [[c for g in ordered for c in g]] if whole else ordered
 
 
-def _complete_shards(out_dir: str, shards: dict[str, int], groups: list[list[tuple]]) -> None:
+def _complete_shards(out_dir: str, shards: dict[str, int], groups: list[list[ClipTask]]) -> None:
     """Every shard of every split is there once the pipeline has finished. A split that asked for
     more shards than it has clips gets the shards no clip was assigned to written empty, so the set
     is whole (``-of-NNNNN`` as asked), as Beam's sinks did; a shard that had clips and is missing
     (a runner that lost a task without failing) is an error naming it."""
     from disco.records import shard_name
 
-    assigned = {c[4] for g in groups for c in g}
+    assigned = {c.shard for g in groups for c in g}
     present = set(fileio.list_names(out_dir))
     for split, total in shards.items():
         for i in range(total):
             name = shard_name(f"{params.RESAMPLED_PREFIX}-{split}", i, total)
-            if name not in assigned:
+            if name not in assigned and name not in present:
                 ShardFile(fileio.join(out_dir, name)).close()
             elif name not in present:
                 raise DiscoError(f"{fileio.join(out_dir, name)}: not written, though the pipeline finished")
@@ -253,13 +252,17 @@ def run_resample(
     """
     from disco.data.openmic import open_dataset
     from disco.data.storage import TarSource
+    from disco.records import clip_group
 
     start = time.perf_counter()
     ds = open_dataset(data_uri)
     clips = ds.clips(validation_fraction=validation_fraction, seed=seed)
     threads = threads or os.cpu_count() or 1
     pool = decode_pool(pool, threads, beam_args)
-    items = [(c.key, c.split, c.y_true.tolist(), c.y_mask.tolist()) for c in clips]
+    items = [
+        ClipTask(c.key, c.split, c.y_true.tolist(), c.y_mask.tolist(), clip_group(c.key, c.artist_id))
+        for c in clips
+    ]
     per_split = {s: sum(c.split == s for c in clips) for s in params.SPLITS}
     shards = {s: num_shards or default_num_shards(n) for s, n in per_split.items() if n}
     groups = shard_groups(items, shards, params.RESAMPLED_PREFIX, whole=isinstance(ds.source, TarSource))

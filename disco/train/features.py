@@ -18,6 +18,7 @@ import numpy as np
 from disco import params
 from disco.errors import ConfigError, DatasetError, SchemaError
 from disco.publish import publishes
+from disco.records import clip_group
 from disco.results import ImportFeaturesResult
 from disco.train.linear import recording_groups
 
@@ -31,13 +32,18 @@ class SplitData:
     y_mask: np.ndarray  # float32 [N, 20]
     keys: np.ndarray  # str [N]
     augmentation_id: np.ndarray  # int [N]
-    # str [N]: what may never sit on both sides of a cross-validation fold: the artist where the
-    # source knows it (the release's metadata), else the recording (the key's <track> part).
+    # str [N]: what may never sit on both sides of a cross-validation fold (records.clip_group):
+    # the artist where the source knows it, else the recording (the key's <track> part).
     groups: np.ndarray | None = None
+    # str [N]: a mixup mixture's second clip's group ("" for every other example): a mixture may
+    # train a fold only when neither of its clips is held out there.
+    partner_groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.groups is None:
             self.groups = recording_groups(self.keys)
+        if self.partner_groups is None:
+            self.partner_groups = np.full(len(self.keys), "")
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -47,7 +53,13 @@ class SplitData:
 
     def subset(self, m: np.ndarray) -> SplitData:
         return SplitData(
-            self.x[m], self.y_true[m], self.y_mask[m], self.keys[m], self.augmentation_id[m], self.groups[m]
+            self.x[m],
+            self.y_true[m],
+            self.y_mask[m],
+            self.keys[m],
+            self.augmentation_id[m],
+            self.groups[m],
+            self.partner_groups[m],
         )
 
 
@@ -103,12 +115,17 @@ def _from_records(path: str) -> FeatureSet:
     # file, so on any failure the shards are read again record by record to name the bad one.
     ds = embedding_dataset(files, frames=frames, dim=dim, with_split=True)
     try:
-        x, yt, ym, k, sp, aug = (np.concatenate(p) for p in zip(*ds.batch(4096).as_numpy_iterator()))
+        x, yt, ym, k, sp, aug, grp, partner = (
+            np.concatenate(p) for p in zip(*ds.batch(4096).as_numpy_iterator())
+        )
     except tf.errors.OpError as exc:
         raise _locate_bad_record(files, frames, dim) or DatasetError(path, _reason(exc)) from None
     if not np.isfinite(x).all():
         raise _locate_bad_record(files, frames, dim) or DatasetError(path, "non-finite embedding values")
-    sp = sp.astype(str)
+    sp, k = sp.astype(str), k.astype(str)
+    # Records written before the group feature carry none: their recording's (as on decode).
+    grp = np.where(grp.astype(str) == "", recording_groups(k), grp.astype(str))
+    partner = partner.astype(str)
     splits = {}
     for split in params.SPLITS:
         m = sp == split
@@ -117,8 +134,10 @@ def _from_records(path: str) -> FeatureSet:
                 x[m].astype(np.float32),
                 yt[m].astype(np.float32),
                 ym[m].astype(np.float32),
-                k[m].astype(str),
+                k[m],
                 aug[m].astype(np.int64),
+                grp[m],
+                partner[m],
             )
             if m.any()
             else _empty(frames, dim)
@@ -205,12 +224,7 @@ def _from_release(path: str, *, seed: int, validation_fraction: float, kind: str
             np.array([c.key for c in chosen]),
             np.zeros(len(chosen), int),
             # Folds group by artist, as the validation split and the official test split do.
-            np.array(
-                [
-                    f"artist:{c.artist_id}" if c.artist_id else f"track:{track}"
-                    for c, track in zip(chosen, recording_groups([c.key for c in chosen]))
-                ]
-            ),
+            np.array([clip_group(c.key, c.artist_id) for c in chosen]),
         )
     frames, dim = next(s.x.shape[1:] for s in splits.values() if len(s))
     return FeatureSet(splits, path, kind, params.RELEASE_EMBEDDER, int(frames), int(dim))
@@ -299,6 +313,7 @@ def write_release_records(
                             embedding=d.x[i],
                             y_true=d.y_true[i],
                             y_mask=d.y_mask[i].astype(np.int64),
+                            group=str(d.groups[i]),
                             embedder=params.RELEASE_EMBEDDER,
                             embedder_version=version,
                         )

@@ -113,8 +113,11 @@ def fit_linear(
 
 
 def recording_groups(keys) -> np.ndarray:
-    """The recording of each ``<track>_<start>`` key: segments of one recording share it."""
-    return np.array([str(k).split("_")[0] for k in keys], dtype=str).reshape(len(keys))
+    """The recording's group (``track:<track>``, :func:`disco.records.clip_group`) of each
+    ``<track>_<start>`` key: segments of one recording share it."""
+    from disco.records import clip_group
+
+    return np.array([clip_group(k) for k in keys], dtype=str).reshape(len(keys))
 
 
 def group_folds(keys: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:

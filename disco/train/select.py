@@ -111,12 +111,14 @@ def select_cross_fitted(
     if len(originals) == 0:
         raise ConfigError(f"{fs.source}: no training examples")
     folds = max(2, min(folds, len(np.unique(originals.groups))))
-    fold_of_key = dict(zip(originals.keys, group_folds(originals.keys, folds, seed, originals.groups)))
-    fold = np.array([fold_of_key.get(k, -1) for k in pool.keys])
+    fold_of_group = dict(zip(originals.groups, group_folds(originals.keys, folds, seed, originals.groups)))
+    fold = np.array([fold_of_group.get(g, -1) for g in pool.groups])
+    partner_fold = np.array([fold_of_group.get(g, -1) if g else -1 for g in pool.partner_groups])
     held_fold = fold[pool.augmentation_id == 0]
     n, k = len(originals), params.NUM_CLASSES
-    # Augmented copies of a held-out clip stay out of that fold's training.
-    fit_parts = [pool.subset(fold != f) for f in range(folds)]
+    # Augmented copies of a held-out clip, and mixtures with one as partner, stay out of that
+    # fold's training.
+    fit_parts = [pool.subset((fold != f) & (partner_fold != f)) for f in range(folds)]
     held_parts = [originals.subset(held_fold == f) for f in range(folds)]
     lin_oof: dict[float, np.ndarray] = {}
     previous = [None] * folds
