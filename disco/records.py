@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from disco import params
-from disco.errors import DatasetError, SchemaError
+from disco.errors import DatasetError, DiscoError, SchemaError
 from disco.tfexample import BYTES, FLOAT, INT64, decode_example, encode_example
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -153,6 +153,15 @@ def record_key(data: bytes) -> str:
 def _optional_text(feats, name: str) -> str:
     # A feature added after its schema's version (see disco.params): absent in older records.
     return _single(feats, name, BYTES)[0].decode() if name in feats else ""
+
+
+def readable_key(data: bytes) -> str | None:
+    """The record's key where the bytes still parse far enough to give one, else None: a
+    dead-letter entry with the key lets the clip be found and re-made."""
+    try:
+        return record_key(data)
+    except (DiscoError, ValueError):  # whatever does not parse (or is not UTF-8) simply has no key
+        return None
 
 
 def _labelled_fields(feats) -> dict[str, Any]:

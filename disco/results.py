@@ -122,6 +122,9 @@ class ResampleResult(StepResult):
 class AugmentResult(StepResult):
     step: ClassVar[str] = "augment"
     records: int = 0
+    # Input records that could not be read or decoded (skipped, in failures.jsonl).
+    failed: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
     copies: int = 0
     mixup: int = 0
     masks: bool = False
@@ -135,6 +138,9 @@ class AugmentResult(StepResult):
 
     def shard_records(self) -> int | None:
         return self.records
+
+    def failed_inputs(self) -> list[dict[str, Any]]:
+        return self.failures
 
     def summary_line(self) -> str:
         return (

@@ -3,6 +3,8 @@ the Beam pipeline (train split only, deterministic in the seed, labels of mixtur
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from helpers.resample_fixtures import labelled_record
@@ -190,6 +192,31 @@ def test_beam_mixup_copies_and_labels(resampled, tmp_path):
     assert [r.pcm.tobytes() for r in again] == [r.pcm.tobytes() for r in recs]
     _, other_seed = _augment(src, tmp_path / "c", copies=0, mixup=1)
     assert len(other_seed) == len(train) and {r.augmentation_id for r in other_seed} == {1}
+
+
+def test_a_corrupt_or_undecodable_input_record_is_dead_lettered_and_the_rest_augmented(resampled, tmp_path):
+    """One record with a flipped byte (its checksum fails) and one that is no resampled record are
+    skipped and named in failures.jsonl; every other train record is still augmented."""
+    import json
+
+    from disco.records import frame_tfrecord
+
+    src, originals = resampled
+    damaged = tmp_path / "damaged"
+    shutil.copytree(src, damaged)
+    shard = damaged / shard_name(f"{params.RESAMPLED_PREFIX}-train", 0, 1)
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the 4th of 7 records' PCM: same size, another checksum
+    shard.write_bytes(bytes(data) + frame_tfrecord(b"not an Example"))
+    train = sorted(k for k, r in originals.items() if r.split == "train")
+
+    summary, recs = _augment(damaged, tmp_path / "out", copies=1)
+    lines = [json.loads(line) for line in (tmp_path / "out" / params.FAILURES_FILE).read_text().splitlines()]
+    assert summary.failed == len(lines) == 2 and summary.failures == lines
+    crc, junk = sorted(lines, key=lambda f: f["index"])
+    assert (crc["index"], crc["key"], junk["index"], junk["key"]) == (3, train[3], 7, None)
+    assert "checksum" in crc["reason"] and crc["shard"] == str(shard)
+    assert {r.key for r in recs} == set(train) - {train[3]} and summary.records == len(train) - 1
 
 
 def test_augment_needs_something_to_do(resampled, tmp_path):

@@ -9,15 +9,44 @@ from collections.abc import Sequence
 
 import apache_beam as beam
 
-from disco import params
+from disco import fileio, params
 from disco.beam.options import pipeline_options
 from disco.beam.portable import one_leaf, worker_path
-from disco.beam.sinks import WriteSplits, remove_sink_temp
-from disco.errors import ConfigError, DiscoError
+from disco.beam.sinks import (
+    FAILED_TAG,
+    OK_TAG,
+    DeadLetter,
+    WriteSplits,
+    failure,
+    read_dead_letters,
+    remove_sink_temp,
+)
+from disco.errors import ConfigError, DiscoError, SchemaError
 from disco.publish import publishes
 from disco.results import AugmentResult, ResampleResult
 
 log = logging.getLogger(__name__)
+
+
+class ReadTrainRecords(beam.DoFn):
+    """shard path → the bytes of each of its records, checksum verified and decoded once as a
+    resampled record; a record failing either is a failure dict on FAILED_TAG (shard, index, key
+    where readable, reason) and the shard's other records are still read, where Beam's own TFRecord
+    source stops the whole run at the first bad checksum, naming no file."""
+
+    def process(self, shard: str):
+        from disco.records import decode_resampled, read_tfrecord_checked, readable_key
+
+        for rec in read_tfrecord_checked(shard):
+            try:
+                if rec.error is not None:
+                    raise SchemaError(rec.error)
+                decode_resampled(rec.data)
+            except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM bytes
+                key = readable_key(rec.data) if rec.data is not None else None
+                yield failure(shard=str(shard), index=rec.index, key=key, reason=str(exc))
+                continue
+            yield rec.data
 
 
 def _augment(raw: bytes, copies: int, seed: int, masks: bool):
@@ -137,11 +166,14 @@ def run_augment(
     if not files:
         raise ConfigError(f"{resampled_dir}: no train-split resampled shards")
     pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args))
-    train = (
+    read = (
         pipeline
         | "Shards" >> beam.Create([worker_path(f) for f in files], reshuffle=False)
-        | "Read" >> beam.io.ReadAllFromTFRecord()
+        | "Read" >> beam.ParDo(ReadTrainRecords()).with_outputs(FAILED_TAG, main=OK_TAG)
     )
+    dead = read[FAILED_TAG] | "DeadLetter" >> DeadLetter(out_dir)
+    # Records are bytes, failures dicts: Beam's DaskRunner mixes a ParDo's outputs (disco.beam.portable).
+    train = read[OK_TAG] | "OnlyRecords" >> beam.Filter(lambda e: isinstance(e, bytes))
     outputs = []
     if copies:
         outputs.append(train | "Augment" >> beam.FlatMap(_augment, copies, seed, masks))
@@ -162,14 +194,19 @@ def run_augment(
         | "Write"
         >> WriteSplits(out_dir, params.RESAMPLED_PREFIX, {params.SPLIT_TRAIN: num_shards or len(files)})
     )
-    one_leaf(written.values())
+    one_leaf([*written.values(), dead])
     pipeline.run().wait_until_finish()
     remove_sink_temp(out_dir)
+    failures = read_dead_letters(fileio.join(out_dir, params.FAILURES_FILE))
+    for f in failures:
+        log.warning("skipped record %s (key %s) of %s: %s", f["index"], f["key"], f["shard"], f["reason"])
 
     records = sum(count_records(f) for f in list_shards(out_dir, params.RESAMPLED_PREFIX))
     chain = CHAIN_DESCRIPTION + (MASKS_DESCRIPTION if masks else [])
     return AugmentResult(
         records=records,
+        failed=len(failures),
+        failures=failures,
         copies=copies,
         mixup=mixup,
         masks=masks,

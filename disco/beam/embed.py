@@ -98,17 +98,6 @@ class EmbedderModelHandler(ModelHandler):
         return False
 
 
-def _readable_key(raw: bytes) -> str | None:
-    """The record's key where the bytes still parse far enough to give one, else None: a
-    dead-letter entry with the key lets the clip be found and re-made."""
-    from disco.records import record_key
-
-    try:
-        return record_key(raw)
-    except (DiscoError, ValueError):  # whatever does not parse (or is not UTF-8) simply has no key
-        return None
-
-
 class RecordMeta(NamedTuple):
     """What an embedding record takes from its resampled record, carried beside the PCM through
     RunInference (its ``PredictionResult.example``)."""
@@ -173,7 +162,7 @@ class ReadBatches(beam.DoFn):
         self.failed = Metrics.counter("disco_embed", "failed")
 
     def process(self, shard: str):
-        from disco.records import read_tfrecord_checked
+        from disco.records import read_tfrecord_checked, readable_key
 
         batch = []
         for rec in read_tfrecord_checked(shard):
@@ -183,7 +172,7 @@ class ReadBatches(beam.DoFn):
                 batch.append(_to_input(rec.data))
             except (DiscoError, ValueError) as exc:  # ValueError: undecodable UTF-8 or PCM bytes
                 self.failed.inc()
-                key = _readable_key(rec.data) if rec.data is not None else None
+                key = readable_key(rec.data) if rec.data is not None else None
                 yield failure(shard=str(shard), key=key, reason=str(exc))
                 continue
             if len(batch) == self.batch_size:
