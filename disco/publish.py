@@ -7,10 +7,11 @@ Every step writes into a staging location and publishes only when it finished:
   first and deleted after), so a reader sees the old output or the new one, never a mix, and two
   runs into one ``--out`` each publish a whole output (the last to finish wins);
 - on object stores (``gs://``), which cannot rename a folder, the step writes under a unique
-  prefix ``<out>/.staging-<host>-<pid>-<random>/``; publishing writes ``<out>/manifest.json``, which
-  names those shards, in one object write (the commit point: readers follow the manifest, so they
-  see the old output or the new one), then copies the side files beside it and deletes the shards
-  the previous manifest named.
+  prefix ``<out>/.staging-<host>-<pid>-<random>/``; publishing copies the side files (summary,
+  run info, dead letters) to ``<out>/``, then writes ``<out>/manifest.json``, which names those
+  shards and the side files' digests, in one object write (the commit point: readers follow the
+  manifest, so they see the old output or the new one, and a summary that is not the manifest's is
+  refused), then deletes the shards the previous manifest named.
 
 ``manifest.json`` lists the output's shards with their record counts, sizes and SHA-256, the step
 and a digest of its parameters. :func:`verified_shards` (behind ``records.list_shards``) reads it
@@ -95,6 +96,9 @@ class Manifest:
     shards: list[ShardInfo] = field(default_factory=list)
     created_utc: str = ""
     version: int = params.MANIFEST_VERSION
+    # SHA-256 of the side files (SIDE_FILES) as published beside it: on an object store they are
+    # separate writes, and a reader checks the summary it reads is this output's (check_side_file).
+    files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -114,9 +118,30 @@ class Manifest:
                 shards=[ShardInfo(**s) for s in data["shards"]],
                 created_utc=str(data.get("created_utc", "")),
                 version=int(data.get("version", params.MANIFEST_VERSION)),
+                files={str(k): str(v) for k, v in data.get("files", {}).items()},
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise OutputError(f"{path}: unreadable manifest ({exc})") from exc
+
+
+SIDE_FILES = (params.SUMMARY_FILE, params.RUN_INFO_FILE, params.FAILURES_FILE)
+
+
+def _text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_side_file(directory: str | os.PathLike[str], name: str, text: str) -> None:
+    """OutputError when the output's manifest records another digest for its side file ``name``
+    than ``text`` has: on an object store a publish interrupted between the side files and the
+    manifest (its commit point) leaves the new summary beside the old manifest, and another run's
+    file may have been copied in since."""
+    manifest = Manifest.read(str(directory))
+    if manifest is not None and name in manifest.files and manifest.files[name] != _text_digest(text):
+        raise OutputError(
+            f"{fileio.join(directory, name)}: not the file {params.MANIFEST_FILE} was published with "
+            "(an interrupted publish, or another run's); rerun the step"
+        )
 
 
 def parameters_digest(parameters: Mapping[str, Any]) -> str:
@@ -389,11 +414,17 @@ class Staging:
             info = describe_shard(fileio.join(self.path, n))
             info.name = rel + n
             shards.append(info)
+        files = {
+            name: _text_digest(fileio.read_text(fileio.join(self.path, name)))
+            for name in SIDE_FILES
+            if fileio.exists(fileio.join(self.path, name))
+        }
         self._manifest = Manifest(
             step=self.step,
             parameters_digest=parameters_digest(parameters),
             shards=shards,
             created_utc=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            files=files,
         )
         fileio.write_text(fileio.join(self.path, params.MANIFEST_FILE), self._manifest.to_json())
         return self._manifest
@@ -414,12 +445,12 @@ class Staging:
             old = Manifest.read(self.target)
         except OutputError:
             old = None
+        # Side files first, the manifest (the commit point) last: until it is written, readers
+        # follow the old manifest, and check_side_file tells them its summary is gone.
+        for name in self._manifest.files:
+            fileio.write_text(fileio.join(self.target, name), fileio.read_text(fileio.join(self.path, name)))
         fileio.write_text(fileio.join(self.target, params.MANIFEST_FILE), self._manifest.to_json())
         self.published = True
-        for name in (params.SUMMARY_FILE, params.RUN_INFO_FILE, params.FAILURES_FILE):
-            src = fileio.join(self.path, name)
-            if fileio.exists(src):
-                fileio.write_text(fileio.join(self.target, name), fileio.read_text(src))
         current = self.path.rsplit("/", 1)[1]
         previous = {s.name.split("/", 1)[0] for s in (old.shards if old else []) if "/" in s.name}
         for prefix in sorted(previous - {current}):

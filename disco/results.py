@@ -45,8 +45,12 @@ class StepResult:
         path = fileio.join(directory, params.SUMMARY_FILE)
         if not fileio.exists(path):
             raise OutputError(f"{path}: missing; is {directory} a finished {cls.step} output?")
+        from disco.publish import check_side_file
+
+        text = fileio.read_text(path)
+        check_side_file(directory, params.SUMMARY_FILE, text)
         try:
-            data = json.loads(fileio.read_text(path))
+            data = json.loads(text)
         except ValueError as exc:
             raise OutputError(f"{path}: not JSON ({exc})") from exc
         if not isinstance(data, dict) or data.get("step") not in (None, cls.step):

@@ -409,7 +409,21 @@ def test_on_an_object_store_the_manifest_is_the_commit_point(gcs_emulator, monke
     def names() -> set[str]:
         return {b.name[len("run/r/") :] for b in objects.list_blobs(prefix="run/r/")}
 
+    # Publishing writes the side files first and the manifest, the commit point, last: one
+    # interrupted between them leaves a summary its manifest does not know (refused on reading).
+    from disco import publish
+
+    write_text, written = publish.fileio.write_text, []
+
+    def spy(path, text):
+        written.append(str(path))
+        write_text(path, text)
+
+    monkeypatch.setattr(publish.fileio, "write_text", spy)
     _remote_step(out, shards=[shard, shard])
+    monkeypatch.setattr(publish.fileio, "write_text", write_text)
+    to_out = [p[len(out) + 1 :] for p in written if p.startswith(f"{out}/") and "/.staging-" not in p]
+    assert to_out[-1] == params.MANIFEST_FILE and {params.SUMMARY_FILE, params.RUN_INFO_FILE} <= set(to_out)
     first = list_shards(out, params.RESAMPLED_PREFIX)
     assert len(first) == 2 and all("/.staging-" in p for p in first)  # under the run's own prefix
     assert {params.MANIFEST_FILE, params.SUMMARY_FILE, params.RUN_INFO_FILE} <= names()
@@ -438,6 +452,17 @@ def test_on_an_object_store_the_manifest_is_the_commit_point(gcs_emulator, monke
     objects.blob(f"run/r/{second_name}").delete()
     with pytest.raises(OutputError, match="missing"):
         list_shards(out, params.RESAMPLED_PREFIX)
+
+
+def test_a_summary_that_is_not_the_manifests_is_refused(tmp_path):
+    """What an object-store publish interrupted between its side files and its manifest leaves (a
+    new summary beside the old manifest), or another run's summary copied in: reading it fails."""
+    out = tmp_path / "out"
+    _step(str(out), crash=False)
+    assert Written.read(out).files == 1
+    (out / params.SUMMARY_FILE).write_text(Written(files=3).to_json())
+    with pytest.raises(OutputError, match=f"{params.SUMMARY_FILE}: not the file {params.MANIFEST_FILE} was"):
+        Written.read(out)
 
 
 def test_an_empty_output_is_never_published(tmp_path):
