@@ -110,6 +110,27 @@ def test_same_seed_same_model_while_another_thread_draws_from_the_global_generat
     assert (trained["a"] / "history.csv").read_text() == (trained["a_busy"] / "history.csv").read_text()
 
 
+def test_deterministic_kernels_change_nothing_on_cpu(trained, tmp_path, monkeypatch):
+    """Training asks TensorFlow for deterministic kernels (a GPU's sum in another order on every run
+    otherwise); on CPU the same seed trains the same model with them as without."""
+    import tensorflow as tf
+    from tensorflow.python.framework import config  # the switch back off is not public
+
+    from disco.train import run_train
+
+    assert config.is_op_determinism_enabled()  # the fixture's training turned them on
+    monkeypatch.setattr(tf.config.experimental, "enable_op_determinism", lambda: None)
+    config.disable_op_determinism()
+    try:
+        run_train(str(trained["data"]), str(tmp_path / "free"), seed=5, **MIXUP)
+    finally:
+        config.enable_op_determinism()
+    for wa, wb in zip(
+        _model(trained["m"]).get_weights(), _model(tmp_path / "free").get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(wa, wb)
+
+
 def test_same_seed_same_model_with_mixup(trained):
     m, again = _model(trained["m"]), _model(trained["m_again"])
     test = _test_split(trained["data"])
