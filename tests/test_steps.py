@@ -141,6 +141,15 @@ def test_export_refuses_a_frontend_other_than_the_features(chain, tmp_path):
     with pytest.raises(ConfigError, match="trained on .*penultimate.* features, but this export builds"):
         run_export(str(tmp_path / "model"), str(tmp_path / "export"))
     assert not (tmp_path / "export").exists()
+    # The release's own features, or a features.json naming no version: refused, not exported.
+    for trained in (
+        {"embedder": params.RELEASE_EMBEDDER, "embedder_version": "openmic-2018.tgz:openmic-2018.npz"},
+        {"embedder_version": ""},
+    ):
+        info_path.write_text(json.dumps({**info, **trained}))
+        with pytest.raises(ConfigError, match="which export cannot rebuild from audio"):
+            run_export(str(tmp_path / "model"), str(tmp_path / "export"), embedder="vggish")
+        assert not (tmp_path / "export").exists()
     assert _frontend("https://tfhub.dev/google/vggish/1+pca") != _frontend("/ckpt/vggish_model.ckpt")
     assert _frontend("https://tfhub.dev/google/vggish/1+pca") == _frontend("/ckpt/vggish_model.ckpt+pca")
 

@@ -160,6 +160,9 @@ def test_training_on_the_release_npz_learns_the_planted_signal(trained, tmp_path
     summary = trained["a_summary"]
     assert summary["feature_kind"] == "npz" and summary["embedder"] == params.RELEASE_EMBEDDER
     assert (summary["frames"], summary["dim"]) == (params.RELEASE_VGGISH_FRAMES, params.VGGISH_EMBEDDING_SIZE)
+    # features.json names the release's features, so export can refuse them (tests/test_steps.py).
+    features = json.loads((trained["a"] / "features.json").read_text())
+    assert features["embedder_version"] == f"{params.RELEASE_TARBALL_NAME}:{params.NPZ_FILE}"
     # Every clip of split01 is used: train + validation + test = the partition files' keys.
     partitions = trained["data"] / params.PARTITIONS_DIR
     official = sum(len(p.read_text().split()) for p in partitions.glob("*.csv"))

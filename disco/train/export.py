@@ -38,12 +38,18 @@ def run_export(
         raise ConfigError(f"{model_dir}: no {FEATURES_INFO_FILE}; is this a train step output?")
     with open(info_path) as fh:
         info = json.load(fh)
+    if info["embedder"] == params.RELEASE_EMBEDDER or not info.get("embedder_version"):
+        # The release's features are its VGGish (fc2 with ReLU) after PCA and 8-bit quantisation,
+        # dequantised for training; no frontend export builds gives that space (+pca gives the
+        # quantised 0..255 values), and a features.json that names no version cannot be checked.
+        raise ConfigError(
+            f"{model_dir}: trained on {info['embedder']!r} features "
+            f"({info.get('embedder_version') or 'embedder version not recorded'}), which export cannot "
+            "rebuild from audio; export a model trained on `disco embed` features"
+        )
     embedder = embedder or info["embedder"]
     if embedder not in ("musicnn", "vggish"):
-        raise ConfigError(
-            f"model trained on {info['embedder']!r} features: pass --embedder musicnn|vggish "
-            "(release features are VGGish after PCA: export needs --embedder vggish with PCA params)"
-        )
+        raise ConfigError(f"model trained on {info['embedder']!r} features: pass --embedder musicnn|vggish")
     classifier, _ = load_classifier(model_dir)
     emb = get_embedder(
         embedder,
@@ -96,11 +102,6 @@ def _check_frontend(model_dir: str, trained: str, built: str) -> None:
     """Refuse to put the classifier behind another frontend than its features came from: the
     shapes agree (10x128 either way), so nothing else would notice, and every probability would be
     meaningless."""
-    if not trained:
-        log.warning(
-            "%s: features.json does not say which embedder version trained it; exporting %s", model_dir, built
-        )
-        return
     if _frontend(trained) != _frontend(built):
         raise ConfigError(
             f"{model_dir}: trained on {trained!r} features, but this export builds {built!r}; "

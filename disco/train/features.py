@@ -227,7 +227,15 @@ def _from_release(path: str, *, seed: int, validation_fraction: float, kind: str
             np.array([clip_group(c.key, c.artist_id) for c in chosen]),
         )
     frames, dim = next(s.x.shape[1:] for s in splits.values() if len(s))
-    return FeatureSet(splits, path, kind, params.RELEASE_EMBEDDER, int(frames), int(dim))
+    return FeatureSet(
+        splits, path, kind, params.RELEASE_EMBEDDER, int(frames), int(dim), release_version(kind)
+    )
+
+
+def release_version(kind: str) -> str:
+    """The embedder version of the release's own features (what import-features writes in its
+    records): the release's VGGish, its post-processing, dequantised here."""
+    return f"{params.RELEASE_TARBALL_NAME}:{params.NPZ_FILE if kind == 'npz' else params.VGGISH_DIR}"
 
 
 def load_features(
@@ -294,7 +302,7 @@ def write_release_records(
     kind = "npz" if ds.has_npz() else "vggish_json"
     fs = _from_release(data_uri, seed=seed, validation_fraction=validation_fraction, kind=kind)
     source = params.NPZ_FILE if kind == "npz" else params.VGGISH_DIR
-    version = f"{params.RELEASE_TARBALL_NAME}:{source}"
+    version = fs.embedder_version
     rows = [(split, i) for split, data in fs.splits.items() for i in range(len(data))]
     os.makedirs(out_dir, exist_ok=True)
     total = max(1, math.ceil(len(rows) / params.RELEASE_RECORDS_PER_SHARD))
