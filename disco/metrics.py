@@ -48,7 +48,8 @@ def prf(y_true, y_score, y_mask, thresholds) -> dict[str, list]:
         p = tp / (tp + fp) if tp + fp else 0.0
         r = tp / (tp + fn) if tp + fn else None
         f = (2 * p * r / (p + r) if p + r else 0.0) if r is not None else None
-        out["precision"].append(p if t.size else None)
+        # Like recall and F1: a class with no observed positive is left out of the means.
+        out["precision"].append(p if t.any() else None)
         out["recall"].append(r)
         out["f1"].append(f)
         out["support"].append(int(t.sum()))

@@ -153,8 +153,11 @@ def predict_file(
     ``error`` set (the other files still get theirs)."""
     if aggregate not in AGGREGATES:
         raise ConfigError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
-    if not (0 < hop_s <= params.CLIP_SECONDS):
-        raise ConfigError(f"hop must be in (0, {params.CLIP_SECONDS:g}] seconds, got {hop_s:g}")
+    # At least one sample: a hop that rounds to 0 samples would never reach the end of the file.
+    if not (1 / params.SAMPLE_RATE <= hop_s <= params.CLIP_SECONDS):
+        raise ConfigError(
+            f"hop must be in [1/{params.SAMPLE_RATE}, {params.CLIP_SECONDS:g}] seconds, got {hop_s:g}"
+        )
     result = FilePrediction(path, aggregate=aggregate, hop_s=hop_s)
     try:
         wave, duration = load_waveform(path)

@@ -108,6 +108,8 @@ class _ProgressTee(io.TextIOBase):
         self.cached: list[str] = []
         self.last_error: str | None = None
         self.steps_started = 0
+        self._step_numbers: dict[str, int] = {}
+        self._attempted: set[str] = set()
 
     def writable(self) -> bool:
         return True
@@ -149,9 +151,14 @@ class _ProgressTee(io.TextIOBase):
     def step_started(self, task: str, *, cached: bool = False) -> None:
         with self._lock:
             self.end_step()
-            self.steps_started += 1
+            # kfp logs every attempt of a retried task: a retry keeps its step's number.
+            if task not in self._step_numbers:
+                self._step_numbers[task] = len(self._step_numbers) + 1
+            self.steps_started = len(self._step_numbers)
             suffix = ": reused from cache" if cached else ""
-            self._say(f"==> step {self.steps_started}: {step_title(task)}{suffix}")
+            retry = " (retry)" if task in self._attempted and not cached else ""
+            self._attempted.add(task)
+            self._say(f"==> step {self._step_numbers[task]}: {step_title(task)}{suffix}{retry}")
             self._step_started = None if cached else time.monotonic()
             self._last_message = ""
 

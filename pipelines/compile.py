@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from disco import __version__, params
+from disco.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ def compile_pipeline(
 
     from disco_pipelines import factory
 
+    if (gpu_accelerator or gpu_image) and not gpu:
+        # Either alone would compile a CPU-only pipeline without a word: the user asked for a GPU.
+        raise ConfigError("--gpu-accelerator and --gpu-image need --gpu")
     name = pipeline_name or params.PIPELINE_NAME
     gpu_arg: bool | factory.GpuConfig = gpu
     if gpu and gpu_accelerator:

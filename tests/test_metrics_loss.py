@@ -61,6 +61,11 @@ def test_class_without_observed_positives_is_na_not_zero(rng):
     report = classification_report(y_true, scores, y_mask)
     assert report["per_class"][params.CLASSES[3]]["ap"] is None
     assert report["mAP"] == pytest.approx(np.mean([a for a in aps if a is not None]))
+    # Precision, recall and F1 alike: n/a for a class with no observed positive, out of the means.
+    per = report["per_class"][params.CLASSES[5]]
+    assert (per["precision"], per["recall"], per["f1"]) == (None, None, None)
+    precisions = [c["precision"] for c in report["per_class"].values() if c["precision"] is not None]
+    assert report["precision_macro"] == pytest.approx(np.mean(precisions))
 
 
 def test_prf_hand_computed():

@@ -618,7 +618,18 @@ def test_the_fingerprint_follows_the_content(tmp_path):
     assert dataset_fingerprint(str(data) + "/") == first  # pure: same files, same fingerprint
     shutil.rmtree(data)
     generate_demo_dataset(data, clips=8, seed=2, workers=2)
-    assert dataset_fingerprint(data) != first
+    second = dataset_fingerprint(data)
+    assert second != first
+    # Audio kept elsewhere behind a linked folder (read through the link) counts too, and a loop
+    # of links ends.
+    (tmp_path / "elsewhere").mkdir()
+    shutil.move(str(data / "audio"), str(tmp_path / "elsewhere" / "audio"))
+    (data / "audio").symlink_to(tmp_path / "elsewhere" / "audio")
+    (tmp_path / "elsewhere" / "audio" / "loop").symlink_to(tmp_path / "elsewhere" / "audio")
+    linked = dataset_fingerprint(data)
+    clip = next((tmp_path / "elsewhere" / "audio").rglob("*.ogg"))
+    clip.write_bytes(clip.read_bytes() + b"\0")
+    assert dataset_fingerprint(data) != linked
 
 
 @pytest.mark.slow

@@ -311,3 +311,14 @@ def test_submit_missing_package_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="not found"):
         parameter_types(str(tmp_path / "nope.yaml"))
+
+
+@pytest.mark.parametrize("asked", [{"gpu_accelerator": "nvidia-l4"}, {"gpu_image": "reg/disco-gpu:1"}])
+def test_gpu_options_without_gpu_are_refused(tmp_path, asked):
+    """Either alone used to compile a CPU-only pipeline without a word."""
+    from disco.errors import ConfigError
+    from disco_pipelines.compile import compile_pipeline
+
+    with pytest.raises(ConfigError, match="need --gpu"):
+        compile_pipeline(tmp_path / "p.yaml", **asked)
+    assert not (tmp_path / "p.yaml").exists()

@@ -52,6 +52,15 @@ def test_inputs_are_files_folders_and_globs(tmp_path):
         expand_inputs([str(tmp_path / "empty")])
 
 
+@pytest.mark.parametrize("hop", [0.0, 2e-5, 10.5])
+def test_a_hop_below_one_sample_or_above_a_clip_is_refused(tmp_path, hop):
+    """A hop that rounds to 0 samples would cut windows forever, never reaching the file's end."""
+    from disco.predict import predict_file
+
+    with pytest.raises(ConfigError, match="hop must be in"):
+        predict_file(lambda x: x, [0.5] * params.NUM_CLASSES, str(tmp_path / "x.wav"), hop_s=hop)
+
+
 def _tone(f0: float, seconds: float, rng: np.random.Generator, *, bright: bool) -> np.ndarray:
     """A harmonic tone with a little vibrato: dark (fast-decaying harmonics) or bright."""
     t = np.arange(int(seconds * SR)) / SR

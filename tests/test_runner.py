@@ -107,6 +107,22 @@ def test_each_started_task_is_announced_by_its_display_name():
     ]
 
 
+def test_a_retried_task_keeps_its_step_number():
+    """kfp logs "Executing task" on every attempt (retries are on for gs:// data): a retry is the same
+    step, not the next one."""
+    from disco.runner import _ProgressTee
+
+    term = io.StringIO()
+    tee = _ProgressTee(io.StringIO(), term, stream_all=False)
+    tee.write("04:06:33.331 - INFO - Executing task 'resample-audio'\n")
+    tee.end_step("FAILED")
+    tee.write("04:06:35.331 - INFO - Executing task 'resample-audio'\n")
+    tee.write("04:06:38.804 - INFO - Executing task 'augment-audio'\n")
+    lines = [line for line in term.getvalue().splitlines() if line.startswith("==>")]
+    assert [line.split(":")[0] for line in lines] == ["==> step 1", "==> step 1", "==> step 2"]
+    assert lines[1].endswith("(retry)") and not lines[2].endswith("(retry)")
+
+
 def test_a_failed_step_says_so():
     from disco.runner import _ProgressTee
 

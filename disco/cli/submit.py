@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -348,6 +349,12 @@ def handle_vertex(args: argparse.Namespace) -> int:
     job.submit(service_account=args.service_account, experiment=args.experiment)
     print(f"Vertex AI pipeline job submitted: {job.resource_name}")
     if args.wait:
-        job.wait()
+        try:
+            job.wait()
+        except RuntimeError as exc:  # aiplatform raises a bare RuntimeError for a failed job
+            print(f"disco vertex-submit: job {job.resource_name} failed: {exc}", file=sys.stderr)
+            return 1
         print(f"job finished: {job.state}")
+        # A cancelled or paused job also ends the wait without an error.
+        return 0 if getattr(job.state, "name", str(job.state)).endswith("SUCCEEDED") else 1
     return 0

@@ -40,7 +40,15 @@ def dataset_fingerprint(uri: str | os.PathLike[str]) -> str:
         st = os.stat(uri)
         entries.append((os.path.basename(uri), st.st_size, st.st_mtime_ns))
     elif os.path.isdir(uri):
-        for root, dirs, files in os.walk(uri):
+        # Linked folders are followed (resample reads through them: audio -> /bigdisk/audio), each
+        # real folder once, so a loop of links ends.
+        seen: set[tuple[int, int]] = set()
+        for root, dirs, files in os.walk(uri, followlinks=True):
+            st = os.stat(root)
+            if (st.st_dev, st.st_ino) in seen:
+                dirs[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
             dirs.sort()
             for name in sorted(files):
                 path = os.path.join(root, name)
