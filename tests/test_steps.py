@@ -129,7 +129,8 @@ def test_export_refuses_a_frontend_other_than_the_features(chain, tmp_path):
     from disco.errors import ConfigError
     from disco.records import iter_embeddings
     from disco.train import run_train
-    from disco.train.export import _frontend, run_export
+    from disco.train.export import run_export
+    from disco.train.features import frontend_of as _frontend
 
     emb_dir = str(chain["root"] / "embeddings")
     run_train(emb_dir, str(tmp_path / "model"), model="linear", seed=2)
@@ -152,6 +153,33 @@ def test_export_refuses_a_frontend_other_than_the_features(chain, tmp_path):
         assert not (tmp_path / "export").exists()
     assert _frontend("https://tfhub.dev/google/vggish/1+pca") != _frontend("/ckpt/vggish_model.ckpt")
     assert _frontend("https://tfhub.dev/google/vggish/1+pca") == _frontend("/ckpt/vggish_model.ckpt+pca")
+
+
+def test_evaluate_refuses_features_other_than_the_models(chain, tmp_path):
+    """Scoring a model on features of another embedder, shape or frontend gives numbers that mean
+    nothing; evaluate checks the features against the model's features.json first."""
+    from disco.errors import ConfigError
+    from disco.evaluate import run_evaluate
+    from disco.train import run_train
+
+    emb_dir = str(chain["root"] / "embeddings")
+    run_train(emb_dir, str(tmp_path / "model"), model="linear", seed=2)
+    info_path = tmp_path / "model" / "features.json"
+    info = json.loads(info_path.read_text())
+    layer = info["embedder_version"].rsplit("/", 1)[0] + "/penultimate"
+    for other in (
+        {"embedder_version": layer},
+        {"embedder": params.RELEASE_EMBEDDER},
+        {"dim": info["dim"] + 1},
+    ):
+        info_path.write_text(json.dumps({**info, **other}))
+        with pytest.raises(
+            ConfigError, match=r"model: trained on .* features .*, but .* holds musicnn features"
+        ):
+            run_evaluate(str(tmp_path / "model"), emb_dir, str(tmp_path / "eval"), rf_baseline=False)
+        assert not (tmp_path / "eval").exists()
+    info_path.write_text(json.dumps(info))
+    run_evaluate(str(tmp_path / "model"), emb_dir, str(tmp_path / "eval"), rf_baseline=False)
 
 
 def test_tune_mode_records_the_search(chain, tmp_path):

@@ -50,9 +50,9 @@ def run_evaluate(
     from disco.evaluate.baseline import full_train, logistic_regression_reference, random_forest_scores
     from disco.evaluate.report import write_reports
     from disco.metrics import classification_report
-    from disco.train.features import load_features
+    from disco.train.features import check_trained_on, load_features
     from disco.train.select import SELECTION_FILE, Selection
-    from disco.train.train import load_classifier
+    from disco.train.train import FEATURES_INFO_FILE, load_classifier
 
     start = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)
@@ -60,6 +60,10 @@ def run_evaluate(
     test = fs.splits[params.SPLIT_TEST].originals()
     if len(test) == 0:
         raise ConfigError(f"{features}: no test examples")
+    info_path = os.path.join(model_dir, FEATURES_INFO_FILE)
+    if os.path.exists(info_path):  # a model folder made by hand may have none
+        with open(info_path) as fh:
+            check_trained_on(json.load(fh), fs, model_dir)
     net, thresholds = load_classifier(model_dir)
     scores = net.predict(test.x, verbose=0, batch_size=512)
     metrics = classification_report(test.y_true, scores, test.y_mask, thresholds=thresholds)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 
 from disco import params
@@ -89,20 +88,13 @@ def run_export(
     return summary
 
 
-def _frontend(version: str) -> tuple:
-    # What changes the embeddings' space: VGGish's post-processing (+pca: PCA and 8-bit
-    # quantisation) and ReLU on fc2, musicnn's layer and hop. The weights' path may differ
-    # between machines (a copied checkpoint), so it is not part of it.
-    flags = tuple(sorted(re.findall(r"\+(pca|fc2relu)\b", version)))
-    tail = version.split("/", 1)[1] if version.startswith(params.MUSICNN_MODEL + "@") else ""
-    return flags, tail
-
-
 def _check_frontend(model_dir: str, trained: str, built: str) -> None:
+    from disco.train.features import frontend_of
+
     """Refuse to put the classifier behind another frontend than its features came from: the
     shapes agree (10x128 either way), so nothing else would notice, and every probability would be
     meaningless."""
-    if _frontend(trained) != _frontend(built):
+    if frontend_of(trained) != frontend_of(built):
         raise ConfigError(
             f"{model_dir}: trained on {trained!r} features, but this export builds {built!r}; "
             "pass the embed step's --pca-params and weights (--vggish-checkpoint / --vggish-handle)"

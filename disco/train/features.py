@@ -82,6 +82,34 @@ class FeatureSet:
     embedder_version: str = ""
 
 
+def frontend_of(version: str) -> tuple:
+    """What in an embedder version changes the embeddings' space: VGGish's post-processing (+pca:
+    PCA and 8-bit quantisation) and ReLU on fc2, musicnn's layer and hop. The weights' path may
+    differ between machines (a copied checkpoint), so it is not part of it."""
+    import re
+
+    flags = tuple(sorted(re.findall(r"\+(pca|fc2relu)\b", version)))
+    tail = version.split("/", 1)[1] if version.startswith(params.MUSICNN_MODEL + "@") else ""
+    return flags, tail
+
+
+def check_trained_on(info: dict, fs: FeatureSet, model_dir: str) -> None:
+    """ConfigError when ``fs`` are not the kind of features the model in ``model_dir`` was trained on
+    (its features.json, ``info``): another embedder, shape or frontend gives scores that mean
+    nothing, and 10x128 VGGish+PCA bytes fit a model trained on the release's dequantised values."""
+    trained = (info.get("embedder"), info.get("frames"), info.get("dim"))
+    if trained != (fs.embedder, fs.frames, fs.dim) or (
+        fs.embedder != params.RELEASE_EMBEDDER
+        and info.get("embedder_version")  # older train outputs did not record it
+        and frontend_of(info["embedder_version"]) != frontend_of(fs.embedder_version)
+    ):
+        raise ConfigError(
+            f"{model_dir}: trained on {trained[0]} features ({info.get('embedder_version') or '?'}, "
+            f"{trained[1]}x{trained[2]}), but {fs.source} holds {fs.embedder} features "
+            f"({fs.embedder_version or '?'}, {fs.frames}x{fs.dim})"
+        )
+
+
 def _empty(frames: int, dim: int) -> SplitData:
     return SplitData(
         np.zeros((0, frames, dim), np.float32),
