@@ -20,6 +20,7 @@ image name carries the disco version and git commit), hence ``--no-cache``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -393,8 +394,9 @@ def run_local(
         raise ConfigError(f"epochs must be >= 1, got {values['epochs']}")
     from disco.train.train import preset_overrides, resolve_preset
 
-    # Fails here, in seconds, rather than in the train step after the embedding.
-    resolve_preset(values["preset"], **preset_overrides(**steps.hyperparameters(values)))
+    # Fails here, in seconds, rather than in the train step after the embedding; and is what the
+    # train step will resolve (a value at the default preset's means the chosen preset's own).
+    training = resolve_preset(values["preset"], **preset_overrides(**steps.hyperparameters(values)))
     data = _resolve_data(data_uri)
     remote_out = str(output_dir) if str(output_dir).startswith("gs://") else None
     if remote_out:
@@ -528,6 +530,7 @@ def run_local(
         json.dumps(
             {
                 "parameters": arguments,
+                "training": dataclasses.asdict(training),
                 "seconds": round(seconds, 1),
                 "cached_tasks": result.cached_tasks,
                 "evaluation_dir": result.evaluation_dir,

@@ -67,13 +67,36 @@ def test_pipeline_release_branch_skips_the_audio_steps(release_like, tmp_path):
     from disco.runner import run_local
 
     result = run_local(
-        str(release_like), tmp_path / "run", use_release_features=True, epochs=2, batch_size=8, seed=E2E_SEED
+        str(release_like),
+        tmp_path / "run",
+        use_release_features=True,
+        epochs=2,
+        batch_size=8,
+        seed=E2E_SEED,
+        validation_fraction=0.3,
     )
     run_dir = Path(result.output_dir)
     features = step_output(run_dir, "import-release-features", "features")
     assert records.list_shards(features, params.EMBEDDING_PREFIX)
     for task in ("resample-audio", "augment-audio", "embed-audio"):
         assert not list((run_dir / "pipeline_root").glob(f"*/{task}")), f"{task} ran in the release branch"
-    assert (step_output(run_dir, "train-classifier", "model") / "model.keras").is_file()
+    model_dir = step_output(run_dir, "train-classifier", "model")
+    assert (model_dir / "model.keras").is_file()
     metrics = json.loads((run_dir / params.METRICS_FILE).read_text())
     assert 0.0 <= metrics["mAP"] <= 1.0
+    # The report shows the fraction that carved the validation split (import-features'), not the
+    # train step's default.
+    report = (run_dir / params.REPORT_FILE).read_text()
+    shown = report[report.index("validation fraction") :][:80]
+    assert "0.3" in shown and "0.15" not in shown, shown
+    # run_summary.json records the recipe the train step resolved, not only the flags as given.
+    from disco.results import TrainResult
+
+    training = json.loads((run_dir / params.RUN_SUMMARY_FILE).read_text())["training"]
+    trained = TrainResult.read(model_dir)
+    assert (training["model"], training["epochs"], training["batch_size"], training["learning_rate"]) == (
+        trained.model,
+        2,
+        8,
+        trained.learning_rate,
+    )

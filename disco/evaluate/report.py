@@ -318,6 +318,16 @@ def _read_json(directory: str | None, name: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _validation_fraction(train: dict, train_info: dict, feat_info: dict, resample_info: dict):
+    """The fraction that carved the validation split the model saw: the step that made the split's
+    (resample, or import-features), not train's own parameter, which only acts on the release's
+    features read directly (records carry their split)."""
+    if train.get("feature_kind") in (None, "records"):
+        info = resample_info or (feat_info if feat_info.get("step") == "import_features" else {})
+        return info.get("parameters", {}).get("validation_fraction")
+    return train_info.get("parameters", {}).get("validation_fraction")
+
+
 def describe_run(
     model_dir: str | None, features: str | None, *, evaluate_seconds: float | None = None
 ) -> RunDescription:
@@ -353,7 +363,7 @@ def describe_run(
             ("resampled", resample.get("ok")),
             ("could not be decoded", failed if failed else None),
             ("clips per split", resample.get("splits") or feat.get("splits")),
-            ("validation fraction", train_info.get("parameters", {}).get("validation_fraction")),
+            ("validation fraction", _validation_fraction(train, train_info, feat_info, resample_info)),
         ],
     )
     if augment:
