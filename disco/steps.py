@@ -131,7 +131,7 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
         int,
         params.DEFAULT_PATIENCE,
         "epochs without validation progress before stopping",
-        check="non_negative_int",
+        check="positive_int",
     ),
     Parameter(
         "seed",

@@ -42,7 +42,8 @@ METRICS = {
 def test_text_table_has_every_class_the_means_and_both_references():
     lines = metrics_table(METRICS).splitlines()
     header = lines[0].split()
-    assert header[:4] == ["class", "AP", "F1", "F1@t"] and "RF" in header and "LR" in header
+    # Each column says its decision rule: F1 at 0.5, F1/precision/recall at the tuned thresholds.
+    assert header[:6] == ["class", "AP", "F1@0.5", "F1@t", "P@t", "R@t"] and "RF" in header and "LR" in header
     piano = lines[1].split()
     assert piano[:4] == ["piano", "0.900", "0.800", "0.850"] and "0.610" in piano and "0.660" in piano
     assert piano[-2:] == ["12", "20"]

@@ -185,6 +185,27 @@ def test_submit_creates_a_run_with_the_token_and_typed_parameters(kfp_api, monke
     assert len(seen) >= 3 and all(s.headers.get("authorization") == "Bearer tok-123" for s in seen)
 
 
+@pytest.mark.parametrize(
+    "param, reason",
+    [
+        ("epochs=0", "epochs: 0 must be a positive integer"),
+        ("patience=0", "patience: 0 must be a positive integer"),
+        ("validation_fraction=1.5", "validation_fraction: 1.5 must be"),
+        ("model=bogus", "model='bogus': choose one of"),
+        ("preset=nope", "preset='nope': choose one of"),
+    ],
+)
+def test_submit_refuses_a_bad_value_before_submitting(kfp_api, monkeypatch, repo_root, capsys, param, reason):
+    """What ``disco run`` refuses before it starts, ``disco submit`` refuses before submitting, not
+    the cluster's train step after the embedding."""
+    endpoint, seen = kfp_api
+    monkeypatch.setenv(ENDPOINT_ENV, endpoint)
+    args = ["submit", "--package", str(repo_root / params.PIPELINE_YAML), "--data", "gs://bucket/openmic"]
+    rc = main([*args, "--param", param, "--existing-token", "tok-123"])
+    assert rc == 2 and reason in capsys.readouterr().err
+    assert not [s for s in seen if s.method == "POST" and s.path.startswith("/apis/v2beta1/runs")]
+
+
 def test_a_dataset_that_cannot_be_listed_is_submitted_without_a_fingerprint(
     kfp_api, monkeypatch, repo_root, caplog
 ):

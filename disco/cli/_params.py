@@ -30,6 +30,30 @@ def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str], **overr
         parser.add_argument(p.cli_flag, **kwargs)
 
 
+def check_values(values: dict[str, Any]) -> None:
+    """ConfigError for a value the flag of its run parameter would refuse (range, choices), and for a
+    training recipe no preset resolves: what ``disco run`` checks before it starts, for values that
+    come another way (``disco submit --param``), so a bad one fails here and not on the cluster
+    after the embedding."""
+    from disco import steps
+    from disco.errors import ConfigError
+    from disco.train.train import preset_overrides, resolve_preset
+
+    for name, value in values.items():
+        p = RUN_PARAMETER.get(name)
+        if p is None:
+            continue
+        if p.choices and value not in p.choices:
+            raise ConfigError(f"{name}={value!r}: choose one of {', '.join(map(str, p.choices))}")
+        if p.check:
+            try:
+                getattr(argtypes, p.check)(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise ConfigError(f"{name}: {exc}") from None
+    run = steps.run_values({k: v for k, v in values.items() if k in RUN_PARAMETER})
+    resolve_preset(run["preset"], **preset_overrides(**steps.hyperparameters(run)))
+
+
 def add_max_failure_ratio(parser: argparse.ArgumentParser, *, failing: str) -> None:
     """``--max-failure-ratio``, the same in every command of a step that dead-letters bad inputs;
     ``failing`` says what counts as a failure there."""

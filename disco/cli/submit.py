@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from disco import params
+from disco.cli import _params
 from disco.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -256,6 +257,7 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
         values["data_uri"] = args.data
     if "data_uri" in types and "data_uri" not in values:
         raise ConfigError("data_uri is required: pass --data gs://bucket/path (as the cluster sees it)")
+    _params.check_values(values)
     if "data_fingerprint" in types and "data_fingerprint" not in values:
         fingerprint = _data_fingerprint(values["data_uri"])
         if fingerprint:  # unknown: the pipeline's default ("") applies and the key sees the URI only

@@ -91,8 +91,8 @@ def _references(metrics: Mapping[str, Any]) -> list[tuple[Reference, Mapping[str
 
 def build_table(metrics: Mapping[str, Any]) -> MetricsTable:
     refs = _references(metrics)
-    columns = [Column("class", 20, "---"), Column("AP", 6), Column("F1", 6), Column("F1@t", 6)]
-    columns += [Column("P", 6), Column("R", 6)]
+    columns = [Column("class", 20, "---"), Column("AP", 6), Column("F1@0.5", 6), Column("F1@t", 6)]
+    columns += [Column("P@t", 6), Column("R@t", 6)]
     columns += [Column(f"{r.short} AP", 6) for r, _ in refs]
     columns += [Column("pos", 4), Column("obs", 4)]
     rows, undefined = [], []
