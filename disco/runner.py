@@ -514,9 +514,15 @@ def run_local(
         report_path = out / params.REPORT_FILE
         fileio.copy_file(report_src, report_path)
     metrics = json.loads(metrics_path.read_text())
+    # Where the evaluation will be once the run is uploaded: the staging folder is deleted then.
+    shown_evaluation = (
+        f"{remote_out.rstrip('/')}/{evaluation_dir.relative_to(out).as_posix()}"
+        if remote_out
+        else str(evaluation_dir)
+    )
     result = RunResult(
         output_dir=remote_out or str(out),
-        evaluation_dir=str(evaluation_dir),
+        evaluation_dir=shown_evaluation,
         metrics=metrics,
         metrics_path=str(metrics_path),
         report_path=str(report_path) if report_path else None,
@@ -551,6 +557,12 @@ def run_local(
         result.metrics_path = f"{remote_out.rstrip('/')}/{params.METRICS_FILE}"
         result.report_path = f"{remote_out.rstrip('/')}/{params.REPORT_FILE}" if report_path else None
         result.log_path = f"{remote_out.rstrip('/')}/{params.PIPELINE_LOG_FILE}"
+        if cache_dir is None:
+            # Everything is in the bucket now; the default cache lived in the staging folder, so
+            # nothing refers to it. A --cache-dir's entries name these outputs: they stay.
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            log.info("staging folder %s kept: the cache in %s refers to its outputs", out, cache_root)
     return result
 
 

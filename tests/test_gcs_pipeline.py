@@ -12,6 +12,7 @@ audio branch is covered locally by test_e2e.py.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from helpers.pipeline_fixtures import (
@@ -43,6 +44,9 @@ def test_pipeline_reads_a_tarball_from_a_bucket_and_writes_outputs_back(tmp_path
         bucket = client.create_bucket(BUCKET)
         bucket.blob(f"datasets/{params.RELEASE_TARBALL_NAME}").upload_from_filename(str(tarball))
 
+        import tempfile
+
+        staged_before = set(Path(tempfile.gettempdir()).glob("disco-run-*"))
         result = run_local(
             f"gs://{BUCKET}/datasets/{params.RELEASE_TARBALL_NAME}",
             f"gs://{BUCKET}/runs/r1",
@@ -53,7 +57,13 @@ def test_pipeline_reads_a_tarball_from_a_bucket_and_writes_outputs_back(tmp_path
             cache=False,
         )
 
+        # Uploaded, the local staging copy of the run is gone, and the summary points at the bucket.
+        assert set(Path(tempfile.gettempdir()).glob("disco-run-*")) == staged_before
+        summary = json.loads(bucket.blob(f"runs/r1/{params.RUN_SUMMARY_FILE}").download_as_bytes())
+        assert summary["evaluation_dir"] == result.evaluation_dir
+        assert result.evaluation_dir.startswith(f"gs://{BUCKET}/runs/r1/")
         names = {b.name for b in client.list_blobs(BUCKET, prefix="runs/r1/")}
+        assert result.evaluation_dir[len(f"gs://{BUCKET}/") :] + f"/{params.METRICS_FILE}" in names
         assert {f"runs/r1/{params.METRICS_FILE}", "runs/r1/pipeline.log", "runs/r1/run_info.json"} <= names
         shards = [n for n in names if n.endswith(".tfrecord") and "/import-release-features/features/" in n]
         assert shards
