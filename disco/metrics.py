@@ -72,6 +72,9 @@ def tune_thresholds(y_true, y_score, y_mask, *, default: float = 0.5) -> list[fl
     out = []
     for c in range(y_true.shape[1]):
         t, s = _observed(y_true, y_score, y_mask, c)
+        if not np.isfinite(s).all():
+            # A NaN sorts anywhere and would become the threshold: the model diverged on these clips.
+            raise ValueError(f"class {c}: {int((~np.isfinite(s)).sum())} held-out scores are NaN or infinite")
         if not t.any() or t.all():
             out.append(default)
             continue

@@ -68,6 +68,19 @@ def test_class_without_observed_positives_is_na_not_zero(rng):
     assert report["precision_macro"] == pytest.approx(np.mean(precisions))
 
 
+def test_a_nan_score_is_refused_not_made_a_threshold(rng):
+    """A NaN sorts anywhere: it became the tuned threshold, written to thresholds.json."""
+    from disco.metrics import tune_thresholds
+
+    y_true, y_mask, scores = _labels(rng, n=50)
+    y_mask[:, 2] = True
+    scores[0, 2] = np.nan
+    with pytest.raises(ValueError, match="class 2: 1 held-out scores are NaN or infinite"):
+        tune_thresholds(y_true, scores, y_mask)
+    scores[0, 2] = 0.5
+    assert all(np.isfinite(tune_thresholds(y_true, scores, y_mask)))
+
+
 def test_prf_hand_computed():
     y_true = np.zeros((4, params.NUM_CLASSES), np.float32)
     y_mask = np.zeros((4, params.NUM_CLASSES), bool)

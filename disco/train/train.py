@@ -389,6 +389,12 @@ def run_train(
         )
         selection = picked.selection
         selection.write(os.path.join(out_dir, select.SELECTION_FILE))
+    bad = ~np.isfinite(held_scores) & (np.asarray(held_mask) > 0)
+    if bad.any():
+        raise TrainingDivergedError(
+            f"{fs.source}: the model scores {int(bad.sum())} held-out entries NaN or infinite; no "
+            "threshold can be placed (nothing saved): check the features or lower the learning rate"
+        )
     thresholds = tune_thresholds(held_true, held_scores, held_mask)
     net.save(os.path.join(out_dir, MODEL_FILE))
     with open(os.path.join(out_dir, THRESHOLDS_FILE), "w") as fh:
