@@ -60,6 +60,16 @@ def runs(tmp_path_factory, openmic_sample) -> dict:
     shutil.rmtree(base / "staging" / ".kfp-cache", ignore_errors=True)
     shutil.move(str(staged), str(runs_dir / KFP_RUN))
     metrics[KFP_RUN] = _metrics(runs_dir / KFP_RUN)
+    # And the original location was run again since, at another learning rate: the copy's row must
+    # still show the copy's own train step, not what now sits at the recorded paths.
+    shutil.copytree(runs_dir / KFP_RUN, staged)
+    for train_file in staged.glob(f"pipeline_root/*/train-classifier*/*/{params.SUMMARY_FILE}"):
+        for name in (params.SUMMARY_FILE, params.RUN_INFO_FILE):
+            recorded = json.loads((train_file.parent / name).read_text())
+            recorded.setdefault("parameters", {})["learning_rate"] = 0.1
+            if "learning_rate" in recorded:
+                recorded["learning_rate"] = 0.1
+            (train_file.parent / name).write_text(json.dumps(recorded))
     # A directory with train outputs only is not a run.
     shutil.copytree(base / "models" / "plain" / "baseline-lr1e-4", runs_dir / "plain" / "a-model-only")
     return {"dir": runs_dir, "metrics": metrics, "base": base}

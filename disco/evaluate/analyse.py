@@ -77,26 +77,32 @@ def _read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _resolve_recorded(recorded: str | None, near: Path, root: Path) -> Path | None:
-    """A directory recorded by an earlier step (absolute, or relative to where that step ran). When
-    the runs were copied from elsewhere (another machine, a bucket), the recorded absolute path no
-    longer exists; its last few components are then looked for beside ``near``'s ancestors inside
-    ``root`` (kfp.local keeps train and evaluate outputs as siblings under one pipeline run)."""
+def _resolve_recorded(recorded: str | None, near: Path, root: Path, step: str) -> Path | None:
+    """The output of ``step`` (its summary.json says so) recorded by a later step, absolute or
+    relative to where that step ran. Copies inside ``root`` come first: when the runs were copied
+    from elsewhere (another machine, a bucket, an archive), the recorded absolute path is the
+    original's, which may be gone or, worse, re-run since; its last few components are looked for
+    beside ``near``'s ancestors inside ``root`` (kfp.local keeps train and evaluate outputs as
+    siblings under one pipeline run). The recorded path itself is taken last (a model trained
+    outside the runs folder)."""
     if not recorded or "://" in recorded:
         return None
+
+    def is_step(candidate: Path) -> bool:
+        return ((_read_json(candidate / params.SUMMARY_FILE) or {}).get("step")) == step
+
     path = Path(recorded)
-    for candidate in (path, near / path):
-        if candidate.is_dir():
-            return candidate.resolve()
+    if not path.is_absolute() and is_step(near / path):
+        return (near / path).resolve()
     parts = path.parts
     for ancestor in (near, *near.parents):
         if ancestor != root and root not in ancestor.parents:
             break
         for n in range(min(4, len(parts) - 1), 0, -1):
             candidate = ancestor.joinpath(*parts[-n:])
-            if (candidate / params.RUN_INFO_FILE).is_file():
+            if is_step(candidate):
                 return candidate.resolve()
-    return None
+    return path.resolve() if path.is_absolute() and is_step(path) else None
 
 
 def find_runs(runs_dir: str | os.PathLike[str]) -> list[Path]:
@@ -119,7 +125,7 @@ def find_runs(runs_dir: str | os.PathLike[str]) -> list[Path]:
         summary = _read_json(top / params.RUN_SUMMARY_FILE)
         if summary is None:
             continue
-        evaluation = _resolve_recorded(summary.get("evaluation_dir"), top, root)
+        evaluation = _resolve_recorded(summary.get("evaluation_dir"), top, root, "evaluate")
         if evaluation is not None:
             covered.add(evaluation)
         copy = (top / params.METRICS_FILE).read_bytes()
@@ -158,11 +164,15 @@ def describe_run(run_dir: Path, root: Path) -> dict | None:
     own_info = _read_json(run_dir / params.RUN_INFO_FILE) or {}
     if run_summary is not None:
         found.update(run_summary.get("parameters") or {})
-        evaluation_dir = _resolve_recorded(run_summary.get("evaluation_dir"), run_dir, root) or run_dir
+        evaluation_dir = (
+            _resolve_recorded(run_summary.get("evaluation_dir"), run_dir, root, "evaluate") or run_dir
+        )
         if own_info.get("seed") is not None:
             found["seed"] = own_info["seed"]
     eval_info = _read_json(evaluation_dir / params.RUN_INFO_FILE) or {}
-    model_dir = _resolve_recorded((eval_info.get("parameters") or {}).get("model_dir"), evaluation_dir, root)
+    model_dir = _resolve_recorded(
+        (eval_info.get("parameters") or {}).get("model_dir"), evaluation_dir, root, "train"
+    )
     if model_dir is not None:
         train_info = _read_json(model_dir / params.RUN_INFO_FILE) or {}
         found.update(train_info.get("parameters") or {})
