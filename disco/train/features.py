@@ -260,10 +260,15 @@ def _from_release(path: str, *, seed: int, validation_fraction: float, kind: str
     )
 
 
+def release_source(kind: str) -> str:
+    """Where in the release its features of ``kind`` come from."""
+    return params.NPZ_FILE if kind == "npz" else params.VGGISH_DIR
+
+
 def release_version(kind: str) -> str:
     """The embedder version of the release's own features (what import-features writes in its
     records): the release's VGGish, its post-processing, dequantised here."""
-    return f"{params.RELEASE_TARBALL_NAME}:{params.NPZ_FILE if kind == 'npz' else params.VGGISH_DIR}"
+    return f"{params.RELEASE_TARBALL_NAME}:{release_source(kind)}"
 
 
 def load_features(
@@ -329,7 +334,7 @@ def write_release_records(
     ds = open_dataset(data_uri)
     kind = "npz" if ds.has_npz() else "vggish_json"
     fs = _from_release(data_uri, seed=seed, validation_fraction=validation_fraction, kind=kind)
-    source = params.NPZ_FILE if kind == "npz" else params.VGGISH_DIR
+    source = release_source(kind)
     version = fs.embedder_version
     rows = [(split, i) for split, data in fs.splits.items() for i in range(len(data))]
     os.makedirs(out_dir, exist_ok=True)
