@@ -18,8 +18,8 @@ def train_classifier(
     model: Output[Model],
     history: Output[Metrics],
 ):
-    """Train the preset's recipe (a hyperparameter left at the default preset's value comes from
-    ``preset``), early-stop on validation, tune per-class thresholds."""
+    """Train the preset's recipe (a hyperparameter at ``params.FROM_PRESET`` / ``FROM_PRESET_MODEL``
+    takes the preset's), early-stop on validation, tune per-class thresholds."""
     # The first statement, so locals() holds exactly the component's arguments; disco.steps maps
     # them to the run parameters (model_type is the run's model).
     arguments = dict(locals())

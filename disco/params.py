@@ -284,6 +284,23 @@ DEFAULT_ENSEMBLE: int = _DEFAULT.ensemble
 DEFAULT_MIXUP_ALPHA: float = _DEFAULT.mixup_alpha
 DEFAULT_REFITS: int = _DEFAULT.refits
 DEFAULT_SEED: int = 2018
+# A pipeline hyperparameter (model, epochs, learning rate, ...) at this value takes the chosen
+# preset's own. KFP parameters cannot be left unset (kfp.local 2.17 does not run an optional one left
+# unset), and a real value must be usable whatever it equals: no valid number field is negative and
+# no model name is empty, so these mean nothing else.
+FROM_PRESET: int = -1
+FROM_PRESET_MODEL: str = ""
+
+
+def from_preset(value) -> bool:
+    """Whether a hyperparameter's value asks for the chosen preset's: None (the library's and
+    ``disco train``'s unset) or a sentinel above (the pipeline's)."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value == FROM_PRESET_MODEL
+    return not isinstance(value, bool) and value == FROM_PRESET
+
 
 # --- Pipeline defaults ------------------------------------------------------------------------
 DEFAULT_EMBEDDER = "musicnn"  # a name of disco.embedders.available_embedders()

@@ -390,12 +390,10 @@ def run_local(
         raise ConfigError(
             f"augment copies and mixup must be >= 0, got {values['augment_copies']} and {values['augment_mixup']}"
         )
-    if values["epochs"] < 1:
-        raise ConfigError(f"epochs must be >= 1, got {values['epochs']}")
     from disco.train.train import preset_overrides, resolve_preset
 
     # Fails here, in seconds, rather than in the train step after the embedding; and is what the
-    # train step will resolve (a value at the default preset's means the chosen preset's own).
+    # train step will resolve (a value at params.FROM_PRESET means the chosen preset's own).
     training = resolve_preset(values["preset"], **preset_overrides(**steps.hyperparameters(values)))
     data = _resolve_data(data_uri)
     remote_out = str(output_dir) if str(output_dir).startswith("gs://") else None

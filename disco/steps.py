@@ -94,42 +94,45 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
         "preset",
         str,
         params.DEFAULT_PRESET,
-        "training recipe (params.PRESETS); the hyperparameters below override it where they differ "
-        "from the default preset's values",
+        "training recipe (params.PRESETS); each hyperparameter below given a value overrides its field",
         choices=tuple(params.PRESETS),
     ),
     Parameter(
         "model",
         str,
-        params.DEFAULT_MODEL,
+        params.FROM_PRESET_MODEL,
         "classifier (auto: candidates chosen by cross-fitting)",
         choices=params.MODELS,
     ),
     Parameter(
         "epochs",
         int,
-        params.DEFAULT_EPOCHS,
+        params.FROM_PRESET,
         "most training epochs (early stopping may end sooner)",
         check="positive_int",
     ),
-    Parameter("batch_size", int, params.DEFAULT_BATCH_SIZE, "training batch size", check="positive_int"),
+    Parameter("batch_size", int, params.FROM_PRESET, "training batch size", check="positive_int"),
     Parameter(
-        "learning_rate", float, params.DEFAULT_LEARNING_RATE, "Adam learning rate", check="positive_float"
+        "learning_rate", float, float(params.FROM_PRESET), "Adam learning rate", check="positive_float"
     ),
     Parameter(
         "dropout",
         float,
-        params.DEFAULT_DROPOUT,
+        float(params.FROM_PRESET),
         "dropout rate of the classifier",
         check="fraction_closed_open",
     ),
     Parameter(
-        "l2", float, params.DEFAULT_L2, "L2 weight penalty of the classifier", check="non_negative_float"
+        "l2",
+        float,
+        float(params.FROM_PRESET),
+        "L2 weight penalty of the classifier",
+        check="non_negative_float",
     ),
     Parameter(
         "patience",
         int,
-        params.DEFAULT_PATIENCE,
+        params.FROM_PRESET,
         "epochs without validation progress before stopping",
         check="positive_int",
     ),
@@ -352,11 +355,26 @@ def step_of_task(task: str) -> StepSpec | None:
     return next((s for s in STEPS if s.task_name == base), None)
 
 
+def takes_preset(p: Parameter) -> bool:
+    """Whether ``p`` is a training hyperparameter whose default is "the chosen preset's"."""
+    return p.name in params.TrainPreset.__dataclass_fields__ and params.from_preset(p.default)
+
+
+def preset_default_text(p: Parameter) -> str:
+    """How a help line or the docs say the default of a hyperparameter that takes the preset's."""
+    return (
+        f"the preset's; {getattr(params.PRESETS[params.DEFAULT_PRESET], p.name)} in {params.DEFAULT_PRESET!r}"
+    )
+
+
 def parameters_markdown() -> str:
     """docs/pipeline.md's parameter table (tests/test_step_specs.py keeps the doc equal to it)."""
     rows = ["| parameter | `disco run` flag | default | meaning |", "| --- | --- | --- | --- |"]
     for p in RUN_PARAMETERS:
-        if p.required:
+        if takes_preset(p):
+            shown = '""' if p.default == params.FROM_PRESET_MODEL else p.default
+            default = f"`{shown}`: {preset_default_text(p)}"
+        elif p.required:
             default = "(required)"
         elif p.type is bool:
             default = str(p.default).lower()

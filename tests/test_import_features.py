@@ -70,6 +70,10 @@ def test_pipeline_release_branch_skips_the_audio_steps(release_like, tmp_path):
         str(release_like),
         tmp_path / "run",
         use_release_features=True,
+        # Another preset with the default preset's learning rate asked for: that rate is trained
+        # (not read as "the preset's", the pipeline's -1), the rest is the seed preset's.
+        preset="seed",
+        learning_rate=params.PRESETS[params.DEFAULT_PRESET].learning_rate,
         epochs=2,
         batch_size=8,
         seed=E2E_SEED,
@@ -94,9 +98,16 @@ def test_pipeline_release_branch_skips_the_audio_steps(release_like, tmp_path):
 
     training = json.loads((run_dir / params.RUN_SUMMARY_FILE).read_text())["training"]
     trained = TrainResult.read(model_dir)
+    seed_preset = params.PRESETS["seed"]
     assert (training["model"], training["epochs"], training["batch_size"], training["learning_rate"]) == (
         trained.model,
         2,
         8,
         trained.learning_rate,
+    )
+    assert (trained.model, trained.learning_rate, trained.l2, trained.dropout) == (
+        seed_preset.model,
+        params.PRESETS[params.DEFAULT_PRESET].learning_rate,
+        seed_preset.l2,
+        seed_preset.dropout,
     )

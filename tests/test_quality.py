@@ -59,8 +59,18 @@ def test_presets_resolve_and_explicit_values_override():
     )
     assert resolve_preset("seed", learning_rate=3e-3, dropout=None).learning_rate == 3e-3
     assert resolve_preset().model == params.DEFAULT_MODEL == params.PRESETS[params.DEFAULT_PRESET].model
+    # The pipeline's "the preset's" values are dropped; any other value is an override, even the
+    # default preset's own (it asks for that value under another preset).
     default = params.PRESETS[params.DEFAULT_PRESET]
-    assert preset_overrides(learning_rate=default.learning_rate, l2=0.5) == {"l2": 0.5}
+    given = {"learning_rate": default.learning_rate, "l2": 0.5, "dropout": -1.0, "epochs": -1, "model": ""}
+    assert preset_overrides(**given) == {"learning_rate": default.learning_rate, "l2": 0.5}
+    trained = resolve_preset("seed", **preset_overrides(**given))
+    assert (trained.learning_rate, trained.l2, trained.dropout, trained.model) == (
+        default.learning_rate,
+        0.5,
+        params.PRESETS["seed"].dropout,
+        params.PRESETS["seed"].model,
+    )
 
 
 @pytest.mark.parametrize(

@@ -113,9 +113,12 @@ def test_library_training_defaults_match_the_spec():
     preset = params.PRESETS[signature.parameters["preset"].default]
     for name in (*steps.STEP["train"].arguments.values(), "validation_fraction"):
         default = signature.parameters[name].default
-        if default is None:  # the preset's value
-            default = getattr(preset, name)
-        assert default == steps.RUN_PARAMETER[name].default, name
+        declared = steps.RUN_PARAMETER[name]
+        if default is None:  # the preset's value, which the pipeline asks for with its sentinel
+            assert steps.takes_preset(declared), name
+            assert getattr(preset, name) is not None, name
+        else:
+            assert default == declared.default, name
 
 
 def test_cli_flags_come_from_the_spec():

@@ -9,7 +9,7 @@ from typing import Any
 
 from disco import params
 from disco.cli import argtypes
-from disco.steps import RUN_PARAMETER
+from disco.steps import RUN_PARAMETER, preset_default_text, takes_preset
 
 
 def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str], **overrides: Any) -> None:
@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str], **overr
             metavar = p.cli_flag.lstrip("-").upper().replace("-", "_")
             value_type = getattr(argtypes, p.check) if p.check else p.type
             kwargs.update(type=value_type, default=p.default, required=p.required, metavar=metavar)
+            if takes_preset(p):
+                kwargs["help"] = f"{p.help} (default: {p.default!r} = {preset_default_text(p)})"
             if p.choices:
                 kwargs.update(choices=p.choices, metavar="{" + ",".join(map(str, p.choices)) + "}")
         kwargs.update(overrides.get(name, {}))
@@ -41,7 +43,7 @@ def check_values(values: dict[str, Any]) -> None:
 
     for name, value in values.items():
         p = RUN_PARAMETER.get(name)
-        if p is None:
+        if p is None or (takes_preset(p) and value == p.default):
             continue
         if p.choices and value not in p.choices:
             raise ConfigError(f"{name}={value!r}: choose one of {', '.join(map(str, p.choices))}")

@@ -26,20 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("features", help="embed output, or a dataset root with the release's features")
     p.add_argument("--out", required=True, help="model directory")
     # The train step's parameters as the pipeline declares them (disco.steps), and the split's. A
-    # hyperparameter flag left out takes the chosen preset's value; one given always overrides it,
-    # even when it equals the default preset's (the pipeline, whose parameters cannot be left
-    # unset, is the one place where the default preset's value means "the preset's").
+    # hyperparameter flag left out takes the chosen preset's value; one given always overrides it.
     _params.add_arguments(
         p,
         TRAIN_PARAMETERS,
-        **{
-            name: {
-                "default": None,
-                "help": f"{steps.RUN_PARAMETER[name].help} (default: the preset's; "
-                f"{getattr(params.PRESETS[params.DEFAULT_PRESET], name)} in {params.DEFAULT_PRESET!r})",
-            }
-            for name in PRESET_FIELDS
-        },
+        **{name: {"default": None} for name in PRESET_FIELDS},
         preset={
             "help": "training recipe (params.PRESETS); the hyperparameter flags given override its fields"
         },

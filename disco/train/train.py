@@ -30,7 +30,9 @@ class TrainingDivergedError(DiscoError):
 
 
 def resolve_preset(preset: str = params.DEFAULT_PRESET, **overrides) -> params.TrainPreset:
-    """The named preset with every override that is not None applied, checked."""
+    """The named preset with every override that is not None applied, checked (the pipeline's
+    "the preset's" values are dropped before, by :func:`preset_overrides`, so that -1 given here
+    is a bad learning rate, not a request)."""
     if preset not in params.PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(params.PRESETS)}")
     unknown = set(overrides) - set(params.TrainPreset.__dataclass_fields__)
@@ -66,10 +68,10 @@ def network_hyperparameters(hp) -> dict:
 
 
 def preset_overrides(**given) -> dict:
-    """The pipeline's hyperparameters as overrides: KFP parameters cannot be left unset, so one at
-    the default preset's value means "take it from the chosen preset"."""
-    default = params.PRESETS[params.DEFAULT_PRESET]
-    return {k: v for k, v in given.items() if v != getattr(default, k)}
+    """The pipeline's hyperparameters as overrides: those at ``params.FROM_PRESET`` (or
+    ``FROM_PRESET_MODEL``) take the chosen preset's; every other value is used as given, even one
+    equal to another preset's."""
+    return {k: v for k, v in given.items() if not params.from_preset(v)}
 
 
 def _callbacks(val, patience: int, out_dir: str | None, source: str = "features"):
