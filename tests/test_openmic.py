@@ -229,6 +229,62 @@ def test_npz_features(dataset: Path) -> None:
         ds.load_npz()
 
 
+def test_npz_in_the_release_builders_layout_reads_as_its_vggish_json(dataset: Path) -> None:
+    """The release's builder (cosmir/openmic-2018 scripts/helper_numpy.py) saved X as int64 levels,
+    sample_key as ``np.unique`` of a pandas column (an object array, stored pickled) and Y_true 0.5
+    where unobserved. Such an npz loads, and trains on the same dequantised values as the release's
+    vggish/*.json files: the same clips, features and labels through either source."""
+    import pandas as pd
+
+    from disco.train.features import load_features
+
+    labels = open_dataset(dataset).labels()
+    n = len(labels.keys)
+    levels = np.random.default_rng(1).integers(0, 256, (n, 10, 128))
+    for key, x in zip(labels.keys, levels):
+        path = dataset / "vggish" / key[:3] / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"features": x.tolist()}))
+    from_json = load_features(str(dataset), seed=3)
+
+    keys = np.unique(pd.Series([str(k) for k in labels.keys], dtype=object))
+    assert keys.dtype == object
+    y_true = np.where(labels.y_mask, labels.y_true, 0.5)
+    np.savez(
+        dataset / params.NPZ_FILE, X=levels.astype(int), Y_true=y_true, Y_mask=labels.y_mask, sample_key=keys
+    )
+    feats = open_dataset(dataset).load_npz()
+    assert feats.X.dtype == np.uint8 and feats.sample_key.tolist() == labels.keys.tolist()
+    from_npz = load_features(str(dataset), seed=3)
+    assert (from_npz.kind, from_json.kind) == ("npz", "vggish_json")
+    for split in ("train", "validation", "test"):
+        a, b = from_npz.splits[split], from_json.splits[split]
+        assert a.keys.tolist() == b.keys.tolist(), split
+        np.testing.assert_array_equal(a.x, b.x)
+        assert -2.0 <= a.x.min() and a.x.max() <= 2.0
+        np.testing.assert_array_equal(a.y_mask, b.y_mask)
+        observed = a.y_mask > 0
+        np.testing.assert_array_equal(a.y_true[observed], b.y_true[observed])
+
+    # A pickle that is not an array of strings is refused, naming the file; so are levels
+    # outside 0..255 and 0..255 saved as floats (they would train on another scale).
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    bad_keys = np.array([Evil()] * n, dtype=object)
+    cases = {
+        "sample_key holds a pickled": dict(X=levels, sample_key=bad_keys),
+        "outside 0..255": dict(X=levels + 1, sample_key=keys),
+        "outside the dequantised range": dict(X=levels.astype(np.float32), sample_key=keys),
+    }
+    for reason, arrays in cases.items():
+        np.savez(dataset / params.NPZ_FILE, Y_true=y_true, Y_mask=labels.y_mask, **arrays)
+        with pytest.raises(DatasetError, match=reason) as err:
+            open_dataset(dataset).load_npz()
+        assert params.NPZ_FILE in str(err.value)
+
+
 def test_folder_holding_the_release_root(dataset: Path) -> None:
     assert open_dataset(dataset.parent).labels().keys.tolist() == open_dataset(dataset).labels().keys.tolist()
 

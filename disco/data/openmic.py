@@ -2,9 +2,9 @@
 
 ``open_dataset(uri)`` accepts an extracted ``openmic-2018/`` directory, the release tarball (read
 in place) or a ``gs://`` prefix. Labels are built from ``openmic-2018-aggregated-labels.csv``
-exactly as the release's ``openmic-2018.npz`` holds them: ``Y_true[key, class]`` is the aggregated
+as the release's ``openmic-2018.npz`` holds them: ``Y_true[key, class]`` is the aggregated
 relevance of each observed (key, class) pair and ``Y_mask`` marks which pairs were observed; all
-other entries are unknown, not negative.
+other entries are unknown, not negative (0 here; the npz holds 0.5 there, which no mask lets count).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import io
 import json
 import logging
 import os
+import pickle
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -41,7 +43,7 @@ class Labels(NamedTuple):
 
 
 class NpzFeatures(NamedTuple):
-    X: np.ndarray  # uint8 [N, 10, 128]
+    X: np.ndarray  # uint8 [N, 10, 128] (the release's 8-bit levels), or float32 already dequantised
     y_true: np.ndarray
     y_mask: np.ndarray
     sample_key: np.ndarray
@@ -83,6 +85,78 @@ def _check_key(key: str, *, path: str, line: int) -> str:
     if "/" in key or "\\" in key or ":" in key:
         raise DatasetError(path, f"sample key {key!r} is not a plain name", line=line)
     return key
+
+
+_NPZ_MEMBERS = ("X", "Y_true", "Y_mask", "sample_key")
+
+
+class _KeysUnpickler(pickle.Unpickler):
+    """Unpickles a NumPy object array of strings and nothing else: the release's builder saved
+    ``sample_key`` as ``np.unique`` of a pandas column (an object array, which NumPy stores
+    pickled), and a pickle may otherwise name any callable."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        # numpy.str_ elements (a column of NumPy strings made into an object array)
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"sample_key holds a pickled {module}.{name}, not strings")
+        return super().find_class(module, name)
+
+
+def _npz_keys(file) -> np.ndarray:
+    """``sample_key`` of an npz as str, whether saved as a string array or (as the release's
+    builder did) as an object array of str."""
+    if hasattr(file, "seek"):
+        file.seek(0)
+    with zipfile.ZipFile(file) as zf, zf.open("sample_key.npy") as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )
+        shape, _fortran, dtype = read_header(fh)
+        if not dtype.hasobject:
+            if hasattr(file, "seek"):
+                file.seek(0)
+            with np.load(file, allow_pickle=False) as z:
+                return z["sample_key"].astype(str)
+        keys = _KeysUnpickler(fh).load()
+    if (
+        not isinstance(keys, np.ndarray)
+        or keys.shape != shape
+        or not all(isinstance(k, str) for k in keys.flat)
+    ):
+        raise ValueError("sample_key is an object array that does not hold only strings")
+    return keys.astype(str)
+
+
+def _quantised(x: np.ndarray, path: str) -> np.ndarray:
+    """The release's X as uint8: its builder saved the 0..255 levels as int64, others as uint8.
+    Floats are refused unless already dequantised: 0..255 passed on as floats would train on a
+    scale no other source (the vggish JSON files, VGGish+PCA) has, with no error."""
+    if np.issubdtype(x.dtype, np.integer):
+        if x.size and (x.min() < 0 or x.max() > 255):
+            raise DatasetError(
+                path, f"X holds integers outside 0..255 ({x.min()}..{x.max()}): not VGGish's 8-bit levels"
+            )
+        return x.astype(np.uint8)
+    if np.issubdtype(x.dtype, np.floating):
+        lo, hi = params.QUANTIZE_MIN_VAL, params.QUANTIZE_MAX_VAL
+        if x.size and np.isfinite(x).all() and (x.min() < lo or x.max() > hi):
+            raise DatasetError(
+                path,
+                f"X holds floats in {x.min():g}..{x.max():g}, outside the dequantised range [{lo:g}, {hi:g}]: "
+                "save VGGish's 8-bit levels as integers (0..255), or dequantised values",
+            )
+        return x
+    raise DatasetError(path, f"X is {x.dtype}, not numbers")
 
 
 def dequantize(X: np.ndarray) -> np.ndarray:
@@ -328,20 +402,19 @@ class OpenMICDataset:
         if not self.source.exists(rel):
             raise DatasetError(path, "the release's precomputed features file is missing")
         local = self.source.local_path(rel)
+        file = local if local else io.BytesIO(self.source.read_bytes(rel))
         try:
-            with np.load(
-                local if local else io.BytesIO(self.source.read_bytes(rel)), allow_pickle=False
-            ) as z:
-                feats = NpzFeatures(
-                    z["X"],
-                    z["Y_true"].astype(np.float32),
-                    z["Y_mask"].astype(bool),
-                    z["sample_key"].astype(str),
-                )
-        except KeyError as exc:
-            raise DatasetError(path, f"missing array {exc} (need X, Y_true, Y_mask, sample_key)") from None
-        except (ValueError, OSError) as exc:
+            with np.load(file, allow_pickle=False) as z:
+                missing = [name for name in _NPZ_MEMBERS if name not in z.files]
+                if missing:
+                    raise DatasetError(
+                        path, f"missing array(s) {', '.join(missing)} (need {', '.join(_NPZ_MEMBERS)})"
+                    )
+                x, y_true, y_mask = z["X"], z["Y_true"].astype(np.float32), z["Y_mask"].astype(bool)
+            keys = _npz_keys(file)
+        except (ValueError, OSError, KeyError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError) as exc:
             raise DatasetError(path, f"cannot read npz: {exc}") from exc
+        feats = NpzFeatures(_quantised(x, path), y_true, y_mask, keys)
         n = len(feats.sample_key)
         if (
             feats.X.ndim != 3
