@@ -326,6 +326,7 @@ class Staging:
         self._manifest: Manifest | None = None
         if self.remote:
             self.target = str(out_dir).rstrip("/")
+            self._check_replaceable()
             self.path = f"{self.target}/{REMOTE_STAGING}{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             return
         self.target = os.path.abspath(os.fspath(out_dir))
@@ -437,8 +438,8 @@ class Staging:
         self.published = True
 
     def _publish_remote(self) -> None:
-        """The new manifest replaces the old in one object write (the commit point); then the side
-        files are copied next to it and what the old manifest named is deleted."""
+        """The side files are copied next to the output first; then the new manifest replaces the
+        old in one object write (the commit point); then what the old manifest named is deleted."""
         if self._manifest is None:
             raise OutputError(f"{self.path}: publish before the manifest was written")
         try:
@@ -455,7 +456,9 @@ class Staging:
         previous = {s.name.split("/", 1)[0] for s in (old.shards if old else []) if "/" in s.name}
         for prefix in sorted(previous - {current}):
             fileio.remove_tree(fileio.join(self.target, prefix))
-        for name in shard_names(fileio.list_names(self.target), "*"):  # shards of an older layout
+        # Shards of an older layout (beside the manifest, not under a run's prefix): only those the
+        # old manifest names, never another file that merely looks like a shard.
+        for name in sorted({s.name for s in (old.shards if old else []) if "/" not in s.name}):
             fileio.remove(fileio.join(self.target, name))
 
     def _swap(self) -> None:

@@ -22,7 +22,7 @@ from helpers.gcs_emulator import gcs_emulator  # noqa: F401  (pytest fixture)
 from helpers.resample_fixtures import clip_key, encode, tone, write_dataset
 
 from disco import params
-from disco.errors import DiscoError, OutputError
+from disco.errors import ConfigError, DiscoError, OutputError
 from disco.publish import publishes
 from disco.records import count_records, iter_resampled, list_shards
 from disco.results import StepResult
@@ -276,7 +276,6 @@ def _work(tmp_path: Path) -> tuple[Path, Path]:
     ],
 )
 def test_an_out_folder_that_is_or_holds_an_input_is_refused_before_the_step_runs(tmp_path, out, reason):
-    from disco.errors import ConfigError
 
     work, src = _work(tmp_path)
     with pytest.raises(ConfigError, match=reason) as raised:
@@ -452,6 +451,15 @@ def test_on_an_object_store_the_manifest_is_the_commit_point(gcs_emulator, monke
     objects.blob(f"run/r/{second_name}").delete()
     with pytest.raises(OutputError, match="missing"):
         list_shards(out, params.RESAMPLED_PREFIX)
+
+    # A prefix holding files that are no disco output is refused before the step runs, as a local
+    # folder is, and none of them is deleted (a user's own shard-named files included).
+    theirs = {"README.txt": b"mine", "train-00000-of-00004.tfrecord": shard}
+    for name, data in theirs.items():
+        objects.blob(f"run/theirs/{name}").upload_from_string(data)
+    with pytest.raises(ConfigError, match=f"gs://{bucket}/run/theirs: not empty and not a disco output"):
+        _remote_step(f"gs://{bucket}/run/theirs", shards=[shard])
+    assert {b.name for b in objects.list_blobs(prefix="run/theirs/")} == {f"run/theirs/{n}" for n in theirs}
 
 
 def test_a_summary_that_is_not_the_manifests_is_refused(tmp_path):
