@@ -219,6 +219,27 @@ def test_a_corrupt_or_undecodable_input_record_is_dead_lettered_and_the_rest_aug
     assert {r.key for r in recs} == set(train) - {train[3]} and summary.records == len(train) - 1
 
 
+def test_a_damaged_length_header_fails_the_step_naming_the_shard(resampled, tmp_path):
+    """Past a damaged length header no record of the shard can be found: the step fails naming the
+    shard, publishing nothing, instead of augmenting the records before it and counting one failure."""
+    from disco.beam.augment import run_augment
+    from disco.errors import SchemaError
+
+    src, _ = resampled
+    damaged = tmp_path / "damaged"
+    shutil.copytree(src, damaged)
+    shard = damaged / shard_name(f"{params.RESAMPLED_PREFIX}-train", 0, 1)
+    data = bytearray(shard.read_bytes())
+    pos = 0
+    for _ in range(2):  # to the third record: 8-byte length, its CRC, the data, the data's CRC
+        pos += 12 + int.from_bytes(data[pos : pos + 8], "little") + 4
+    data[pos] ^= 0x01  # its length: the same size, every record from it on lost
+    shard.write_bytes(bytes(data))
+    with pytest.raises(SchemaError, match=f"{shard}: record 2: corrupt length header"):
+        run_augment(str(damaged), str(tmp_path / "out"), copies=1, seed=3)
+    assert not (tmp_path / "out").exists()
+
+
 def test_augment_needs_something_to_do(resampled, tmp_path):
     from disco.beam.augment import run_augment
     from disco.errors import ConfigError

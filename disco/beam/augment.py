@@ -23,7 +23,7 @@ from disco.beam.sinks import (
 )
 from disco.errors import ConfigError, DiscoError, SchemaError
 from disco.publish import publishes
-from disco.results import AugmentResult, ResampleResult
+from disco.results import AugmentResult
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +106,6 @@ def _mix_group(group, mixup: int, first_id: int, seed: int):
             yield encode_resampled(mixture)
 
 
-def _train_count(resampled_dir: str, files: Sequence[str]) -> int:
-    from disco.records import count_records
-
-    try:
-        return int(ResampleResult.read(resampled_dir).splits[params.SPLIT_TRAIN])
-    except (DiscoError, KeyError, ValueError, TypeError):
-        return sum(count_records(f) for f in files)
-
-
 def _as_train(raw: bytes) -> tuple[str, bytes]:
     return params.SPLIT_TRAIN, raw
 
@@ -165,6 +156,11 @@ def run_augment(
     files = list_shards(resampled_dir, f"{params.RESAMPLED_PREFIX}-{params.SPLIT_TRAIN}")
     if not files:
         raise ConfigError(f"{resampled_dir}: no train-split resampled shards")
+    # Every record must be locatable before any is read: past a damaged length header the rest of
+    # a shard cannot be found, and the reader would lose it unseen behind one dead letter.
+    # count_records fails naming the shard (as embed does); a record whose own checksum fails is
+    # still dead-lettered alone.
+    train_count = sum(count_records(f) for f in files)
     pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args))
     read = (
         pipeline
@@ -180,7 +176,7 @@ def run_augment(
     if mixup:
         # Mixing needs two clips in one place: groups of ~MIXUP_GROUP clips, keyed by a hash of
         # (seed, key), so partners are random across the train split and the same on every run.
-        groups = max(1, _train_count(resampled_dir, files) // MIXUP_GROUP)
+        groups = max(1, train_count // MIXUP_GROUP)
         outputs.append(
             train
             | "MixupGroup" >> beam.Map(_keyed_by_group, seed, groups)
