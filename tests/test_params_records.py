@@ -171,3 +171,42 @@ def test_schema_version_mismatch_is_refused(rng):
     ex.features.feature[params.FEATURE_SCHEMA_VERSION].int64_list.value[0] = 99
     with pytest.raises(SchemaError, match="schema_version"):
         records.decode_embedding(ex.SerializeToString())
+
+
+def test_features_load_in_one_order_however_the_records_were_dealt_to_shards(tmp_path, rng):
+    """A Beam sink deals records to a split's shards from a random start, so two runs of a step
+    write the same records in other shards and orders: training reads them in one order (by
+    augmentation, then key), so the same seed trains the same model."""
+    from disco.train.features import load_features
+
+    recs = [
+        records.encode_embedding(
+            records.EmbeddingRecord(
+                key=f"{100 + i // 2:06d}_0",
+                split="train" if i < 10 else "test",
+                embedding=rng.normal(size=(3, 4)).astype(np.float32),
+                y_true=rng.random(20).astype(np.float32),
+                y_mask=np.ones(20, np.int64),
+                embedder="musicnn",
+                embedder_version="MTT_musicnn",
+                augmentation_id=i % 2,
+            )
+        )
+        for i in range(14)
+    ]
+    loaded = []
+    for run, order in enumerate((np.arange(14), rng.permutation(14))):
+        out = tmp_path / f"run{run}"
+        out.mkdir()
+        for shard in range(3):
+            with records.AtomicShardWriter(out / records.shard_name(params.EMBEDDING_PREFIX, shard, 3)) as w:
+                for i in order[shard::3]:
+                    w.write(recs[i])
+        loaded.append(load_features(str(out)))
+    first, second = loaded
+    for split in ("train", "test"):
+        a, b = first.splits[split], second.splits[split]
+        assert list(zip(a.augmentation_id, a.keys)) == sorted(zip(a.augmentation_id, a.keys))
+        assert a.keys.tolist() == b.keys.tolist()
+        np.testing.assert_array_equal(a.x, b.x)
+        np.testing.assert_array_equal(a.y_true, b.y_true)

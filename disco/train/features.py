@@ -154,6 +154,11 @@ def _from_records(path: str) -> FeatureSet:
     # Records written before the group feature carry none: their recording's (as on decode).
     grp = np.where(grp.astype(str) == "", recording_groups(k), grp.astype(str))
     partner = partner.astype(str)
+    # In (augmentation, key) order, not the files': a Beam sink deals records to its shards from a
+    # random start, so with several shards per split each run of a step orders them differently,
+    # and the same seed would shuffle other batches (a one-shard output is in this order already).
+    order = np.lexsort((k, aug))
+    x, yt, ym, k, sp, aug, grp, partner = (a[order] for a in (x, yt, ym, k, sp, aug, grp, partner))
     splits = {}
     for split in params.SPLITS:
         m = sp == split
