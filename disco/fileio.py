@@ -150,6 +150,23 @@ def remove(path: str | os.PathLike[str]) -> None:
     FileSystems.delete([str(path)])
 
 
+def rename(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Move one file over ``dst``: locally in one rename; on GCS a server-side copy, then the
+    delete (the object at ``dst`` appears whole, and only once the copy is done)."""
+    if not is_remote(src):
+        os.replace(src, dst)
+        return
+    if str(src).startswith("gs://"):
+        from apache_beam.io.gcp.gcsio import GcsIO
+
+        # One object, one request each, as in remove(): FileSystems.rename uses the batch API.
+        GcsIO().rename(str(src), str(dst))
+        return
+    from apache_beam.io.filesystems import FileSystems
+
+    FileSystems.rename([str(src)], [str(dst)])
+
+
 def remove_tree(path: str | os.PathLike[str]) -> None:
     """Delete a folder (an object store: every object under the prefix); missing is not an error."""
     if not is_remote(path):

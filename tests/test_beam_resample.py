@@ -7,6 +7,7 @@ Decoding functions have their own unit tests (test_audio.py); here every check g
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -354,7 +355,8 @@ def test_decode_processes_give_the_same_records_as_threads(mixed, tmp_path):
 @pytest.mark.slow  # Beam's GCS filesystem first waits out its credential retries (~20 s)
 def test_a_shard_file_in_a_bucket_is_whole_or_absent(tmp_path, monkeypatch):
     """The writer resample's workers use (sinks.ShardFile), on an object store: the records framed
-    as TFRecords, readable with their checksums; an aborted shard leaves no object. (A whole
+    as TFRecords, readable with their checksums; an aborted shard leaves no object, also once its
+    writer is collected (it had been left open, and its upload completed then, partial). (A whole
     resample run into the emulator stops at the dead-letter sink's finalisation, which uses GCS's
     batch API that fake-gcs-server lacks.)"""
     from helpers.gcs_emulator import start_gcs_emulator
@@ -373,6 +375,8 @@ def test_a_shard_file_in_a_bucket_is_whole_or_absent(tmp_path, monkeypatch):
         aborted = ShardFile("gs://disco-shards/run/audio-train-00001-of-00002.tfrecord")
         aborted.write(b"never published")
         aborted.abort()
+        del aborted
+        gc.collect()  # an upload left open completes when its writer is collected
         names = [b.name for b in emu.client.list_blobs("disco-shards")]
         assert names == ["run/audio-train-00000-of-00002.tfrecord"]
         read = list(read_tfrecord_checked(whole.path))

@@ -88,9 +88,11 @@ PARTIAL_MARK = ".partial-"  # <shard>.partial-<random>: a ShardFile being writte
 class ShardFile:
     """One TFRecord shard written by the DoFn that makes its records, a record at a time (memory
     holds one record, not the shard, on every runner), under ``<path>.partial-<random>`` and
-    renamed to ``path`` when whole (on object stores the upload itself is atomic). A retried bundle
-    writes the same name again and replaces the first attempt's file, so the shard ends up whole
-    and once; partial files of failed attempts are removed by :func:`remove_sink_temp`."""
+    renamed to ``path`` when whole. A retried bundle writes the same name again and replaces the
+    first attempt's file, so the shard ends up whole and once; partial files of failed attempts
+    are removed by :func:`remove_sink_temp`. On an object store too: an upload left open is
+    completed whenever its writer is garbage-collected, so an aborted shard written under its
+    final name would appear there later, partial (or replace a retry's whole one)."""
 
     def __init__(self, path: str):
         import uuid
@@ -98,14 +100,12 @@ class ShardFile:
         self.path = path
         self.count = 0
         self.remote = fileio.is_remote(path)
+        self._tmp = f"{path}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}"
         if self.remote:
             from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
-            # An object appears only when its upload completes, whole; a retry replaces it whole.
-            self._tmp = path
-            self._fh = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+            self._fh = FileSystems.create(self._tmp, compression_type=CompressionTypes.UNCOMPRESSED)
         else:
-            self._tmp = f"{path}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}"
             self._fh = open(self._tmp, "wb")  # closed by close() or abort()
 
     def write(self, record: bytes) -> None:
@@ -116,14 +116,9 @@ class ShardFile:
 
     def close(self) -> None:
         self._fh.close()
-        if not self.remote:
-            import os
-
-            os.replace(self._tmp, self.path)
+        fileio.rename(self._tmp, self.path)
 
     def abort(self) -> None:
-        if self.remote:
-            return  # an upload never completed leaves no object
         self._fh.close()
         fileio.remove(self._tmp)
 
