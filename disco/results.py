@@ -244,8 +244,12 @@ class TrainResult(StepResult):
     dim: int = 0
     examples: dict[str, int] = field(default_factory=dict)
     augmented_train_examples: int = 0
+    # One network: the epochs it ran and its best. Cross-fitted ("auto"): the first fold network's
+    # epochs (its history.csv), and the median of the fold networks' best epochs, which the refits
+    # train for (selection.json lists each fold's).
     epochs_run: int = 0
     best_epoch: int = 0
+    # Validation mAP; cross-fitted, of the chosen candidate's out-of-fold scores.
     val_mAP: float = float("nan")
     seconds: float = 0.0
 
@@ -254,7 +258,10 @@ class TrainResult(StepResult):
         return 1 if self.chosen == "linear" else self.epochs_run
 
     def summary_line(self) -> str:
-        return f"train: {self.chosen or self.model}, best epoch {self.best_epoch} of {self.epochs_run}, val mAP {self.val_mAP:.4f}"
+        if self.selection is None:
+            return f"train: {self.chosen or self.model}, best epoch {self.best_epoch} of {self.epochs_run}, val mAP {self.val_mAP:.4f}"
+        epochs = f", networks at the folds' median best epoch {self.best_epoch}" if self.best_epoch else ""
+        return f"train: {self.chosen} (cross-fitted){epochs}, out-of-fold mAP {self.val_mAP:.4f}"
 
 
 @dataclass

@@ -305,8 +305,10 @@ def run_train(
     tune_trials: int = 6,
 ) -> TrainResult:
     """The train step: a masked multi-label classifier (sigmoid outputs, binary cross-entropy over
-    observed entries only) on the train split, early-stopped on validation mAP, with per-class
-    decision thresholds tuned on validation.
+    observed entries only) on the train split. One network is early-stopped on validation mAP, with
+    per-class decision thresholds tuned on validation; ``auto`` (the default preset's) chooses among
+    its candidates, stops each fold network and tunes the thresholds on artist-grouped
+    cross-fitting over train + validation instead (:mod:`disco.train.select`).
 
     Args:
         features: an embed step output, or a dataset root with the release's ``openmic-2018.npz``
