@@ -404,8 +404,16 @@ def describe_run(
             ("networks averaged", train.get("ensemble")),
             ("networks refitted on all data (auto)", train.get("refits")),
             ("hyperparameter search", hp.get("tune")),
-            ("epochs run", train.get("epochs_run")),
-            ("best epoch", train.get("best_epoch")),
+            (
+                "epochs run" if not train.get("selection") else "epochs run (first fold network)",
+                train.get("epochs_run"),
+            ),
+            (
+                "best epoch"
+                if not train.get("selection")
+                else "best epoch (folds' median; the refits' epochs)",
+                train.get("best_epoch"),
+            ),
             (
                 "validation mAP" if not train.get("selection") else f"held-out mAP ({train['selection']})",
                 train.get("val_mAP"),
