@@ -115,6 +115,9 @@ def _ogg_page_starts(data: bytes) -> list[int]:
         ("OGG", "page", "ends without its end-of-stream page"),
         ("OGG", "header", "Ogg page header cut off"),
         ("WAV", "half", "WAV data chunk declares"),
+        ("AIFF", "half", "AIFF FORM chunk declares"),
+        ("MP3", "half", "MP3 frame [0-9]+ at byte [0-9]+ needs"),
+        ("MP3", "id3", "MP3 frame [0-9]+ at byte [0-9]+ needs"),
     ],
 )
 def test_truncated_files_are_errors_not_shorter_clips(fmt, cut, reason):
@@ -123,6 +126,10 @@ def test_truncated_files_are_errors_not_shorter_clips(fmt, cut, reason):
     assert load_clip(data, name="whole")[1] == pytest.approx(10.0, abs=1e-3)
     if cut == "half":
         bad = data[: len(data) // 2]
+    elif cut == "id3":  # behind an ID3v2 tag (a 10-byte header, a 20-byte body), with an ID3v1 tag after
+        tagged = b"ID3\x03\x00\x00\x00\x00\x00\x14" + bytes(20) + data
+        assert load_clip(tagged + b"TAG" + bytes(125), name="tagged")[1] == pytest.approx(10.0, abs=1e-3)
+        bad = tagged[: len(tagged) * 2 // 3]
     else:
         start = _ogg_page_starts(data)[-1]  # cut at the last page boundary, or inside its header
         bad = data[:start] if cut == "page" else data[: start + 20]

@@ -77,14 +77,82 @@ def check_rate_and_length(samples: int, sr: int, *, label: str) -> None:
 
 
 def truncation(data: bytes) -> str | None:
-    """Why an Ogg or WAV file is cut short or (Ogg) has a page failing its CRC, or None.
-    libsndfile decodes a truncated or corrupt Ogg Vorbis file, or a truncated WAV file, as a
-    shorter clip without any error, so it would become a padded record of silence; formats whose
-    decoders notice (FLAC: lost sync) need no check here."""
+    """Why an Ogg, WAV, AIFF or MP3 file is cut short or (Ogg) has a page failing its CRC, or None.
+    libsndfile decodes such a file as a shorter clip without any error, so it would become a
+    padded record of silence that keeps its labels; formats whose decoders notice (FLAC: lost
+    sync) need no check here."""
     if data[:4] == b"OggS":
         return _ogg_truncation(data)
     if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
         return _wav_truncation(data)
+    if data[:4] == b"FORM" and data[8:12] in (b"AIFF", b"AIFC"):
+        return _aiff_truncation(data)
+    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
+        return _mp3_truncation(data)
+    return None
+
+
+def _aiff_truncation(data: bytes) -> str | None:
+    # Big-endian chunks: FORM <size> AIFF, then e.g. COMM and SSND (the samples).
+    n = len(data)
+    form = int.from_bytes(data[4:8], "big")
+    if 8 + form > n:
+        return f"truncated: AIFF FORM chunk declares {form} bytes, file holds {n - 8}"
+    pos = 12
+    while pos + 8 <= n:
+        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "big")
+        if pos + 8 + size > n:
+            return f"truncated: AIFF {chunk.decode('latin-1')} chunk declares {size} bytes, file holds {n - pos - 8}"
+        pos += 8 + size + (size & 1)
+    return None
+
+
+# MPEG audio frame sizes: kbit/s by (version is MPEG-1, layer) and sample rates by version.
+_MP3_KBPS = {
+    (True, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _mp3_frame_size(h: bytes) -> int | None:
+    """Bytes of the MPEG audio frame whose 4-byte header is ``h``; None if it is no such header
+    (or a free-format one, whose size no header states)."""
+    if h[0] != 0xFF or h[1] & 0xE0 != 0xE0:
+        return None
+    version, layer = (h[1] >> 3) & 3, 4 - ((h[1] >> 1) & 3)
+    rate_index, bitrate_index = (h[2] >> 2) & 3, h[2] >> 4
+    if version == 1 or layer == 4 or rate_index == 3 or bitrate_index in (0, 15):
+        return None
+    mpeg1 = version == 3
+    bitrate = _MP3_KBPS[(mpeg1, layer)][bitrate_index] * 1000
+    rate, padding = _MP3_RATES[version][rate_index], (h[2] >> 1) & 1
+    if layer == 1:
+        return (12 * bitrate // rate + padding) * 4
+    return (144 if mpeg1 or layer == 2 else 72) * bitrate // rate + padding
+
+
+def _mp3_truncation(data: bytes) -> str | None:
+    # Walk the frames from the first: mpg123 drops a last frame cut short without a word. What
+    # follows the last whole frame may be a tag (ID3v1, APE, Lyrics): only a frame header whose
+    # frame runs past the end of the file counts as truncation.
+    n, pos = len(data), 0
+    if data[:3] == b"ID3" and n >= 10:  # ID3v2: a 10-byte header and a syncsafe size
+        size = int.from_bytes(bytes(b & 0x7F for b in data[6:10]), "big")
+        pos = 10 + size + (10 if data[5] & 0x10 else 0)
+    frames = 0
+    while pos + 4 <= n:
+        size = _mp3_frame_size(data[pos : pos + 4])
+        if size is None:
+            break
+        if pos + size > n:
+            return f"truncated: MP3 frame {frames} at byte {pos} needs {size} bytes, file has {n - pos}"
+        pos += size
+        frames += 1
     return None
 
 
