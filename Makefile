@@ -18,7 +18,9 @@ RUN_ID ?= $(shell date +%Y%m%d-%H%M%S)
 
 # Images and clusters
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' disco/__init__.py)
-GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo nogit)
+# -dirty as disco.images.git_sha: a changed or new (not ignored) file gives the images another tag.
+GIT_SHA := $(shell sha=$$(git rev-parse --short=12 HEAD 2>/dev/null) || sha=nogit; \
+	[ "$$sha" = nogit ] || [ -z "$$(git status --porcelain 2>/dev/null)" ] || sha=$$sha-dirty; echo $$sha)
 TAG ?= $(VERSION)-$(GIT_SHA)
 REGISTRY ?= localhost/disco
 BASE_IMAGE ?= python:3.11-slim-bookworm

@@ -60,7 +60,10 @@ class ImageSpec:
 
 
 def git_sha(repo_root: Path = REPO_ROOT, *, length: int = 12) -> str:
-    """Short commit of the checkout, with ``-dirty`` when tracked files differ from it."""
+    """Short commit of the checkout, with ``-dirty`` when its files differ from it: a changed
+    tracked file, or an untracked one git does not ignore (a new module is copied into the
+    images too). The Makefile and k8s/kind-up.sh compute the same tag in shell: a clean commit's
+    tag on other code would make a cluster's KFP cache (keyed by image) reuse stale results."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", f"--short={length}", "HEAD"],
@@ -69,15 +72,12 @@ def git_sha(repo_root: Path = REPO_ROOT, *, length: int = 12) -> str:
             capture_output=True,
             text=True,
         ).stdout.strip()
-        dirty = (
-            subprocess.run(
-                ["git", "diff", "--quiet", "HEAD", "--"], cwd=repo_root, capture_output=True
-            ).returncode
-            != 0
-        )
+        status = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=repo_root, check=True, capture_output=True, text=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "nogit"
-    return f"{sha}-dirty" if dirty else sha
+    return f"{sha}-dirty" if status.strip() else sha
 
 
 def default_tag(repo_root: Path = REPO_ROOT) -> str:

@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 
 CLUSTER="${1:-disco}"
 VERSION="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' disco/__init__.py)"
-TAG="${TAG:-${VERSION}-$(git rev-parse --short=12 HEAD 2>/dev/null || echo nogit)}"
+# -dirty as disco.images.git_sha and the Makefile: a changed or new (not ignored) file gives another tag.
+SHA="$(git rev-parse --short=12 HEAD 2>/dev/null || echo nogit)"
+if [ "$SHA" != nogit ] && [ -n "$(git status --porcelain 2>/dev/null)" ]; then SHA="$SHA-dirty"; fi
+TAG="${TAG:-${VERSION}-${SHA}}"
 DISCO_IMAGE="${DISCO_IMAGE:-localhost/disco/disco-cpu:${TAG}}"
 # The same remote base as k8s/kfp/kustomization.yaml (a test keeps them equal); applied on its own so
 # disco's smoke Job goes in only once its image is loaded.

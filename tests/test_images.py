@@ -67,6 +67,36 @@ def test_tags_are_version_and_commit_never_latest(repo_root):
             images.validate_tag(bad)
 
 
+def test_uncommitted_code_never_gets_the_commits_tag(repo_root, tmp_path):
+    """A cluster's KFP cache is keyed by image: images of changed code under the clean commit's tag
+    would reuse the old code's results. The Makefile, k8s/kind-up.sh and disco.images give the same
+    tag, and -dirty for a changed tracked file or a new untracked one."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo_root}", str(clone)], check=True)
+
+    def tags() -> set[str]:
+        made = subprocess.run(
+            ["make", "-s", "-n", "build-images"], cwd=clone, check=True, capture_output=True, text=True
+        ).stdout
+        kind = subprocess.run(
+            ["bash", "-c", 'eval "$(sed -n \'/^VERSION=/,/^TAG=/p\' k8s/kind-up.sh)"; echo "$TAG"'],
+            cwd=clone,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return {made.split("--tag ", 1)[1].split()[0], kind, images.default_tag(clone)}
+
+    clean = tags()
+    assert len(clean) == 1 and not next(iter(clean)).endswith("-dirty")
+    (clone / "disco" / "new_module.py").write_text("X = 1\n")
+    assert tags() == {next(iter(clean)) + "-dirty"}
+    (clone / "disco" / "new_module.py").unlink()
+    with open(clone / "disco" / "steps.py", "a") as fh:
+        fh.write("# changed\n")
+    assert tags() == {next(iter(clean)) + "-dirty"}
+
+
 def test_image_specs_cpu_and_gpu():
     cpu = images.image_specs(registry="reg.example/disco/", tag="0.1.0-abc")
     assert cpu[0] == images.ImageSpec("runtime", "cpu", "reg.example/disco/disco-cpu:0.1.0-abc")
