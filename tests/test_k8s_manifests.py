@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,47 @@ def test_kind_config_and_scripts(repo_root):
         proc = subprocess.run(["bash", "-n", str(repo_root / script)], capture_output=True, text=True)
         assert proc.returncode == 0, f"{script}: {proc.stderr}"
         assert (repo_root / script).stat().st_mode & 0o111, f"{script} is not executable"
+
+
+def test_the_image_smoke_test_imports_what_the_package_installs(repo_root):
+    """kind-up waits on this Job: a module name the package no longer installs (``components``
+    became ``disco_components``) failed it every time. Its command runs here as it would there."""
+    docs = list(yaml.safe_load_all((repo_root / "k8s/disco/image-smoke-test.yaml").read_text()))
+    (job,) = [d for d in docs if d and d.get("kind") == "Job"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python3", "-c"]
+    proc = subprocess.run(
+        [sys.executable, "-c", *container["args"]], capture_output=True, text=True, cwd="/", timeout=300
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("disco "), proc.stderr[-2000:]
+
+
+def _quantity(value: str) -> float:
+    units = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    for unit in sorted(units, key=len, reverse=True):
+        if str(value).endswith(unit):
+            return float(str(value)[: -len(unit)]) * units[unit]
+    return float(value)
+
+
+def test_no_step_asks_for_more_than_its_limit_after_the_limitrange_defaults(repo_root):
+    """The namespace's LimitRange fills in what a task leaves out; a default limit below a step's
+    request (a 2-CPU default under embed's 4-CPU request) makes the pod invalid on the cluster."""
+    (limits,) = yaml.safe_load((repo_root / "k8s/disco/limitrange.yaml").read_text())["spec"]["limits"]
+    executors = yaml.safe_load_all((repo_root / "pipelines/disco-openmic.yaml").read_text())
+    spec = next(d for d in executors if d and "deploymentSpec" in d)
+    checked = 0
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        resources = executor["container"].get("resources", {})
+        for kind, request_key, limit_key in (
+            ("cpu", "resourceCpuRequest", "resourceCpuLimit"),
+            ("memory", "resourceMemoryRequest", "resourceMemoryLimit"),
+        ):
+            request = resources.get(request_key) or limits.get("defaultRequest", {}).get(kind)
+            limit = resources.get(limit_key) or limits.get("default", {}).get(kind)
+            if request is not None and limit is not None:
+                assert _quantity(request) <= _quantity(limit), (
+                    f"{name}: {kind} request {request} > limit {limit}"
+                )
+                checked += 1
+    assert checked >= 6
