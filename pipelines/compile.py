@@ -28,6 +28,19 @@ def default_output(pipeline_name: str, target: str = params.DEFAULT_COMPILE_TARG
     return PIPELINES_DIR / f"{pipeline_name}{suffix}.yaml"
 
 
+def _variant_of(image: str, given: str, other: str) -> str:
+    """``<registry>/disco-<variant>:<tag>`` of the other variant (cpu/gpu) of ``image``'s build."""
+    repository, sep, tag = image.rpartition(":")
+    if not sep or "/" in tag:  # no tag: the colon was a registry port, or there is none
+        repository, tag = image, ""
+    if not repository.endswith(f"-{given}"):
+        raise ConfigError(
+            f"cannot tell the {other.upper()} image from {image!r} (not named …-{given}:<tag>): "
+            f"give --{'gpu-image' if other == 'gpu' else 'image'} too"
+        )
+    return repository[: -len(given)] + other + (f":{tag}" if tag else "")
+
+
 def compile_pipeline(
     output: str | os.PathLike[str] | None = None,
     *,
@@ -50,9 +63,24 @@ def compile_pipeline(
     if (gpu_accelerator or gpu_image) and not gpu:
         # Either alone would compile a CPU-only pipeline without a word: the user asked for a GPU.
         raise ConfigError("--gpu-accelerator and --gpu-image need --gpu")
+    if gpu and bool(image) != bool(gpu_image):
+        # The other variant of the same build, not the local default (localhost/…:<version>, which
+        # no build tags and no cluster can pull).
+        image, gpu_image = (
+            image or _variant_of(gpu_image, "gpu", "cpu"),
+            gpu_image or _variant_of(image, "cpu", "gpu"),
+        )
     name = pipeline_name or params.PIPELINE_NAME
     gpu_arg: bool | factory.GpuConfig = gpu
     if gpu and gpu_accelerator:
+        if gpu_accelerator not in params.VERTEX_ACCELERATORS:
+            # GKE may have labels newer than this list: a warning, since a misspelt one leaves the
+            # GPU steps Pending forever on a node selector no node matches.
+            log.warning(
+                "GPU accelerator %r is none of %s; GPU steps stay Pending unless nodes carry that label",
+                gpu_accelerator,
+                ", ".join(sorted(params.VERTEX_ACCELERATORS)),
+            )
         gpu_arg = factory.GpuConfig(node_label_value=gpu_accelerator)
     pipeline = factory.make_pipeline(
         image=image or default_image(registry=registry, tag=tag),

@@ -323,3 +323,33 @@ def test_gpu_options_without_gpu_are_refused(tmp_path, asked):
     with pytest.raises(ConfigError, match="need --gpu"):
         compile_pipeline(tmp_path / "p.yaml", **asked)
     assert not (tmp_path / "p.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    "asked, cpu, gpu",
+    [
+        (
+            {"image": "reg:5000/p/disco-cpu:0.1.0-abc"},
+            "reg:5000/p/disco-cpu:0.1.0-abc",
+            "reg:5000/p/disco-gpu:0.1.0-abc",
+        ),
+        (
+            {"gpu_image": "us-docker.pkg.dev/p/disco/disco-gpu:0.1.0-abc"},
+            "us-docker.pkg.dev/p/disco/disco-cpu:0.1.0-abc",
+            "us-docker.pkg.dev/p/disco/disco-gpu:0.1.0-abc",
+        ),
+    ],
+)
+def test_one_image_of_a_gpu_build_names_the_other(tmp_path, asked, cpu, gpu):
+    """`--gpu --image X` (or `--gpu-image Y`) alone put the other steps on the local default
+    (localhost/disco/disco-…:<version>), which no build tags and no cluster pulls."""
+    executors = _compile(tmp_path, gpu=True, **asked)[0]["deploymentSpec"]["executors"]
+    used = {e["container"]["image"] for e in executors.values()}
+    assert used == {cpu, gpu}
+
+
+def test_an_image_whose_other_variant_cannot_be_told_is_refused(tmp_path):
+    from disco_pipelines.compile import compile_pipeline
+
+    with pytest.raises(ConfigError, match="give --gpu-image too"):
+        compile_pipeline(tmp_path / "p.yaml", gpu=True, image="reg/myimage:1")
