@@ -238,6 +238,9 @@ def test_images_are_non_root_labelled_and_carry_the_imports(built_images, repo_r
     labels = config["Labels"]
     assert labels["org.opencontainers.image.version"] == __version__
     assert labels["org.opencontainers.image.revision"] == images.git_sha(repo_root)
+    # run_info.json's git_commit inside the image (no checkout there): the same commit.
+    env = dict(e.split("=", 1) for e in config["Env"])
+    assert env["DISCO_GIT_COMMIT"] == labels["org.opencontainers.image.revision"]
     assert labels["io.disco.variant"] == "cpu"
     assert _inspect(built_images["embed"])["OCIv1"]["config"]["Labels"]["io.disco.step"] == "embed"
     proc = fx.run_in_image(
