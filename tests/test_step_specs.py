@@ -203,3 +203,17 @@ def test_run_local_refuses_a_parameter_the_spec_does_not_declare(tmp_path):
     values = steps.run_values({"epochs": 3})
     assert list(values) == [p.name for p in steps.RUN_PARAMETERS] and values["epochs"] == 3
     assert steps.hyperparameters(values)["epochs"] == 3 and "seed" not in steps.hyperparameters(values)
+
+
+def test_the_presets_sentinel_can_be_typed_and_means_the_presets_value():
+    """The help says "default: -1 = the preset's": typed, -1 is that request (None for `disco
+    train`, whose unset flags are None); any other out-of-range value is still refused."""
+    from disco.cli import build_parser
+
+    parser = build_parser()
+    run = parser.parse_args(["run", "--epochs", "-1", "--learning-rate", "-1", "--dropout", "0.2"])
+    assert (run.epochs, run.learning_rate, run.dropout) == (params.FROM_PRESET, params.FROM_PRESET, 0.2)
+    train = parser.parse_args(["train", "f", "--out", "m", "--epochs", "-1", "--learning-rate", "0.01"])
+    assert (train.epochs, train.learning_rate) == (None, 0.01)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--epochs", "-2"])

@@ -24,12 +24,33 @@ def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str], **overr
             metavar = p.cli_flag.lstrip("-").upper().replace("-", "_")
             value_type = getattr(argtypes, p.check) if p.check else p.type
             kwargs.update(type=value_type, default=p.default, required=p.required, metavar=metavar)
-            if takes_preset(p):
-                kwargs["help"] = f"{p.help} (default: {p.default!r} = {preset_default_text(p)})"
             if p.choices:
                 kwargs.update(choices=p.choices, metavar="{" + ",".join(map(str, p.choices)) + "}")
         kwargs.update(overrides.get(name, {}))
+        if takes_preset(p) and p.type is not bool:
+            # "the preset's": the command's default (the pipeline's sentinel, or None for `disco
+            # train`), also when typed as the sentinel the help names.
+            unset = kwargs["default"]
+            shown = f"{p.default!r} = " if unset is not None else ""
+            kwargs["help"] = f"{p.help} (default: {shown}{preset_default_text(p)})"
+            if not p.choices:
+                kwargs["type"] = _or_preset(kwargs["type"], p.default, unset)
         parser.add_argument(p.cli_flag, **kwargs)
+
+
+def _or_preset(parse, sentinel, unset):
+    """``parse``, except that the sentinel asks for the preset's value (``unset``)."""
+
+    def parse_or_preset(text: str):
+        try:
+            if float(text) == sentinel:
+                return unset
+        except ValueError:
+            pass
+        return parse(text)
+
+    parse_or_preset.__name__ = getattr(parse, "__name__", "value")  # argparse names it in errors
+    return parse_or_preset
 
 
 def check_values(values: dict[str, Any]) -> None:
