@@ -96,3 +96,20 @@ def test_a_failed_run_exits_1(tmp_path):
     last = result.stderr.splitlines()[-1]
     # The step's own typed error, as the step recorded it, and where the full log is.
     assert "DatasetError: " in last and str(empty) in last and "pipeline.log" in last, last
+
+
+def test_a_reader_closing_the_pipe_ends_the_output_without_a_traceback(shared_dir, monkeypatch, capsys):
+    """`disco info DATA | head` closed stdout under the command: a BrokenPipeError traceback. Here
+    stdout is a pipe whose reader has already gone, so every write fails as it would then."""
+    import os
+    import sys
+
+    from disco.cli import main
+
+    read, write = os.pipe()
+    os.close(read)
+    with capsys.disabled(), os.fdopen(write, "w") as closed:
+        monkeypatch.setattr(sys, "stdout", closed)
+        rc = main(["info", str(shared_dir / "data" / "audioset-music20-dev")])
+        monkeypatch.undo()
+        assert rc == 141

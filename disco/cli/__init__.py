@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 
@@ -57,6 +58,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 MAIN_EXAMPLES = (
     "make demo-data && disco run --data data/demo/openmic-2018",
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_outputs(args)
         rc = args.func(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
     except DiscoError as exc:
         # One line, whatever a library's message held (a wrapped error may span several).
         message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
@@ -143,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `disco info … | head`: the reader has what it wanted. Python would print a traceback at
+        # exit flushing stdout again, so it is pointed at /dev/null; 141 is a shell's SIGPIPE status.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return int(rc or EXIT_OK)
 
 
