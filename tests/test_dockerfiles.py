@@ -65,6 +65,9 @@ def test_dockerfile_structure(repo_root):
     base = stages["base"]
     # dependencies before source: the base stage sees only requirements/pyproject, never the package
     assert "constraints.txt" in base and "COPY disco" not in base
+    # ... and not pyproject.toml, whose tool settings change more often than its dependencies
+    assert "pyproject.toml" not in "".join(line for line in base.splitlines(True) if line.startswith("COPY"))
+    assert "--no-build-isolation" in stages["runtime"], "the build backend is the base's pinned setuptools"
     assert "tensorflow[and-cuda]" in base and "VARIANT" in base
     runtime = stages["runtime"]
     assert "COPY disco" in runtime and "--no-deps" in runtime
@@ -90,3 +93,17 @@ def test_dockerignore_is_an_allow_list(repo_root):
     assert copied <= allowed, f"COPY of files the context excludes: {copied - allowed}"
     for path in allowed:
         assert (repo_root / path).exists(), f".dockerignore allows {path}, which does not exist"
+
+
+def test_the_images_runtime_requirements_are_pyprojects_dependencies(repo_root):
+    """The base stage installs requirements/runtime.txt; pyproject.toml's dependencies are the one
+    list of what the steps import. Update runtime.txt with the same lines when they change."""
+    import tomllib
+
+    deps = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]["dependencies"]
+    lines = [
+        line.strip()
+        for line in (repo_root / "requirements/runtime.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines == deps
