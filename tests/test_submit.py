@@ -236,7 +236,7 @@ def test_a_dataset_that_cannot_be_listed_is_submitted_without_a_fingerprint(
     assert "cannot list" in caplog.text
 
 
-def test_a_package_for_the_other_backend_is_refused(tmp_path):
+def test_a_package_for_the_other_backend_is_refused(tmp_path, repo_root):
     from disco.cli.submit import check_target
     from disco_pipelines.compile import compile_pipeline
 
@@ -248,6 +248,13 @@ def test_a_package_for_the_other_backend_is_refused(tmp_path):
         check_target(str(vertex), "kfp")
     with pytest.raises(ConfigError, match="--target vertex"):
         check_target(str(kfp_gpu), "vertex")
+    # CPU-only packages too (the checked-in ones): told apart by their CPU requests / limits.
+    check_target(str(repo_root / "pipelines/disco-openmic.yaml"), "kfp")
+    check_target(str(repo_root / "pipelines/disco-openmic-vertex.yaml"), "vertex")
+    with pytest.raises(ConfigError, match="CPU limits, no requests.*--target kfp"):
+        check_target(str(repo_root / "pipelines/disco-openmic-vertex.yaml"), "kfp")
+    with pytest.raises(ConfigError, match="--target vertex"):
+        check_target(str(repo_root / "pipelines/disco-openmic.yaml"), "vertex")
 
 
 def test_an_unreachable_endpoint_is_one_config_error(repo_root, unused_port):

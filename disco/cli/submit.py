@@ -55,12 +55,18 @@ def check_target(package: str, target: str) -> None:
         for ex in executors.values()
     } - {"None"}
     vertex_kinds = kinds & set(params.VERTEX_ACCELERATORS.values())
-    if target == "kfp" and vertex_kinds:
+    # Without GPUs the CPU sizing tells them apart: KFP's package requests CPUs (the scheduler's
+    # input), Vertex's sets limits (what it picks a machine from, ignoring requests).
+    sized = [((ex.get("container") or {}).get("resources") or {}) for ex in executors.values()]
+    cpu_limits = any("resourceCpuLimit" in r for r in sized)
+    cpu_requests_only = any("resourceCpuRequest" in r for r in sized) and not cpu_limits
+    if target == "kfp" and (vertex_kinds or cpu_limits):
         raise ConfigError(
-            f"{package}: compiled for Vertex AI (accelerator {sorted(vertex_kinds)[0]}); "
-            "compile with `disco compile --target kfp` for a KFP endpoint"
+            f"{package}: compiled for Vertex AI ("
+            + (f"accelerator {sorted(vertex_kinds)[0]}" if vertex_kinds else "CPU limits, no requests")
+            + "); compile with `disco compile --target kfp` for a KFP endpoint"
         )
-    if target == "vertex" and (kinds - vertex_kinds or len(docs) > 1):
+    if target == "vertex" and (kinds - vertex_kinds or len(docs) > 1 or cpu_requests_only):
         raise ConfigError(
             f"{package}: compiled for open-source KFP (Kubernetes GPU resource / platform spec); "
             "compile with `disco compile --target vertex` for Vertex AI"
