@@ -51,7 +51,7 @@ def test_real_sample_labels_match_release_csv(openmic_sample: Path) -> None:
     assert set(np.flatnonzero(labels.y_mask[0])) == set(observed)
     for cls, rel in observed.items():
         assert labels.y_true[0, cls] == rel
-    # unobserved entries are masked, and zero like the release npz
+    # unobserved entries are masked, and zero here (the release npz holds 0.5 there; masked all the same)
     assert not labels.y_true[0, ~labels.y_mask[0]].any()
     assert ds.class_map() == params.CLASS_INDEX
     assert ds.metadata().loc[REAL_KEY, "artist_id"] == "4"
