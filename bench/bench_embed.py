@@ -59,7 +59,7 @@ def main() -> int:
     from disco import params
     from disco.beam.embed import run_embed
     from disco.beam.resample import run_resample
-    from disco.data.demo import generate_demo_dataset
+    from disco.data.demo import ensure_demo_dataset
     from disco.embedders import embedder_options, get_embedder
     from disco.records import iter_resampled
 
@@ -80,7 +80,7 @@ def main() -> int:
         data = os.path.join(w, f"data-{n}", "openmic-2018")
         if not os.path.exists(os.path.join(w, f"resampled-{n}", params.SUMMARY_FILE)):
             print(f"generating and resampling {n} demo clips ...", flush=True)
-            generate_demo_dataset(data, clips=n, seed=3)
+            ensure_demo_dataset(data, clips=n, seed=3)
             run_resample(data, os.path.join(w, f"resampled-{n}"), seed=3)
     audio = os.path.join(w, f"resampled-{args.clips}")
     waves = np.stack([r.waveform() for r in iter_resampled([audio])])

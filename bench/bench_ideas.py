@@ -12,7 +12,8 @@ candidate and the minutes per fit. An idea is kept only when its paired differen
 every seed and its mean exceeds the difference's sd.
 
 Results are cached per (features directory, row, seed) under ``--workdir`` (JSON), so rows can be run in separate
-processes (``--only TEXT``) and the whole table printed afterwards from the cache.
+processes (``--only TEXT``) and the whole table printed afterwards from the cache; each entry holds a key of the
+idea's settings, the default recipe and the training code, and one with another key is computed again.
 
     .venv/bin/python bench/bench_ideas.py [--dev DIR] [--seeds 3] [--only TEXT ...] [--workdir DIR]
 """
@@ -20,6 +21,7 @@ processes (``--only TEXT``) and the whole table printed afterwards from the cach
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import json
 import logging
@@ -253,19 +255,45 @@ def run_row(idea: Idea, dev: str, seed: int, workdir: str) -> RowResult:
     )
 
 
+def _row_key(idea: Idea) -> str:
+    """What a cached row's figures depend on besides the features and the seed: the idea's own
+    fields, the default recipe it changes, and the code that trains and scores it (the library's
+    training package, metrics and parameters, and this script). Any change computes the row again."""
+    import disco
+    from disco import params
+
+    key = hashlib.sha1(json.dumps(asdict(idea), sort_keys=True).encode())
+    key.update(json.dumps(asdict(params.PRESETS[params.DEFAULT_PRESET]), sort_keys=True).encode())
+    package = os.path.dirname(disco.__file__)
+    code = sorted(glob.glob(os.path.join(package, "train", "*.py")))
+    code += [
+        os.path.join(package, "metrics.py"),
+        os.path.join(package, "params.py"),
+        os.path.abspath(__file__),
+    ]
+    for path in code:
+        with open(path, "rb") as fh:
+            key.update(fh.read())
+    return key.hexdigest()[:16]
+
+
 def _cached(idea: Idea, dev: str, seed: int, workdir: str) -> RowResult:
     # Keyed by the features' directory too: another --dev must not reuse these figures.
     where = os.path.abspath(dev)
     cache = os.path.join(workdir, f"{os.path.basename(where)}-{hashlib.sha1(where.encode()).hexdigest()[:8]}")
     slug = "".join(c if c.isalnum() else "-" for c in idea.label)[:60]
     path = os.path.join(cache, f"{slug}-seed{seed}.json")
+    key = _row_key(idea)
     if os.path.exists(path):
         with open(path) as fh:
-            return RowResult(**json.load(fh))
+            cached = json.load(fh)
+        if cached.pop("key", None) == key:
+            return RowResult(**cached)
+        print(f"{idea.label}, seed {seed}: cached with other code or settings; computing again", flush=True)
     result = run_row(idea, dev, seed, workdir)
     os.makedirs(cache, exist_ok=True)
     with open(path + ".tmp", "w") as fh:
-        json.dump(asdict(result), fh)
+        json.dump({**asdict(result), "key": key}, fh)
     os.replace(path + ".tmp", path)
     return result
 

@@ -74,6 +74,11 @@ def main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     t0 = time.perf_counter()
     seeds = [args.seed + k for k in range(args.seeds)]
+    if not args.skip_demo:
+        # Now, not after the dev table's hour: a folder in the way fails at once, a rerun reuses it.
+        from disco.data.demo import ensure_demo_dataset
+
+        ensure_demo_dataset(os.path.join(args.workdir, "openmic-2018"), clips=args.clips, seed=args.seed)
     if not args.skip_dev:
         rows = PRESET_ROWS + ([] if args.only_dev_presets else IDEA_ROWS)
         unmatched = [text for text in args.only if not any(text in r[0] for r in rows[1:])]
@@ -207,10 +212,10 @@ def _precision_check(args, embeddings) -> None:
 def _demo_embeddings(args, w: str, t0: float) -> dict[str, str]:
     from disco.beam.embed import run_embed
     from disco.beam.resample import run_resample
-    from disco.data.demo import generate_demo_dataset
+    from disco.data.demo import ensure_demo_dataset
 
     data = os.path.join(w, "openmic-2018")
-    generate_demo_dataset(data, clips=args.clips, seed=args.seed)
+    ensure_demo_dataset(data, clips=args.clips, seed=args.seed)
     print(f"demo data: {args.clips} clips ({time.perf_counter() - t0:.0f} s)", flush=True)
     rs = run_resample(data, os.path.join(w, "resampled"), seed=args.seed)
     print(f"resample: {rs['ok']} ok, {rs['failed']} failed ({rs['seconds']:.0f} s)", flush=True)

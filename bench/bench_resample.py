@@ -31,13 +31,11 @@ def cpu_seconds() -> float:
 
 
 def demo_files(workdir: str, clips: int) -> tuple[str, list[str]]:
-    from disco import params
-    from disco.data.demo import generate_demo_dataset
+    from disco.data.demo import ensure_demo_dataset
 
     data = os.path.join(workdir, f"openmic-2018-{clips}")
-    if not os.path.exists(os.path.join(data, params.AGGREGATED_LABELS_FILE)):
-        print(f"generating {clips} demo clips in {data} ...", flush=True)
-        generate_demo_dataset(data, clips=clips, seed=1)
+    print(f"demo clips in {data} (generated unless there) ...", flush=True)
+    ensure_demo_dataset(data, clips=clips, seed=1)
     return data, sorted(glob.glob(os.path.join(data, "audio", "*", "*.ogg")))
 
 

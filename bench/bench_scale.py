@@ -109,13 +109,11 @@ def pipeline(data: Path, work: Path, clips: int, seed: int, beam_only: bool = Fa
 
 
 def _dataset(workdir: Path, clips: int, seed: int) -> Path:
-    from disco import params
-    from disco.data.demo import generate_demo_dataset
+    from disco.data.demo import ensure_demo_dataset
 
     data = workdir / f"openmic-2018-{clips}"
-    if not (data / params.AGGREGATED_LABELS_FILE).exists():
-        print(f"generating {clips} demo clips in {data} ...", flush=True)
-        generate_demo_dataset(data, clips=clips, seed=seed)
+    print(f"demo clips in {data} (generated unless there) ...", flush=True)
+    ensure_demo_dataset(data, clips=clips, seed=seed)
     return data
 
 

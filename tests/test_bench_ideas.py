@@ -71,3 +71,27 @@ def test_balanced_sampling_repeats_exactly_the_clips_with_an_observed_positive(i
     keys = np.array(["a", "b", "c", "d"])
     train = SplitData(np.zeros((4, 10, 2), np.float32), y_true, y_mask, keys, np.zeros(4, int))
     assert sorted(ideas._balanced(train).keys) == ["a", "a", "b", "c", "d"]
+
+
+def test_a_cached_row_is_reused_only_for_the_same_idea_and_code(ideas, tmp_path, monkeypatch):
+    """Cached rows were keyed by label and seed alone: a rerun after the training code (or the
+    idea's settings) changed printed the old figures as new."""
+    from dataclasses import replace
+
+    runs = []
+
+    def run_row(idea, dev, seed, workdir):
+        runs.append((idea.label, seed))
+        return ideas.RowResult(idea.label, seed, 0.5, "attention", 0.5, 1.0)
+
+    monkeypatch.setattr(ideas, "run_row", run_row)
+    noise = next(i for i in ideas.IDEAS if i.build == "noisy")
+    dev, work = str(tmp_path / "dev"), str(tmp_path / "work")
+    ideas._cached(noise, dev, 1, work)
+    ideas._cached(noise, dev, 1, work)
+    assert len(runs) == 1  # the same idea and code: from the cache
+    ideas._cached(replace(noise, build_args={"sd": 0.5}), dev, 1, work)
+    assert len(runs) == 2  # same label, other settings: computed again
+    monkeypatch.setattr(ideas, "_row_key", lambda idea: "other-code")
+    ideas._cached(noise, dev, 1, work)
+    assert len(runs) == 3

@@ -264,3 +264,26 @@ def test_cli_demo_data(tmp_path: Path, capsys) -> None:
     (other / "notes.txt").write_text("mine")
     assert main(["demo-data", "--out", str(other), "--clips", "4", "--workers", "1", "--overwrite"]) == 2
     assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_a_benchmarks_rerun_reuses_its_demo_dataset_and_refuses_a_partial_one(tmp_path: Path) -> None:
+    """The benchmarks generated their demo data unconditionally: a rerun failed ("not empty"),
+    `make bench-quality` only after its hour-long dev table. Now the same settings reuse it, other
+    settings replace it, and a folder without the demo summary is refused at once."""
+    import os
+
+    from disco.data.demo import DEMO_SUMMARY_FILE, ensure_demo_dataset
+    from disco.errors import ConfigError
+
+    root = tmp_path / "openmic-2018"
+    ensure_demo_dataset(root, clips=6, seed=4)
+    first = (root / DEMO_SUMMARY_FILE).stat().st_mtime_ns
+    os.utime(root / DEMO_SUMMARY_FILE, ns=(first - 10**9, first - 10**9))
+    ensure_demo_dataset(root, clips=6, seed=4)  # reused: not rewritten
+    assert (root / DEMO_SUMMARY_FILE).stat().st_mtime_ns == first - 10**9
+    ensure_demo_dataset(root, clips=8, seed=4)  # other settings: replaced
+    assert json.loads((root / DEMO_SUMMARY_FILE).read_text())["clips"] == 8
+    partial = tmp_path / "partial"
+    (partial / "audio").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="interrupted generation"):
+        ensure_demo_dataset(partial, clips=6, seed=4)

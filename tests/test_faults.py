@@ -247,7 +247,7 @@ ARGS = [
     ("train", "--epochs", "0", "must be a positive integer"),
     ("train", "--dropout", "1.5", r"must be in \[0, 1\)"),
     ("train", "--batch-size", "0", "must be a positive integer"),
-    ("train", "--learning-rate", "-1", r"must be a positive number"),
+    ("train", "--learning-rate", "-0.5", r"must be a positive number"),
     ("train", "--l2", "-0.1", r"must be a non-negative number"),
     ("resample", "--threads", "-1", "must be a positive integer"),
     ("resample", "--num-shards", "-1", "must be a positive integer"),

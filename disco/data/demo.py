@@ -401,3 +401,24 @@ def generate_demo_dataset(
     )
     log.info("demo dataset: %d clips in %.1f s → %s", len(specs), summary["seconds"], root)
     return summary
+
+
+def ensure_demo_dataset(out_dir: str | os.PathLike[str], *, clips: int, seed: int, corrupt: int = 0) -> Path:
+    """A demo dataset of ``clips`` clips made with ``seed`` at ``out_dir``: the one there when its
+    summary says so (a benchmark's rerun), else a new one in its place (an earlier demo dataset of
+    other settings is replaced). A folder holding anything else, an interrupted generation
+    included, is a ConfigError now, not after the work before it."""
+    root = Path(out_dir)
+    summary_path = root / DEMO_SUMMARY_FILE
+    if summary_path.is_file():
+        made = json.loads(summary_path.read_text())
+        if (made.get("clips"), made.get("seed"), len(made.get("corrupt") or [])) == (clips, seed, corrupt):
+            return root
+        generate_demo_dataset(root, clips=clips, seed=seed, corrupt=corrupt, overwrite=True)
+        return root
+    if root.exists() and any(root.iterdir()):
+        raise ConfigError(
+            f"{root}: not empty and holds no {DEMO_SUMMARY_FILE} (an interrupted generation?); remove it"
+        )
+    generate_demo_dataset(root, clips=clips, seed=seed, corrupt=corrupt)
+    return root
