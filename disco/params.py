@@ -194,6 +194,9 @@ REPORT_FILE = "report.html"
 # Written last into every step output: its shards with record counts and checksums, the step and a
 # digest of its parameters. Readers take the shard list from it (disco.publish).
 MANIFEST_FILE = "manifest.json"
+# The object disco.remote writes (and deletes) under a gs:// output to check it is writable; one
+# whose delete failed is no output, and publishing does not count it.
+WRITE_PROBE_NAME = ".disco-write-probe"
 MANIFEST_VERSION: int = 1
 # Listing a gs:// dataset (its fingerprint for cache keys): seconds per request, and in all for one
 # page's retries. google-cloud-storage's default retries an unreachable endpoint for 120 s.

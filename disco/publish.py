@@ -136,6 +136,7 @@ def check_side_file(directory: str | os.PathLike[str], name: str, text: str) -> 
     than ``text`` has: on an object store a publish interrupted between the side files and the
     manifest (its commit point) leaves the new summary beside the old manifest, and another run's
     file may have been copied in since."""
+    check_complete(directory)
     manifest = Manifest.read(str(directory))
     if manifest is not None and name in manifest.files and manifest.files[name] != _text_digest(text):
         raise OutputError(
@@ -189,6 +190,13 @@ def check_complete_sets(directory: str, names: Sequence[str]) -> None:
             raise OutputError(
                 f"{fileio.join(directory, name)}: missing ({len(missing)} of {total} shards missing)"
             )
+
+
+def check_complete(directory: str | os.PathLike[str]) -> None:
+    """OutputError where an in-place publish into ``directory`` was interrupted (its marker is
+    there): what its files hold is part old, part new, whatever file is read."""
+    if fileio.exists(fileio.join(directory, IN_PROGRESS_FILE)):
+        raise OutputError(f"{directory}: incomplete output: a publish was interrupted; rerun the step")
 
 
 def check_not_interrupted(directory: str, names: Sequence[str]) -> None:
@@ -354,7 +362,8 @@ class Staging:
         """ConfigError where the output folder holds something that is no disco output: publishing
         deletes what is there, and only a previous output (its manifest, or the marker of an
         interrupted in-place publish) or an empty folder may go."""
-        names = fileio.list_names(self.target)
+        # A write probe whose delete failed (disco.remote) is no one's output.
+        names = [n for n in fileio.list_names(self.target) if not n.startswith(params.WRITE_PROBE_NAME)]
         if names and params.MANIFEST_FILE not in names and IN_PROGRESS_FILE not in names:
             raise ConfigError(
                 f"{self.target}: not empty and not a disco output (no {params.MANIFEST_FILE}); "

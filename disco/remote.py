@@ -13,6 +13,7 @@ import logging
 import os
 import uuid
 
+from disco import params
 from disco.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,6 @@ log = logging.getLogger(__name__)
 # Seconds per request of the probe: a reachable bucket answers in well under a second; this bounds
 # a black-holed network so the whole preflight stays within seconds.
 PROBE_TIMEOUT_S = 5.0
-PROBE_NAME = ".disco-write-probe"
 
 
 def is_remote(uri: str | os.PathLike[str]) -> bool:
@@ -42,7 +42,11 @@ def check_gcs_output(uri: str) -> None:
         raise ConfigError(f"{uri}: cannot write: {reason}")
     from google.api_core import exceptions as gexc
 
-    name = f"{prefix}/{PROBE_NAME}-{uuid.uuid4().hex}" if prefix else f"{PROBE_NAME}-{uuid.uuid4().hex}"
+    name = (
+        f"{prefix}/{params.WRITE_PROBE_NAME}-{uuid.uuid4().hex}"
+        if prefix
+        else f"{params.WRITE_PROBE_NAME}-{uuid.uuid4().hex}"
+    )
     try:
         blob = gcs_client().bucket(bucket_name).blob(name)
         blob.upload_from_string(b"", timeout=PROBE_TIMEOUT_S, retry=None)

@@ -42,10 +42,12 @@ class StepResult:
 
     @classmethod
     def read(cls: type[R], directory: str | os.PathLike[str]) -> R:
+        from disco.publish import check_complete, check_side_file
+
+        check_complete(directory)
         path = fileio.join(directory, params.SUMMARY_FILE)
         if not fileio.exists(path):
             raise OutputError(f"{path}: missing; is {directory} a finished {cls.step} output?")
-        from disco.publish import check_side_file
 
         text = fileio.read_text(path)
         check_side_file(directory, params.SUMMARY_FILE, text)

@@ -324,6 +324,14 @@ def test_a_folder_that_is_no_disco_output_is_not_replaced(tmp_path):
         assert (empty / "copy.txt").read_text() == "input" and (empty / params.MANIFEST_FILE).is_file()
     assert (src / "in.txt").read_text() == "input" and (work / "my_notes.txt").read_text() == "precious"
 
+    # A write probe whose delete failed (disco.remote's preflight of a gs:// output) is no one's
+    # output: the folder it is left in is still published into, not refused forever.
+    probed = tmp_path / "probed"
+    probed.mkdir()
+    (probed / f"{params.WRITE_PROBE_NAME}-0123abcd").write_bytes(b"")
+    _copy_step(str(src), str(probed))
+    assert (probed / "copy.txt").read_text() == "input"
+
 
 # --- an interrupted in-place publish (--out a mount point) is refused by readers ----------------------
 
@@ -369,6 +377,15 @@ def test_an_interrupted_in_place_publish_is_refused_and_a_rerun_completes(tmp_pa
         OutputError, match=f"{out}: incomplete output: a publish was interrupted; rerun the step"
     ):
         list_shards(out, params.RESAMPLED_PREFIX)
+
+    # Every reader refuses it, not only the shard reader: the summary there may be the new one
+    # beside old shards (or a model directory's model.keras beside old thresholds).
+    from disco.results import ResampleResult
+    from disco.train.train import load_classifier
+
+    for read in (lambda: ResampleResult.read(out), lambda: load_classifier(str(out))):
+        with pytest.raises(OutputError, match="a publish was interrupted"):
+            read()
 
     _stage_resampled(out)._publish_in_place()  # the rerun may replace it, and clears the mark
     assert not (out / IN_PROGRESS_FILE).exists()

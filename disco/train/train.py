@@ -457,7 +457,9 @@ def load_classifier(model_dir: str):
     import disco.train.losses
     import disco.train.models  # noqa: F401
     from disco.inputs import read_thresholds
+    from disco.publish import check_complete
 
+    check_complete(model_dir)
     path = os.path.join(model_dir, MODEL_FILE)
     if not os.path.exists(path):
         raise ConfigError(f"{model_dir}: no {MODEL_FILE}; is this a train step output?")
