@@ -277,15 +277,8 @@ PRESETS: dict[str, TrainPreset] = {
 DEFAULT_PRESET = "default"
 _DEFAULT = PRESETS[DEFAULT_PRESET]
 DEFAULT_MODEL: str = _DEFAULT.model
-DEFAULT_BATCH_SIZE: int = _DEFAULT.batch_size
-DEFAULT_LEARNING_RATE: float = _DEFAULT.learning_rate
 DEFAULT_DROPOUT: float = _DEFAULT.dropout
 DEFAULT_L2: float = _DEFAULT.l2
-DEFAULT_PATIENCE: int = _DEFAULT.patience
-DEFAULT_EPOCHS: int = _DEFAULT.epochs
-DEFAULT_ENSEMBLE: int = _DEFAULT.ensemble
-DEFAULT_MIXUP_ALPHA: float = _DEFAULT.mixup_alpha
-DEFAULT_REFITS: int = _DEFAULT.refits
 DEFAULT_SEED: int = 2018
 # A pipeline hyperparameter (model, epochs, learning rate, ...) at this value takes the chosen
 # preset's own. KFP parameters cannot be left unset (kfp.local 2.17 does not run an optional one left

@@ -136,7 +136,6 @@ def check_side_file(directory: str | os.PathLike[str], name: str, text: str) -> 
     than ``text`` has: on an object store a publish interrupted between the side files and the
     manifest (its commit point) leaves the new summary beside the old manifest, and another run's
     file may have been copied in since."""
-    check_complete(directory)
     manifest = Manifest.read(str(directory))
     if manifest is not None and name in manifest.files and manifest.files[name] != _text_digest(text):
         raise OutputError(
@@ -196,7 +195,7 @@ def check_complete(directory: str | os.PathLike[str]) -> None:
     """OutputError where an in-place publish into ``directory`` was interrupted (its marker is
     there): what its files hold is part old, part new, whatever file is read."""
     if fileio.exists(fileio.join(directory, IN_PROGRESS_FILE)):
-        raise OutputError(f"{directory}: incomplete output: a publish was interrupted; rerun the step")
+        check_not_interrupted(str(directory), [IN_PROGRESS_FILE])
 
 
 def check_not_interrupted(directory: str, names: Sequence[str]) -> None:

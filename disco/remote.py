@@ -42,11 +42,7 @@ def check_gcs_output(uri: str) -> None:
         raise ConfigError(f"{uri}: cannot write: {reason}")
     from google.api_core import exceptions as gexc
 
-    name = (
-        f"{prefix}/{params.WRITE_PROBE_NAME}-{uuid.uuid4().hex}"
-        if prefix
-        else f"{params.WRITE_PROBE_NAME}-{uuid.uuid4().hex}"
-    )
+    name = f"{prefix}/" * bool(prefix) + f"{params.WRITE_PROBE_NAME}-{uuid.uuid4().hex}"
     try:
         blob = gcs_client().bucket(bucket_name).blob(name)
         blob.upload_from_string(b"", timeout=PROBE_TIMEOUT_S, retry=None)

@@ -111,9 +111,8 @@ class _KeysUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _npz_keys(file) -> np.ndarray:
-    """``sample_key`` of an npz as str, whether saved as a string array or (as the release's
-    builder did) as an object array of str."""
+def _pickled_keys(file) -> np.ndarray:
+    """``sample_key`` saved as an object array of str (as the release's builder did), as str."""
     if hasattr(file, "seek"):
         file.seek(0)
     with zipfile.ZipFile(file) as zf, zf.open("sample_key.npy") as fh:
@@ -123,10 +122,7 @@ def _npz_keys(file) -> np.ndarray:
         )
         shape, _fortran, dtype = read_header(fh)
         if not dtype.hasobject:
-            if hasattr(file, "seek"):
-                file.seek(0)
-            with np.load(file, allow_pickle=False) as z:
-                return z["sample_key"].astype(str)
+            raise ValueError(f"sample_key ({dtype}) cannot be read")
         keys = _KeysUnpickler(fh).load()
     if (
         not isinstance(keys, np.ndarray)
@@ -411,7 +407,12 @@ class OpenMICDataset:
                         path, f"missing array(s) {', '.join(missing)} (need {', '.join(_NPZ_MEMBERS)})"
                     )
                 x, y_true, y_mask = z["X"], z["Y_true"].astype(np.float32), z["Y_mask"].astype(bool)
-            keys = _npz_keys(file)
+                try:
+                    keys = z["sample_key"].astype(str)
+                except ValueError:  # "Object arrays cannot be loaded when allow_pickle=False"
+                    keys = None
+            if keys is None:
+                keys = _pickled_keys(file)
         except (ValueError, OSError, KeyError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError) as exc:
             raise DatasetError(path, f"cannot read npz: {exc}") from exc
         feats = NpzFeatures(_quantised(x, path), y_true, y_mask, keys)
