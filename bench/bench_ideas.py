@@ -1,9 +1,9 @@
 """Ideas benchmark (make bench-ideas): what the field uses on frozen embeddings, tried on the default.
 
 Each row is the default recipe (``auto``: cross-fitting over 5 artist-grouped folds, the linear model
-and the attention network with mixup as candidates, the winner by out-of-fold mAP) with one change to
+and the attention network as candidates, the winner by out-of-fold mAP) with one change to
 the network or its training, run through the library's own cross-fitting and training loop (the
-``build`` and ``loss`` seams of ``disco.train.train.fit_network``). Refits are off in every row (the
+``build`` and ``loss`` seams of ``disco.train.train.prepare_network``). Refits are off in every row (the
 network candidate is the fold networks' average), so a row costs half a default fit and is compared
 with the ``default, refits 0`` row, the same recipe without the change. On
 ``audioset-music20-dev`` (real VGGish features) over 3 seeds: out-of-fold mAP (what selection sees),
@@ -186,15 +186,17 @@ DATA = {"balanced": _balanced}
 # --- one row, one seed ----------------------------------------------------------------------------
 
 
-def _fitter(idea: Idea, source: str):
+def _preparer(idea: Idea, source: str):
+    """``prepare_network`` with the idea's data, network and loss; its schedule needs the number
+    of batches, known only here."""
     from functools import partial
 
     import keras
 
     from disco.train.losses import MaskedBinaryCrossentropy
-    from disco.train.train import fit_members
+    from disco.train.train import prepare_network
 
-    def fit(train, val, **hp):
+    def prepare(train, **hp):
         if idea.data:
             train = DATA[idea.data](train)
         if idea.build:
@@ -203,14 +205,10 @@ def _fitter(idea: Idea, source: str):
             hp["loss"] = MaskedBinaryCrossentropy(label_smoothing=idea.label_smoothing)
         if idea.cosine_epochs:
             steps = math.ceil(len(train) / hp["batch_size"]) * idea.cosine_epochs
-            hp.update(
-                epochs=idea.cosine_epochs,
-                patience=idea.cosine_epochs,
-                learning_rate=keras.optimizers.schedules.CosineDecay(hp["learning_rate"], steps),
-            )
-        return fit_members(train, val, source=source, **hp)
+            hp["learning_rate"] = keras.optimizers.schedules.CosineDecay(hp["learning_rate"], steps)
+        return prepare_network(train, source=source, **hp)
 
-    return fit
+    return prepare
 
 
 @dataclass
@@ -233,13 +231,16 @@ def run_row(idea: Idea, dev: str, seed: int, workdir: str) -> RowResult:
     fs = load_features(dev, seed=seed)
     preset = params.PRESETS[params.DEFAULT_PRESET]
     network = {**network_hyperparameters(preset), "model": params.AUTO_CANDIDATES[-1]}
+    if idea.cosine_epochs:
+        # The whole schedule runs; the best pooled epoch is still the one kept.
+        network.update(epochs=idea.cosine_epochs, patience=idea.cosine_epochs)
     t0 = time.time()
     picked = select_cross_fitted(
         fs,
         network=network,
         out_dir=os.path.join(workdir, "scratch"),
         seed=seed,
-        fit_network=_fitter(idea, fs.source),
+        prepare_network=_preparer(idea, fs.source),
         refits=0,
     )
     minutes = (time.time() - t0) / 60

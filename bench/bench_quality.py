@@ -30,12 +30,12 @@ DEV_DEFAULT = os.path.join(
 
 # (label, preset, overrides): the presets, then the ideas tried, each a change of one thing.
 PRESET_ROWS = [
-    ("default preset (auto, cross-fitted: LR / attention+mixup, 5 refits / avg)", "default", {}),
+    ("default preset (auto, cross-fitted: LR / attention, 5 refits / avg)", "default", {}),
     ("seed preset (dense baseline, lr 1e-4, L2 1e-2)", "seed", {}),
     ("demo preset (one attention model, lr 1e-3, L2 1e-4)", "demo", {}),
 ]
 IDEA_ROWS = [
-    ("idea: default without mixup", "default", {"mixup_alpha": 0.0}),
+    ("idea: default + mixup 0.4 on the embeddings", "default", {"mixup_alpha": 0.4}),
     ("idea: default, dropout 0.5", "default", {"dropout": 0.5}),
     ("idea: linear only (LR, C by cross-fitting)", "default", {"model": "linear"}),
     ("idea: default, refits 0 (the 5 fold networks averaged)", "default", {"refits": 0}),

@@ -214,8 +214,8 @@ MODELS: tuple[str, ...] = ("auto", "linear", "baseline", "attention")
 NETWORKS: tuple[str, ...] = ("baseline", "attention")  # disco.train.models.build_model names
 AUTO_CANDIDATES: tuple[str, ...] = ("linear", "attention")
 # "auto" cross-fits over this many folds of train + validation, grouped by artist (else recording;
-# each fold network early-stopped on its own held-out fold); TrainPreset.refits says what the
-# network candidate is.
+# the fold networks stopped together on their pooled out-of-fold mAP); TrainPreset.refits says what
+# the network candidate is.
 SELECTION_FOLDS: int = 5
 
 
@@ -232,8 +232,9 @@ class TrainPreset:
     epochs: int
     mixup_alpha: float  # mixup on the embeddings (lam ~ Beta(alpha, alpha)); 0 = off
     ensemble: int  # networks averaged (with "auto": per fold) trained with seeds seed, seed+1, ...
-    # "auto" only: networks refitted on all of train + validation for the folds' median best epoch,
-    # averaged into the network candidate; 0 = the fold networks themselves are averaged.
+    # "auto" only: networks refitted on all of train + validation for the epoch count chosen on the
+    # fold networks' pooled out-of-fold mAP, averaged into the network candidate; 0 = the fold
+    # networks themselves are averaged.
     refits: int
     description: str
 
@@ -246,7 +247,7 @@ _MEASURED = TrainPreset(
     batch_size=64,
     patience=10,
     epochs=100,
-    mixup_alpha=0.4,
+    mixup_alpha=0.0,
     ensemble=1,
     refits=5,
     description="candidates chosen by cross-fitting (measured default)",
@@ -262,7 +263,6 @@ PRESETS: dict[str, TrainPreset] = {
         learning_rate=1e-4,
         l2=1e-2,
         dropout=0.5,
-        mixup_alpha=0.0,
         description="earlier project's dense settings",
     ),
     # What `make demo` trained before the measured default (one attention model).
@@ -270,7 +270,6 @@ PRESETS: dict[str, TrainPreset] = {
         _MEASURED,
         refits=0,
         model="attention",
-        mixup_alpha=0.0,
         description="attention model at the demo's settings",
     ),
 }

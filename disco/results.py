@@ -246,9 +246,9 @@ class TrainResult(StepResult):
     dim: int = 0
     examples: dict[str, int] = field(default_factory=dict)
     augmented_train_examples: int = 0
-    # One network: the epochs it ran and its best. Cross-fitted ("auto"): the first fold network's
-    # epochs (its history.csv), and the median of the fold networks' best epochs, which the refits
-    # train for (selection.json lists each fold's).
+    # One network: the epochs it ran and its best. Cross-fitted ("auto"): the epochs the fold
+    # networks ran side by side and the one epoch count chosen for all of them on their pooled
+    # out-of-fold mAP, which any refits train for (history.csv: the pooled curve).
     epochs_run: int = 0
     best_epoch: int = 0
     # Validation mAP; cross-fitted, of the chosen candidate's out-of-fold scores.
@@ -262,7 +262,11 @@ class TrainResult(StepResult):
     def summary_line(self) -> str:
         if self.selection is None:
             return f"train: {self.chosen or self.model}, best epoch {self.best_epoch} of {self.epochs_run}, val mAP {self.val_mAP:.4f}"
-        epochs = f", networks at the folds' median best epoch {self.best_epoch}" if self.best_epoch else ""
+        epochs = (
+            f", fold networks' best pooled epoch {self.best_epoch} of {self.epochs_run}"
+            if self.best_epoch
+            else ""
+        )
         return f"train: {self.chosen} (cross-fitted){epochs}, out-of-fold mAP {self.val_mAP:.4f}"
 
 

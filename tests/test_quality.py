@@ -178,7 +178,7 @@ def test_a_validation_split_without_a_scorable_class_stops_on_its_cross_entropy(
     assert "feats.npz: validation (16 clips) has no class with both" in caplog.text
     assert np.isnan(history["val_mAP"]).all() and best.best_epoch >= 0
     loss = MaskedBinaryCrossentropy()(pack_targets(val.y_true, val.y_mask), net.predict(val.x, verbose=0))
-    assert float(loss) == pytest.approx(-best.best, rel=1e-5)
+    assert float(loss) == pytest.approx(-best.rule.best, rel=1e-5)
     val.y_mask[:] = 0.0
     with pytest.raises(DatasetError, match=r"feats\.npz: validation \(16 clips\) has no observed label"):
         _fit_baseline(
@@ -250,52 +250,123 @@ def test_the_documented_presets_table_is_params_presets(repo_root):
         assert int(refits) == p.refits
 
 
+class _Recorded:
+    """``prepare_network`` that records each network: its training clips, seed and epochs trained."""
+
+    def __init__(self, check=None):
+        self.runs, self.check = [], check
+
+    def __call__(self, train, **kw):
+        from disco.train.train import prepare_network
+
+        if self.check:
+            self.check(train)
+        training = prepare_network(train, **kw)
+        run = {"train": train, "seed": kw["seed"], "epochs": []}
+        self.runs.append(run)
+        step = training.train_epoch
+
+        def train_epoch(epoch):
+            run["epochs"].append(epoch)
+            return step(epoch)
+
+        training.train_epoch = train_epoch
+        return training
+
+
+def _separable(rng, n, start):
+    s = _split(rng, n, signal=3.0)
+    s.keys = np.array([f"{start + i:06d}_0" for i in range(n)])
+    return s
+
+
+def _separable_features(rng):
+    from disco.train.features import FeatureSet
+
+    splits = {
+        "train": _separable(rng, 120, 0),
+        "validation": _separable(rng, 40, 500),
+        "test": _split(rng, 10),
+    }
+    return FeatureSet(splits, "x", "npz", "e", 4, 12)
+
+
+def test_cross_fitting_chooses_one_epoch_count_for_all_folds_on_the_pooled_out_of_fold_map(
+    rng, tmp_path, monkeypatch
+):
+    """The fold networks train side by side and stop together: the epoch count is the one whose
+    pooled out-of-fold predictions (every training clip) rank best, as the regression's C is chosen,
+    never a fold's own best on the clips it then predicts (which would flatter the network against
+    the regression). The history is that pooled curve, and each fold network keeps its weights of
+    that epoch: their held-out predictions are the out-of-fold scores that ranked and tuned."""
+    from disco.metrics import mean_ap
+    from disco.train import select
+    from disco.train.features import concat_splits
+    from disco.train.train import network_hyperparameters
+
+    monkeypatch.setattr(select, "_pick", lambda scored: "attention")
+    fs = _separable_features(rng)
+    small = replace(
+        params.PRESETS["demo"], batch_size=32, epochs=12, patience=3, learning_rate=3e-2, dropout=0.0
+    )
+    prepare, network = _Recorded(), network_hyperparameters(small)
+    picked = select.select_cross_fitted(
+        fs, network=network, out_dir=str(tmp_path), seed=7, prepare_network=prepare, folds=3
+    )
+    curve = picked.history["val_mAP"]
+    ran = len(curve)
+    assert [r["epochs"] for r in prepare.runs] == [list(range(ran))] * 3
+    assert picked.best_epoch == int(np.argmax(curve)) + 1
+    assert ran == 12 or ran == picked.best_epoch + 3  # stopped `patience` epochs after the pooled best
+    pool = concat_splits([fs.splits["train"], fs.splits["validation"]])
+    assert mean_ap(pool.y_true, picked.held_out_scores, pool.y_mask) == pytest.approx(max(curve), abs=1e-6)
+    for f, run in enumerate(prepare.runs):
+        net = picked.model.get_layer(f"disco_attention_seed{7 + 100 * f}")
+        held = ~np.isin(pool.keys, run["train"].keys)
+        np.testing.assert_allclose(
+            net.predict(pool.x[held], verbose=0), picked.held_out_scores[held], rtol=1e-5, atol=1e-6
+        )
+    setting = {c.name: c.setting for c in picked.selection.candidates}["attention"]
+    assert f"{picked.best_epoch} epochs (best pooled out-of-fold mAP)" in setting
+    assert (tmp_path / "tensorboard" / "cross-fitting").is_dir()
+
+
 @pytest.mark.parametrize("kept", ["attention", "linear"])
-def test_cross_fitting_refits_networks_on_all_clips_for_the_folds_median_epoch(
+def test_cross_fitting_refits_networks_on_all_clips_for_the_pooled_epoch_count(
     rng, tmp_path, monkeypatch, kept
 ):
     """With ``refits``, a kept network is the average of that many networks fitted on all of train +
-    validation (no early stopping: the fold networks' median best epoch), each seeded apart from the
-    fold networks; the ranking still comes from the fold networks' out-of-fold scores. When the
-    regression is kept, no refit is trained. (The choice is forced: which candidate wins on random
-    data is not this test's question.)"""
+    validation (no early stopping: the epoch count the fold networks chose together), each seeded
+    apart from the fold networks; the ranking still comes from the fold networks' out-of-fold
+    scores. When the regression is kept, no refit is trained. (The choice is forced: which
+    candidate wins on random data is not this test's question.)"""
     from disco.train import select
-    from disco.train.features import FeatureSet
-    from disco.train.train import fit_members, network_hyperparameters
+    from disco.train.train import network_hyperparameters
 
     monkeypatch.setattr(select, "_pick", lambda scored: kept)
-
-    def split(n, start):
-        s = _split(rng, n, signal=3.0)
-        s.keys = np.array([f"{start + i:06d}_0" for i in range(n)])
-        return s
-
-    fs = FeatureSet(
-        {"train": split(120, 0), "validation": split(40, 500), "test": split(10, 900)}, "x", "npz", "e", 4, 12
-    )
-    calls = []
-
-    def fit(train, val, **kw):
-        calls.append((len(train), val is None, kw["epochs"], kw["seed"]))
-        return fit_members(train, val, **kw)
-
+    fs = _separable_features(rng)
+    prepare = _Recorded()
     # A network's hyperparameters: the demo preset's fields but description and refits, made small.
     small = replace(params.PRESETS["demo"], batch_size=32, epochs=6, learning_rate=1e-2, dropout=0.0, l2=0.0)
     network = network_hyperparameters(replace(small, patience=2))
     picked = select.select_cross_fitted(
-        fs, network=network, out_dir=str(tmp_path), seed=7, fit_network=fit, folds=3, refits=2
+        fs, network=network, out_dir=str(tmp_path), seed=7, prepare_network=prepare, folds=3, refits=2
     )
-    folds, refits = calls[:3], calls[3:]
-    assert [c[1] for c in folds] == [False] * 3 and sum(c[0] for c in folds) == 2 * 160
+    folds, refits = prepare.runs[:3], prepare.runs[3:]
+    assert sum(len(r["train"]) for r in folds) == 2 * 160
     setting = {c.name: c.setting for c in picked.selection.candidates}["attention"]
     assert picked.selection.chosen == kept
     if kept == "linear":
         assert refits == [] and setting.startswith("average of the 3 fold networks")
+        assert picked.best_epoch == 0
         return
-    fold_epochs = [int(e) for e in setting.split("[")[1].split("]")[0].split(",")]
-    median = int(np.median(fold_epochs))
-    assert refits == [(160, True, median, 7 + 300), (160, True, median, 7 + 301)]
-    assert setting.startswith(f"average of 2 networks refitted on all 160 clips for {median} epochs")
+    best = picked.best_epoch
+    assert 1 <= best <= len(folds[0]["epochs"])
+    assert [(len(r["train"]), r["seed"], r["epochs"]) for r in refits] == [
+        (160, 7 + 300, list(range(best))),
+        (160, 7 + 301, list(range(best))),
+    ]
+    assert setting.startswith(f"average of 2 networks refitted on all 160 clips for {best} epochs")
     members = [layer for layer in picked.model.layers if layer.name.startswith("disco_attention")]
     assert len(members) == 2
 
@@ -307,7 +378,7 @@ def test_cross_fitting_keeps_copies_and_mixtures_of_a_held_out_artist_out_of_its
     second clip's artist it holds out (the records' ``group`` and ``partner_group``)."""
     from disco.train import select
     from disco.train.features import FeatureSet, concat_splits
-    from disco.train.train import fit_members, network_hyperparameters
+    from disco.train.train import network_hyperparameters
 
     monkeypatch.setattr(select, "_pick", lambda scored: "linear")
     n, artists = 60, 12
@@ -322,21 +393,20 @@ def test_cross_fitting_keeps_copies_and_mixtures_of_a_held_out_artist_out_of_its
     fs = FeatureSet(
         {"train": train, "validation": _split(rng, 0), "test": _split(rng, 10)}, "x", "npz", "e", 4, 12
     )
-    seen = []
-
-    def fit(train, val, **kw):
-        held = set(val.groups)
-        assert not held & set(train.groups)
-        assert not held & set(train.partner_groups)
-        seen.append(int((train.augmentation_id == 2).sum()))
-        return fit_members(train, val, **kw)
-
+    prepare = _Recorded()
     small = replace(params.PRESETS["demo"], batch_size=32, epochs=1, patience=1, dropout=0.0)
+    network = network_hyperparameters(small)
     select.select_cross_fitted(
-        fs, network=network_hyperparameters(small), out_dir=str(tmp_path), seed=3, fit_network=fit, folds=3
+        fs, network=network, out_dir=str(tmp_path), seed=3, prepare_network=prepare, folds=3
     )
-    # Each fold trains on the mixtures of the artists it does not hold, and only those.
-    assert len(seen) == 3 and all(0 < m < n for m in seen)
+    held = [set(originals.groups) - set(r["train"].groups) for r in prepare.runs]
+    # Every artist held out by exactly one fold, whose training has none of its clips, copies or mixtures.
+    assert len(held) == 3 and all(held) and set.union(*held) == set(originals.groups)
+    assert sum(len(h) for h in held) == artists
+    for r, h in zip(prepare.runs, held):
+        assert not h & set(r["train"].partner_groups)
+        mixed = int((r["train"].augmentation_id == 2).sum())
+        assert 0 < mixed < n  # the mixtures of the artists it does not hold, and only those
 
 
 @pytest.mark.parametrize("refits", [0, 2])
@@ -345,7 +415,7 @@ def test_cross_fitting_with_ensembles_per_fold_builds_one_model(rng, tmp_path, m
     average (and its average with the regression) holds them all, each layer named once."""
     from disco.train import select
     from disco.train.features import FeatureSet
-    from disco.train.train import fit_members, network_hyperparameters
+    from disco.train.train import network_hyperparameters, prepare_network
 
     monkeypatch.setattr(select, "_pick", lambda scored: select.AVERAGE)
     fs = FeatureSet(
@@ -363,7 +433,7 @@ def test_cross_fitting_with_ensembles_per_fold_builds_one_model(rng, tmp_path, m
         network=network_hyperparameters(small),
         out_dir=str(tmp_path),
         seed=3,
-        fit_network=fit_members,
+        prepare_network=prepare_network,
         folds=2,
         refits=refits,
     )

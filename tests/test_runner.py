@@ -264,15 +264,15 @@ def test_disco_run_json_prints_only_json_and_readable_progress(tmp_path, openmic
 
 
 def test_a_cross_fitted_training_says_what_its_epochs_and_score_are():
-    """Cross-fitted, the epochs run are the first fold network's and the best epoch the folds'
-    median (what the refits train for): "best epoch 12 of 20" would mix two networks."""
+    """Cross-fitted, the fold networks ran side by side for the epochs run, and the best epoch is
+    the one their pooled out-of-fold mAP chose (what any refits train for)."""
     from disco.results import TrainResult
 
     line = TrainResult(
         chosen="attention", selection="cross-fitting", best_epoch=12, epochs_run=20, val_mAP=0.5
     )
     assert line.summary_line() == (
-        "train: attention (cross-fitted), networks at the folds' median best epoch 12, out-of-fold mAP 0.5000"
+        "train: attention (cross-fitted), fold networks' best pooled epoch 12 of 20, out-of-fold mAP 0.5000"
     )
     linear = TrainResult(chosen="linear", selection="cross-fitting", best_epoch=0, epochs_run=20, val_mAP=0.4)
     assert linear.summary_line() == "train: linear (cross-fitted), out-of-fold mAP 0.4000"

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 HP = dict(
     model="attention", epochs=3, batch_size=16, learning_rate=1e-3, dropout=0.3, l2=1e-4, mixup_alpha=0.0
 )
-# The default recipe trains through the tf.data mixup path, which must repeat too.
+# Mixup (--mixup-alpha) trains through a tf.data path of its own, which must repeat too.
 MIXUP = {**HP, "mixup_alpha": 0.4}
 
 

@@ -51,8 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--refits",
         type=argtypes.non_negative_int,
         default=None,
-        help="auto: networks refitted on all training data for the folds' median best epoch and "
-        "averaged; 0 averages the fold networks (default: the preset's)",
+        help="auto: networks refitted on all training data for the epoch count the fold networks' "
+        "pooled out-of-fold mAP chose, and averaged; 0 averages the fold networks (default: the preset's)",
     )
     p.add_argument("--tune", action="store_true", help="Keras Tuner search before the final fit")
     p.set_defaults(func=handle)

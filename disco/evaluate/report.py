@@ -405,13 +405,13 @@ def describe_run(
             ("networks refitted on all data (auto)", train.get("refits")),
             ("hyperparameter search", hp.get("tune")),
             (
-                "epochs run" if not train.get("selection") else "epochs run (first fold network)",
+                "epochs run" if not train.get("selection") else "epochs run (fold networks, side by side)",
                 train.get("epochs_run"),
             ),
             (
                 "best epoch"
                 if not train.get("selection")
-                else "best epoch (folds' median; the refits' epochs)",
+                else "best epoch (pooled out-of-fold; any refits train this long)",
                 train.get("best_epoch"),
             ),
             (

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -88,20 +89,26 @@ def select_cross_fitted(
     network: dict,
     out_dir: str,
     seed: int,
-    fit_network,
+    prepare_network,
     only_linear: bool = False,
     folds: int = params.SELECTION_FOLDS,
     refits: int = 0,
 ) -> Selected:
     """Cross-fitting: ``folds`` grouped folds over train + validation (by artist where the features
-    know it, else by recording: ``SplitData.groups``). Per fold, the
-    regression (along the C path) and the network are fitted on the other folds (the network
-    early-stopped on this fold) and predict this fold; the candidates are ranked by those
-    out-of-fold predictions, which cover every training clip. When a network is kept (alone or
-    averaged with the regression), it is the average of ``refits`` networks refitted on all of the
-    data for the folds' median best epoch (seeds apart from the folds'); with ``refits`` 0, the
+    know it, else by recording: ``SplitData.groups``). Per fold, the regression (along the C path)
+    and the network are fitted on the other folds and predict this fold; the candidates are ranked
+    by those out-of-fold predictions, which cover every training clip. Both choose their setting
+    on the pooled out-of-fold predictions, never on one fold: one C for all folds, and one epoch
+    count for all fold networks, which train side by side (:func:`_fit_folds`). When a network is
+    kept (alone or averaged with the regression), it is the average of ``refits`` networks refitted
+    on all of the data for that epoch count (seeds apart from the folds'); with ``refits`` 0, the
     average of the fold networks themselves (each has seen (folds - 1) / folds of the data). The
-    regression is refitted on all of it (seconds)."""
+    regression is refitted on all of it (seconds).
+
+    ``network`` holds the network's hyperparameters: ``epochs`` (at most), ``patience`` (epochs
+    without a better pooled out-of-fold mAP before stopping), ``ensemble`` (networks per fold) and
+    ``prepare_network``'s keywords; ``prepare_network`` is :func:`disco.train.train.prepare_network`
+    or a variant of it (bench/bench_ideas.py)."""
     from disco.metrics import mean_ap
     from disco.train.features import concat_splits
     from disco.train.linear import C_GRID, fit_linear, group_folds, keras_linear, past_the_peak
@@ -142,24 +149,29 @@ def select_cross_fitted(
     settings = {"linear": f"C={best_c:g}, refitted on all {n} clips"}
     oof = {"linear": lin_oof[best_c]}
     models = {"linear": lin_model}
-    history, epochs = {}, []
+    history, best_epoch = {}, 0
     if not only_linear:
-        net_oof, nets = np.zeros((n, k)), []
-        for f in range(folds):
-            net, hist, best_epoch = fit_network(
-                fit_parts[f],
-                held_parts[f],
-                seed=seed + 100 * f,
-                out_dir=out_dir if f == 0 else None,
-                **network,
-            )
-            net_oof[held_fold == f] = net.predict(held_parts[f].x, verbose=0, batch_size=512)
-            nets.append(net)
-            epochs.append(best_epoch)
-            history = history or hist
-            log.info("select: fold %d/%d done (network best epoch %d)", f + 1, folds, best_epoch)
-        name = network["model"]
-        settings[name] = f"average of the {folds} fold networks, best epochs {epochs}"
+        hp = dict(network)
+        name, epochs, patience = hp["model"], hp.pop("epochs"), hp.pop("patience")
+        ensemble = hp.pop("ensemble", 1)
+        trainings = [
+            [prepare_network(fit_parts[f], seed=seed + 100 * f + m, **hp) for m in range(ensemble)]
+            for f in range(folds)
+        ]
+        net_oof, best_epoch, history = _fit_folds(
+            trainings,
+            held_parts,
+            held_fold,
+            originals,
+            epochs=epochs,
+            patience=patience,
+            out_dir=out_dir,
+            source=fs.source,
+        )
+        nets = [_fold_model(members, fs, seed + 100 * f) for f, members in enumerate(trainings)]
+        settings[name] = (
+            f"average of the {folds} fold networks, {best_epoch} epochs (best pooled out-of-fold mAP)"
+        )
         scored[name] = mean_ap(originals.y_true, net_oof, originals.y_mask)
         oof[name] = net_oof
         oof[AVERAGE] = (lin_oof[best_c] + net_oof) / 2
@@ -167,24 +179,20 @@ def select_cross_fitted(
         settings[AVERAGE] = "mean of the two"
         if refits and _pick(scored) != "linear":
             # A network that sees all of the data ranks better than one that saw (folds - 1) /
-            # folds of it, and the fold networks' median best epoch is a sound length for it
-            # (make bench-quality: refits against the fold networks' average). Only when a
-            # network is kept: the choice rests on the fold networks' out-of-fold scores.
-            nets, refit_epochs = [], max(1, int(np.median(epochs)))
+            # folds of it, for the epoch count the folds chose together (make bench-quality:
+            # refits against the fold networks' average). Only when a network is kept: the choice
+            # rests on the fold networks' out-of-fold scores.
+            nets = []
             for i in range(refits):
-                net, _, _ = fit_network(
-                    pool,
-                    None,
-                    seed=seed + 100 * folds + i,
-                    **{**network, "epochs": refit_epochs, "ensemble": 1},
-                )
-                nets.append(net)
-                log.info(
-                    "select: refit %d/%d done (%d epochs on all %d clips)", i + 1, refits, refit_epochs, n
-                )
+                training = prepare_network(pool, seed=seed + 100 * folds + i, **hp)
+                for epoch in range(best_epoch):
+                    loss = training.train_epoch(epoch)
+                    # "epoch " first, the epoch the first argument: the runner thins such lines.
+                    log.info("epoch %3d  loss %.4f  (refit %d/%d)", epoch + 1, loss, i + 1, refits)
+                nets.append(training.net)
             settings[name] = (
-                f"average of {refits} networks refitted on all {n} clips for {refit_epochs} epochs "
-                f"(the median of the {folds} fold networks' best epochs {epochs})"
+                f"average of {refits} networks refitted on all {n} clips for {best_epoch} epochs "
+                f"(the fold networks' best pooled out-of-fold epoch)"
             )
         models[name] = (
             average_model(nets, frames=fs.frames, dim=fs.dim, name=f"disco_{name}_average")
@@ -204,6 +212,79 @@ def select_cross_fitted(
         originals.y_true,
         originals.y_mask,
         sel,
-        int(np.median(epochs)) if epochs and sel.chosen != "linear" else 0,
+        best_epoch if sel.chosen != "linear" else 0,
         history,
+    )
+
+
+def _fit_folds(trainings, held_parts, held_fold, originals, *, epochs, patience, out_dir, source):
+    """Trains every fold's networks one epoch at a time, all folds in step, and scores the pooled
+    out-of-fold predictions after each epoch by :class:`~disco.train.train.HeldOutStop`: one epoch
+    count for all folds, chosen on every training clip, as the regression's C is. Stopping a fold
+    network on the very fold it then predicts would choose its epoch on the clips that score it, and
+    the network's out-of-fold mAP would flatter it against the regression. Leaves each network at
+    the best epoch's weights; returns the out-of-fold predictions there, that epoch count and the
+    history (mean training loss over the networks, pooled out-of-fold cross-entropy and mAP)."""
+    import tensorflow as tf
+
+    from disco.train.train import HeldOutStop, TrainingDivergedError
+
+    rule = HeldOutStop(
+        originals.y_true,
+        originals.y_mask,
+        patience=patience,
+        source=source,
+        what="the pooled out-of-fold predictions",
+    )
+    # The pooled curve is what chose the epoch count: that is what `tensorboard --logdir` shows.
+    writer = (
+        tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard", "cross-fitting"))
+        if out_dir
+        else None
+    )
+    n, k = len(originals), params.NUM_CLASSES
+    history: dict[str, list[float]] = {}
+    best_oof, best_weights = None, None
+    for epoch in range(epochs):
+        oof, losses = np.zeros((n, k)), []
+        for f, members in enumerate(trainings):
+            losses += [t.train_epoch(epoch) for t in members]
+            x = held_parts[f].x
+            oof[held_fold == f] = np.mean(
+                [t.net.predict(x, verbose=0, batch_size=512) for t in members], axis=0
+            )
+        row = rule.update(epoch, oof, float(np.mean(losses)))
+        for key, value in row.items():
+            history.setdefault(key, []).append(value)
+        if writer is not None:
+            with writer.as_default(step=epoch):
+                for key, value in row.items():
+                    tf.summary.scalar(key, value)
+        if rule.improved:
+            best_oof = oof
+            best_weights = [[t.net.get_weights() for t in members] for members in trainings]
+        if rule.stop:
+            break
+    if writer is not None:
+        writer.close()
+    if best_weights is None:
+        raise TrainingDivergedError(
+            f"{source}: the fold networks' out-of-fold predictions never scored (NaN) in {epoch + 1} epochs"
+        )
+    for members, weights in zip(trainings, best_weights):
+        for t, w in zip(members, weights):
+            t.net.set_weights(w)
+    log.info(
+        "select: fold networks stopped after %d epochs; best pooled epoch %d", epoch + 1, rule.best_epoch + 1
+    )
+    return best_oof, rule.best_epoch + 1, history
+
+
+def _fold_model(members, fs, seed: int):
+    """A fold's network: its one member, or its members' average, named by its first seed (one
+    member of the folds' average)."""
+    if len(members) == 1:
+        return members[0].net
+    return average_model(
+        [t.net for t in members], frames=fs.frames, dim=fs.dim, name=f"disco_ensemble_seed{seed}"
     )

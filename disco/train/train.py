@@ -8,6 +8,7 @@ import logging
 import os
 import time
 from dataclasses import asdict, replace
+from functools import partial
 
 import numpy as np
 
@@ -74,76 +75,67 @@ def preset_overrides(**given) -> dict:
     return {k: v for k, v in given.items() if not params.from_preset(v)}
 
 
-def _callbacks(val, patience: int, out_dir: str | None, source: str = "features"):
-    import keras
+class HeldOutStop:
+    """Early stopping on held-out predictions, one rule for a single network's validation split and
+    for cross-fitting's pooled out-of-fold predictions: masked mAP each epoch, the best epoch kept,
+    a stop ``patience`` epochs after the last improvement. The validation loss Keras reports is not
+    consulted: it includes the L2 penalty, which falls every epoch under strong regularisation
+    whether or not the model gets better."""
 
-    from disco.metrics import mean_ap
-    from disco.train.losses import MaskedBinaryCrossentropy, pack_targets
+    def __init__(self, y_true, y_mask, *, patience: int, source: str, what: str = "validation"):
+        from disco.train.losses import MaskedBinaryCrossentropy, pack_targets
 
-    class ValidationMAP(keras.callbacks.Callback):
-        """Masked validation mAP each epoch (Keras' EarlyStopping cannot see a metric computed over
-        observed entries only): keeps the best weights and stops after `patience` epochs without a
-        higher mAP. The validation loss is not consulted: it includes the L2 penalty, which falls
-        every epoch under strong regularisation whether or not the model gets better."""
-
-        def __init__(self):
-            super().__init__()
-            self.best = -np.inf
-            self.best_epoch = -1
-            self.best_weights = None
-            self.wait = 0
-            # A few held-out clips (a small fold) may have no class with both an observed positive
-            # and an observed negative: mAP is then NaN every epoch, no epoch would count as best,
-            # and training would end after `patience` epochs with arbitrary weights. Stop on the
-            # unregularised masked cross-entropy there instead, which is defined.
-            self.by_loss = not _scorable(val)
-            if self.by_loss:
-                self.loss, self.targets = MaskedBinaryCrossentropy(), pack_targets(val.y_true, val.y_mask)
-                log.warning(
-                    "%s: validation (%d clips) has no class with both an observed positive and an "
-                    "observed negative (mAP undefined): early stopping on its masked cross-entropy",
-                    source,
-                    len(val),
-                )
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs if logs is not None else {}
-            scores = self.model.predict(val.x, verbose=0, batch_size=512)
-            logs["val_mAP"] = mean_ap(val.y_true, scores, val.y_mask)
-            score = -float(self.loss(self.targets, scores)) if self.by_loss else logs["val_mAP"]
-            improved = score > self.best + 1e-6
-            log.info(
-                "epoch %3d  loss %.4f  val_loss %.4f  val_mAP %.4f%s%s",
-                epoch + 1,
-                logs.get("loss", np.nan),
-                logs.get("val_loss", np.nan),
-                logs["val_mAP"],
-                f"  masked cross-entropy {-score:.4f}" if self.by_loss else "",
-                "  *" if improved else "",
+        self.y_true, self.y_mask, self.patience = y_true, y_mask, patience
+        self.best, self.best_epoch, self.wait = -np.inf, -1, 0
+        self.improved = self.stop = False
+        self.loss, self.targets = MaskedBinaryCrossentropy(), pack_targets(y_true, y_mask)
+        # A few held-out clips (a small validation split, a tiny dataset) may have no class with both an observed positive
+        # and an observed negative: mAP is then NaN every epoch, no epoch would count as best,
+        # and training would end after `patience` epochs with arbitrary weights. Stop on the
+        # unregularised masked cross-entropy there instead, which is defined.
+        self.by_loss = not _scorable_labels(y_true, y_mask)
+        if self.by_loss:
+            log.warning(
+                "%s: %s (%d clips) has no class with both an observed positive and an observed "
+                "negative (mAP undefined): early stopping on its masked cross-entropy",
+                source,
+                what,
+                len(y_true),
             )
-            if improved:
-                self.best, self.best_epoch, self.wait = score, epoch, 0
-                self.best_weights = self.model.get_weights()
-            else:
-                self.wait += 1
-                if self.wait >= patience:
-                    self.model.stop_training = True
 
-        def on_train_end(self, logs=None):
-            if self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
+    def update(self, epoch: int, scores, train_loss: float, reported_loss: float | None = None) -> dict:
+        """Scores one epoch's held-out predictions; returns its history row (``loss``,
+        ``val_loss``: Keras' when given, else the unregularised masked cross-entropy, ``val_mAP``)
+        and sets ``improved`` / ``stop``."""
+        from disco.metrics import mean_ap
 
-    class FixedEpochs(keras.callbacks.Callback):
-        """No validation (a refit for a number of epochs chosen by cross-validation)."""
+        cross_entropy = float(self.loss(self.targets, scores))
+        row = {
+            "loss": float(train_loss),
+            "val_loss": cross_entropy if reported_loss is None else float(reported_loss),
+            "val_mAP": mean_ap(self.y_true, scores, self.y_mask),
+        }
+        score = -cross_entropy if self.by_loss else row["val_mAP"]
+        self.improved = score > self.best + 1e-6
+        log.info(
+            "epoch %3d  loss %.4f  val_loss %.4f  val_mAP %.4f%s%s",
+            epoch + 1,
+            row["loss"],
+            row["val_loss"],
+            row["val_mAP"],
+            f"  masked cross-entropy {cross_entropy:.4f}" if self.by_loss else "",
+            "  *" if self.improved else "",
+        )
+        if self.improved:
+            self.best, self.best_epoch, self.wait = score, epoch, 0
+        else:
+            self.wait += 1
+            self.stop = self.wait >= self.patience
+        return row
 
-        def __init__(self):
-            super().__init__()
-            self.best = float("nan")
-            self.best_epoch = -1
 
-        def on_epoch_end(self, epoch, logs=None):
-            self.best_epoch = epoch
-            log.info("epoch %3d  loss %.4f", epoch + 1, (logs or {}).get("loss", np.nan))
+def _finite_loss(source: str):
+    import keras
 
     class FiniteLoss(keras.callbacks.Callback):
         """Stops at the first batch whose loss is NaN or infinite, naming it and the features."""
@@ -163,50 +155,97 @@ def _callbacks(val, patience: int, out_dir: str | None, source: str = "features"
                     "check the features for NaN/Inf or lower the learning rate (nothing saved)"
                 )
 
-    callbacks = [ValidationMAP() if val is not None else FixedEpochs(), FiniteLoss()]
+    return FiniteLoss()
+
+
+def _callbacks(val, patience: int, out_dir: str | None, source: str = "features"):
+    import keras
+
+    class ValidationMAP(keras.callbacks.Callback):
+        """:class:`HeldOutStop` on the validation split each epoch (Keras' EarlyStopping cannot see
+        a metric computed over observed entries only); restores the best weights at the end."""
+
+        def __init__(self):
+            super().__init__()
+            self.rule = HeldOutStop(val.y_true, val.y_mask, patience=patience, source=source)
+            self.best_weights = None
+
+        @property
+        def best_epoch(self) -> int:
+            return self.rule.best_epoch
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            scores = self.model.predict(val.x, verbose=0, batch_size=512)
+            row = self.rule.update(epoch, scores, logs.get("loss", np.nan), logs.get("val_loss", np.nan))
+            logs["val_mAP"] = row["val_mAP"]
+            if self.rule.improved:
+                self.best_weights = self.model.get_weights()
+            if self.rule.stop:
+                self.model.stop_training = True
+
+        def on_train_end(self, logs=None):
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+
+    class FixedEpochs(keras.callbacks.Callback):
+        """No validation (a refit for a number of epochs chosen by cross-validation)."""
+
+        def __init__(self):
+            super().__init__()
+            self.best_epoch = -1
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.best_epoch = epoch
+            log.info("epoch %3d  loss %.4f", epoch + 1, (logs or {}).get("loss", np.nan))
+
+    callbacks = [ValidationMAP() if val is not None else FixedEpochs(), _finite_loss(source)]
     if out_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False))
     return callbacks
 
 
-def fit_network(
+class NetworkTraining:
+    """A built and compiled network with its training data, trained an epoch at a time: cross-fitting
+    trains its fold networks side by side, so that one epoch count is chosen for all of them on
+    their pooled out-of-fold predictions (:mod:`disco.train.select`)."""
+
+    def __init__(self, net, data: dict, source: str):
+        self.net, self.data, self.finite = net, data, _finite_loss(source)
+
+    def train_epoch(self, epoch: int) -> float:
+        """Trains epoch ``epoch`` (0-based; the optimizer's state carries over); its mean loss."""
+        history = self.net.fit(
+            **self.data, initial_epoch=epoch, epochs=epoch + 1, verbose=0, callbacks=[self.finite]
+        )
+        return float(history.history["loss"][-1])
+
+
+def prepare_network(
     train,
-    val,
     *,
     model: str,
     batch_size: int,
-    epochs: int,
-    learning_rate: float,
+    learning_rate,
     dropout: float,
     l2: float,
-    patience: int,
     seed: int,
-    out_dir: str | None = None,
     source: str = "features",
-    ensemble: int = 1,
     mixup_alpha: float = 0.0,
     build=None,
     loss=None,
-):
-    """One network on ``train``, early-stopped on ``val`` (None: exactly ``epochs`` epochs), with
-    mixup on the embeddings when ``mixup_alpha`` > 0. ``ensemble`` is the caller's business
-    (fit_members). ``build`` (``build_model``'s signature) and ``loss`` (a Keras loss over packed
-    targets) replace the network and :class:`MaskedBinaryCrossentropy`: the seams through which
-    bench/bench_ideas.py tries other networks and losses in this very loop."""
+) -> NetworkTraining:
+    """A network built and compiled for ``train`` (inputs standardised by its statistics, inside
+    the model), with its training data: shuffled batches, mixed when ``mixup_alpha`` > 0. ``build``
+    (``build_model``'s signature) and ``loss`` (a Keras loss over packed targets) replace the network
+    and :class:`MaskedBinaryCrossentropy`: the seams through which bench/bench_ideas.py tries other
+    networks and losses in this very loop."""
     import keras
 
     from disco.train.losses import MaskedBinaryCrossentropy, mixup_batches, pack_targets
     from disco.train.models import build_model
 
-    for split, data in (("train", train), ("validation", val)):
-        bad = np.flatnonzero(~np.isfinite(data.x).all(axis=(1, 2))) if data is not None else []
-        if len(bad):
-            # A ReLU maps NaN to 0, so such features need not show in the loss: refuse them here.
-            raise TrainingDivergedError(
-                f"{source}: {len(bad)} {split} example(s) have NaN/Inf features, first {data.keys[bad[0]]}"
-            )
-    if val is not None and not (val.y_mask > 0).any():
-        raise DatasetError(source, f"validation ({len(val)} clips) has no observed label to stop training on")
+    _refuse_non_finite(train, "train", source)
     seed_everything(seed)
     frames, dim = train.x.shape[1:]
     flat = train.x.reshape(-1, dim)
@@ -222,26 +261,65 @@ def fit_network(
         seed=seed,
     )
     net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss or MaskedBinaryCrossentropy())
-    callbacks = _callbacks(val, patience, out_dir, source)
     targets = pack_targets(train.y_true, train.y_mask)
     if mixup_alpha > 0:
-        data = {"x": mixup_batches(train.x, targets, batch_size=batch_size, alpha=mixup_alpha, seed=seed)}
+        # Shuffled by the dataset itself (Keras would warn that its own shuffle does nothing).
+        mixed = mixup_batches(train.x, targets, batch_size=batch_size, alpha=mixup_alpha, seed=seed)
+        data = {"x": mixed, "shuffle": False}
     else:
         data = {"x": train.x, "y": targets, "batch_size": batch_size, "shuffle": True}
-    history = net.fit(
-        **data,
+    return NetworkTraining(net, data, source)
+
+
+def _refuse_non_finite(data, split: str, source: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(data.x).all(axis=(1, 2)))
+    if len(bad):
+        # A ReLU maps NaN to 0, so such features need not show in the loss: refuse them here.
+        raise TrainingDivergedError(
+            f"{source}: {len(bad)} {split} example(s) have NaN/Inf features, first {data.keys[bad[0]]}"
+        )
+
+
+def fit_network(
+    train,
+    val,
+    *,
+    epochs: int,
+    patience: int,
+    seed: int,
+    out_dir: str | None = None,
+    source: str = "features",
+    ensemble: int = 1,
+    **network,
+):
+    """One network (:func:`prepare_network`, whose keywords ``network`` holds) on ``train``,
+    early-stopped on ``val`` by :class:`HeldOutStop` (None: exactly ``epochs`` epochs). ``ensemble``
+    is the caller's business (fit_members). Returns the network, its history and the stopping
+    callback (``best_epoch``, 0-based)."""
+    if val is not None:
+        _refuse_non_finite(val, "validation", source)
+        if not (val.y_mask > 0).any():
+            raise DatasetError(
+                source, f"validation ({len(val)} clips) has no observed label to stop training on"
+            )
+    from disco.train.losses import pack_targets
+
+    run = prepare_network(train, seed=seed, source=source, **network)
+    callbacks = _callbacks(val, patience, out_dir, source)
+    history = run.net.fit(
+        **run.data,
         epochs=epochs,
         validation_data=None if val is None else (val.x, pack_targets(val.y_true, val.y_mask)),
         verbose=0,
         callbacks=callbacks,
     )
-    return net, history.history, callbacks[0]
+    return run.net, history.history, callbacks[0]
 
 
-def _scorable(split) -> bool:
+def _scorable_labels(y_true, y_mask) -> bool:
     """Whether any class has an observed positive and an observed negative (mAP is defined)."""
-    observed = split.y_mask > 0
-    positive = split.y_true >= params.POSITIVE_THRESHOLD
+    observed = np.asarray(y_mask) > 0
+    positive = np.asarray(y_true) >= params.POSITIVE_THRESHOLD
     return bool(((observed & positive).any(axis=0) & (observed & ~positive).any(axis=0)).any())
 
 
@@ -265,13 +343,6 @@ def fit_members(train, val, *, ensemble: int, seed: int, out_dir: str | None = N
         history,
         int(np.median(epochs)),
     )
-
-
-def fit_model(fs, *, out_dir: str, seed: int, **hp):
-    """A network on the feature set's train split, early-stopped on its validation split."""
-    train, val = fs.splits[params.SPLIT_TRAIN], fs.splits[params.SPLIT_VALIDATION].originals()
-    _require_examples(fs, train, val)
-    return fit_network(train, val, out_dir=out_dir, seed=seed, source=fs.source, **hp)
 
 
 def _require_examples(fs, train, val) -> None:
@@ -322,8 +393,9 @@ def run_train(
             hyperparameters (``patience``: epochs without validation progress before stopping;
             ``ensemble``: networks averaged, per fold under ``auto``; ``mixup_alpha``: mixup on
             the embeddings, 0 = off); None: the preset's.
-        refits: under ``auto``, networks refitted on all of train + validation for the folds'
-            median best epoch and averaged (0: the fold networks are); None: the preset's.
+        refits: under ``auto``, networks refitted on all of train + validation for the epoch
+            count chosen on the fold networks' pooled out-of-fold mAP, and averaged (0: the fold
+            networks are); None: the preset's.
         seed: seed of the split (release features) and of training.
         validation_fraction: validation share carved from train (release features only).
         tune: run a Keras Tuner search before the final fit.
@@ -380,7 +452,11 @@ def run_train(
             raise ConfigError(f"{fs.source}: no training examples")
         network = {**net_hp, "model": params.AUTO_CANDIDATES[-1]}
         kwargs = dict(
-            network=network, out_dir=out_dir, seed=seed, fit_network=_network_fitter(fs), refits=hp["refits"]
+            network=network,
+            out_dir=out_dir,
+            seed=seed,
+            prepare_network=partial(prepare_network, source=fs.source),
+            refits=hp["refits"],
         )
         if hp["model"] == "linear":
             kwargs["only_linear"] = True
@@ -465,10 +541,3 @@ def load_classifier(model_dir: str):
         raise ConfigError(f"{model_dir}: no {MODEL_FILE}; is this a train step output?")
     thresholds = read_thresholds(os.path.join(model_dir, THRESHOLDS_FILE))
     return keras.models.load_model(path), thresholds
-
-
-def _network_fitter(fs):
-    def fit(train, val, **kw):
-        return fit_members(train, val, source=fs.source, **kw)
-
-    return fit
