@@ -4,7 +4,7 @@ Each row is the default recipe (``auto``: cross-fitting over 5 artist-grouped fo
 and the attention network as candidates, the winner by out-of-fold mAP) with one change to
 the network or its training, run through the library's own cross-fitting and training loop (the
 ``build`` and ``loss`` seams of ``disco.train.train.prepare_network``). Refits are off in every row (the
-network candidate is the fold networks' average), so a row costs half a default fit and is compared
+network candidate is the fold networks' average), so a row costs less than a default fit and is compared
 with the ``default, refits 0`` row, the same recipe without the change. On
 ``audioset-music20-dev`` (real VGGish features) over 3 seeds: out-of-fold mAP (what selection sees),
 test mAP and the paired test difference to the first row (mean ± sd), the per-seed signs, the kept

@@ -296,14 +296,14 @@ def fit_network(
     early-stopped on ``val`` by :class:`HeldOutStop` (None: exactly ``epochs`` epochs). ``ensemble``
     is the caller's business (fit_members). Returns the network, its history and the stopping
     callback (``best_epoch``, 0-based)."""
+    from disco.train.losses import pack_targets
+
     if val is not None:
         _refuse_non_finite(val, "validation", source)
         if not (val.y_mask > 0).any():
             raise DatasetError(
                 source, f"validation ({len(val)} clips) has no observed label to stop training on"
             )
-    from disco.train.losses import pack_targets
-
     run = prepare_network(train, seed=seed, source=source, **network)
     callbacks = _callbacks(val, patience, out_dir, source)
     history = run.net.fit(
