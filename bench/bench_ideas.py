@@ -50,6 +50,8 @@ class Idea:
 
 IDEAS = [
     Idea(BASELINE),
+    # Not an idea to keep: the evidence for the default's head, measured the same way as the rest.
+    Idea("mean+max pooled dense head averaged in (disco's network before)", build="pooled_head"),
     Idea("Gaussian noise on the standardised embeddings (sd 0.2)", build="noisy", build_args={"sd": 0.2}),
     Idea(
         "frame resampling (half the clips: 10 frames drawn with replacement)",
@@ -118,15 +120,31 @@ def _resampled(name, *, frames, dim, mean, variance, p, model_name, **kw):
     return keras.Model(inputs, inner(_resample_layer(p)(x)), name=model_name)
 
 
-def _pooled_head(x, att, *, dropout, reg):
-    """The default network's head: attention branch averaged with a mean+max pooled branch."""
+def _frame_projection(x, *, dropout, reg):
+    """The default network's per-frame part: layer norm, dense 256 (ReLU), dropout."""
     from keras import layers
 
-    from disco import params
+    x = layers.LayerNormalization()(x)
+    return layers.Dropout(dropout)(layers.Dense(256, activation="relu", kernel_regularizer=reg)(x))
 
+
+def _pooled_head(name, *, frames, dim, mean, variance, dropout, l2, model_name, **kw):
+    """The default network with a mean+max pooled dense head averaged with its attention pooling:
+    disco's attention network until its measured removal."""
+    import keras
+    from keras import layers, regularizers
+
+    from disco import params
+    from disco.train.models import AttentionPooling
+
+    reg = regularizers.l2(l2) if l2 else None
+    inputs, x = _standardised_input(frames, dim, mean, variance)
+    x = _frame_projection(x, dropout=dropout, reg=reg)
+    att = AttentionPooling(params.NUM_CLASSES, l2=l2)(x)
     pooled = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
     logits = layers.Dense(params.NUM_CLASSES, kernel_regularizer=reg)(layers.Dropout(dropout)(pooled))
-    return layers.Average(name="probabilities")([att, layers.Activation("sigmoid")(logits)])
+    outputs = layers.Average(name="probabilities")([att, layers.Activation("sigmoid")(logits)])
+    return keras.Model(inputs, outputs, name=model_name)
 
 
 def _multihead(name, *, frames, dim, mean, variance, heads, dropout, l2, model_name, **kw):
@@ -139,22 +157,21 @@ def _multihead(name, *, frames, dim, mean, variance, heads, dropout, l2, model_n
 
     reg = regularizers.l2(l2) if l2 else None
     inputs, x = _standardised_input(frames, dim, mean, variance)
-    x = layers.LayerNormalization()(x)
-    x = layers.Dropout(dropout)(layers.Dense(256, activation="relu", kernel_regularizer=reg)(x))
+    x = _frame_projection(x, dropout=dropout, reg=reg)
     att = AttentionPooling(params.NUM_CLASSES * heads, l2=l2)(x)
     att = layers.Lambda(lambda a: ops.mean(ops.reshape(a, (-1, heads, params.NUM_CLASSES)), axis=1))(att)
-    return keras.Model(inputs, _pooled_head(x, att, dropout=dropout, reg=reg), name=model_name)
+    return keras.Model(inputs, att, name=model_name)
 
 
 def _transformer(name, *, frames, dim, mean, variance, dropout, l2, model_name, width=128, layers_=2, **kw):
-    """Pre-norm transformer encoder over the frames (learned positions), then the default head."""
+    """Pre-norm transformer encoder over the frames (learned positions), then the default's attention
+    pooling."""
     import keras
-    from keras import layers, regularizers
+    from keras import layers
 
     from disco import params
     from disco.train.models import AttentionPooling
 
-    reg = regularizers.l2(l2) if l2 else None
     inputs, x = _standardised_input(frames, dim, mean, variance)
     x = layers.Dense(width)(x)
     positions = layers.Embedding(frames, width)(keras.ops.arange(frames)[None])
@@ -165,11 +182,16 @@ def _transformer(name, *, frames, dim, mean, variance, dropout, l2, model_name, 
         h = layers.Dense(2 * width, activation="gelu")(layers.LayerNormalization()(x))
         x = x + layers.Dropout(dropout)(layers.Dense(width)(h))
     x = layers.LayerNormalization()(x)
-    att = AttentionPooling(params.NUM_CLASSES, l2=l2)(x)
-    return keras.Model(inputs, _pooled_head(x, att, dropout=dropout, reg=reg), name=model_name)
+    return keras.Model(inputs, AttentionPooling(params.NUM_CLASSES, l2=l2)(x), name=model_name)
 
 
-BUILDERS = {"noisy": _noisy, "resampled": _resampled, "multihead": _multihead, "transformer": _transformer}
+BUILDERS = {
+    "noisy": _noisy,
+    "resampled": _resampled,
+    "multihead": _multihead,
+    "transformer": _transformer,
+    "pooled_head": _pooled_head,
+}
 
 
 def _balanced(train):

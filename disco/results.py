@@ -55,8 +55,11 @@ class StepResult:
             data = json.loads(text)
         except ValueError as exc:
             raise OutputError(f"{path}: not JSON ({exc})") from exc
-        if not isinstance(data, dict) or data.get("step") not in (None, cls.step):
-            raise OutputError(f"{path}: the summary of a {data.get('step')!r} step, expected {cls.step!r}")
+        if not isinstance(data, dict) or "step" not in data:
+            # Every field has a default: without this, any JSON object would read as a result.
+            raise OutputError(f"{path}: no 'step' field; not the summary of a disco {cls.step} step")
+        if data["step"] != cls.step:
+            raise OutputError(f"{path}: the summary of a {data['step']!r} step, expected {cls.step!r}")
         return cls.from_dict(data)
 
     # What finish_step checks before publishing: how many outputs the step made, how many inputs

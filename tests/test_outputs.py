@@ -490,6 +490,25 @@ def test_a_summary_that_is_not_the_manifests_is_refused(tmp_path):
         Written.read(out)
 
 
+def test_a_summary_of_another_step_or_of_no_step_is_refused(tmp_path):
+    """Every result field has a default, so any JSON object would otherwise read as a result."""
+    from disco.results import TrainResult
+
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = out / params.SUMMARY_FILE
+    summary.write_text(json.dumps({"preset": "default", "val_mAP": 0.5}))
+    with pytest.raises(
+        OutputError, match=f"{summary}: no 'step' field; not the summary of a disco train step"
+    ):
+        TrainResult.read(out)
+    summary.write_text(Written(files=1).to_json())
+    with pytest.raises(OutputError, match="the summary of a 'demo' step, expected 'train'"):
+        TrainResult.read(out)
+    summary.write_text(json.dumps({"step": "train", "preset": "default", "val_mAP": 0.5}))
+    assert TrainResult.read(out).val_mAP == 0.5
+
+
 def test_an_empty_output_is_never_published(tmp_path):
     from disco.beam.augment import run_augment
     from disco.errors import StepFailedError

@@ -3,8 +3,9 @@
 - ``baseline``: the earlier project's best dense model made multi-label: flatten, dense 1024 (ReLU,
   L2), dropout, 20 sigmoids (L2). No softmax: every class is its own yes/no question.
 - ``attention``: uses the time axis: a per-frame dense projection, then attention pooling (a learned
-  softmax over frames, per class, weighting per-frame class probabilities) concatenated with
-  mean+max pooling, in the spirit of Gururani et al. (2019) on OpenMIC.
+  softmax over frames, per class, weighting per-frame class probabilities; Kong et al. 2018 on
+  AudioSet, Gururani et al. 2019 on OpenMIC). A mean+max pooled dense head averaged with it, as disco
+  had it before, ranks lower on real features on every seed (``make bench-ideas``, its own row).
 """
 
 from __future__ import annotations
@@ -114,14 +115,7 @@ def build_model(
         )
         x = layers.Dropout(dropout, seed=_dropout_seed(dropout, seeds))(x)
         pool_seeds = (seeds(), seeds()) if seed is not None else None
-        att = AttentionPooling(params.NUM_CLASSES, l2=l2, seeds=pool_seeds, name="attention_pool")(x)
-        pooled = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
-        pooled = layers.Dropout(dropout, seed=_dropout_seed(dropout, seeds))(pooled)
-        logits = layers.Dense(
-            params.NUM_CLASSES, kernel_regularizer=reg, kernel_initializer=_glorot(seeds())
-        )(pooled)
-        # Average the attention branch with the pooled branch's probabilities.
-        outputs = layers.Average(name="probabilities")([att, layers.Activation("sigmoid")(logits)])
+        outputs = AttentionPooling(params.NUM_CLASSES, l2=l2, seeds=pool_seeds, name="probabilities")(x)
     else:
         raise ConfigError(f"unknown network {name!r}; choose one of {', '.join(params.NETWORKS)}")
     return keras.Model(inputs, outputs, name=model_name or f"disco_{name}")

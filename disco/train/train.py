@@ -78,9 +78,10 @@ def preset_overrides(**given) -> dict:
 class HeldOutStop:
     """Early stopping on held-out predictions, one rule for a single network's validation split and
     for cross-fitting's pooled out-of-fold predictions: masked mAP each epoch, the best epoch kept,
-    a stop ``patience`` epochs after the last improvement. The validation loss Keras reports is not
-    consulted: it includes the L2 penalty, which falls every epoch under strong regularisation
-    whether or not the model gets better."""
+    a stop ``patience`` epochs after the last improvement. Not a loss: a training loss that
+    includes the L2 penalty falls every epoch under strong regularisation whether or not the model
+    gets better. The history's ``val_loss`` is the held-out predictions' unregularised masked
+    cross-entropy, for single networks and cross-fitting alike."""
 
     def __init__(self, y_true, y_mask, *, patience: int, source: str, what: str = "validation"):
         from disco.train.losses import MaskedBinaryCrossentropy, pack_targets
@@ -103,16 +104,15 @@ class HeldOutStop:
                 len(y_true),
             )
 
-    def update(self, epoch: int, scores, train_loss: float, reported_loss: float | None = None) -> dict:
-        """Scores one epoch's held-out predictions; returns its history row (``loss``,
-        ``val_loss``: Keras' when given, else the unregularised masked cross-entropy, ``val_mAP``)
-        and sets ``improved`` / ``stop``."""
+    def update(self, epoch: int, scores, train_loss: float) -> dict:
+        """Scores one epoch's held-out predictions; returns its history row (``loss``, ``val_loss``:
+        the unregularised masked cross-entropy, ``val_mAP``) and sets ``improved`` / ``stop``."""
         from disco.metrics import mean_ap
 
         cross_entropy = float(self.loss(self.targets, scores))
         row = {
             "loss": float(train_loss),
-            "val_loss": cross_entropy if reported_loss is None else float(reported_loss),
+            "val_loss": cross_entropy,
             "val_mAP": mean_ap(self.y_true, scores, self.y_mask),
         }
         score = -cross_entropy if self.by_loss else row["val_mAP"]
@@ -177,8 +177,9 @@ def _callbacks(val, patience: int, out_dir: str | None, source: str = "features"
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
             scores = self.model.predict(val.x, verbose=0, batch_size=512)
-            row = self.rule.update(epoch, scores, logs.get("loss", np.nan), logs.get("val_loss", np.nan))
-            logs["val_mAP"] = row["val_mAP"]
+            row = self.rule.update(epoch, scores, logs.get("loss", np.nan))
+            # History, TensorBoard and history.csv read these logs after this callback.
+            logs["val_loss"], logs["val_mAP"] = row["val_loss"], row["val_mAP"]
             if self.rule.improved:
                 self.best_weights = self.model.get_weights()
             if self.rule.stop:
@@ -296,8 +297,6 @@ def fit_network(
     early-stopped on ``val`` by :class:`HeldOutStop` (None: exactly ``epochs`` epochs). ``ensemble``
     is the caller's business (fit_members). Returns the network, its history and the stopping
     callback (``best_epoch``, 0-based)."""
-    from disco.train.losses import pack_targets
-
     if val is not None:
         _refuse_non_finite(val, "validation", source)
         if not (val.y_mask > 0).any():
@@ -306,13 +305,9 @@ def fit_network(
             )
     run = prepare_network(train, seed=seed, source=source, **network)
     callbacks = _callbacks(val, patience, out_dir, source)
-    history = run.net.fit(
-        **run.data,
-        epochs=epochs,
-        validation_data=None if val is None else (val.x, pack_targets(val.y_true, val.y_mask)),
-        verbose=0,
-        callbacks=callbacks,
-    )
+    # No validation_data: Keras would run over the validation split a second time each epoch for
+    # a loss that includes the L2 penalty; the stopping rule's own pass gives the unregularised one.
+    history = run.net.fit(**run.data, epochs=epochs, verbose=0, callbacks=callbacks)
     return run.net, history.history, callbacks[0]
 
 
