@@ -4,8 +4,8 @@
   L2), dropout, 20 sigmoids (L2). No softmax: every class is its own yes/no question.
 - ``attention``: uses the time axis: a per-frame dense projection, then attention pooling (a learned
   softmax over frames, per class, weighting per-frame class probabilities; Kong et al. 2018 on
-  AudioSet, Gururani et al. 2019 on OpenMIC). Without the mean+max pooled dense head disco averaged
-  in before, the default's dev-set test mAP rose from 0.544 to 0.555 (docs/train-evaluate.md).
+  AudioSet, Gururani et al. 2019 on OpenMIC). No mean+max pooled dense head averaged in, as disco
+  had before: it ranked lower on every seed (``make bench-ideas``, docs/train-evaluate.md).
 """
 
 from __future__ import annotations
