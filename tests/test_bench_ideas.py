@@ -24,7 +24,7 @@ def ideas(repo_root):
     return module
 
 
-@pytest.mark.parametrize("name", ["noisy", "resampled", "multihead", "transformer"])
+@pytest.mark.parametrize("name", ["default", "pooled_head", "multihead", "transformer"])
 def test_each_idea_network_maps_embeddings_to_20_probabilities(ideas, rng, name):
     idea = next(i for i in ideas.IDEAS if i.build == name)
     x = rng.normal(size=(6, 10, 16)).astype("float32")
@@ -52,14 +52,25 @@ def test_each_idea_network_maps_embeddings_to_20_probabilities(ideas, rng, name)
     assert average_model(nets, frames=10, dim=16).predict(x, verbose=0).shape == p.shape
 
 
-def test_frame_resampling_draws_frames_of_the_same_clip_while_training(ideas, rng):
-    x = rng.normal(size=(64, 10, 4)).astype("float32")
-    out = np.asarray(ideas._resample_layer(1.0)(x, training=True))
-    for clip, drawn in zip(x, out):
-        # every output frame is one of that clip's frames
-        assert all(any(np.array_equal(f, g) for g in clip) for f in drawn)
-    assert not np.array_equal(out, x)
-    np.testing.assert_array_equal(np.asarray(ideas._resample_layer(1.0)(x, training=False)), x)
+def test_ablation_rows_turn_off_exactly_the_augmentation_they_name(ideas):
+    from disco.train.models import FrameResample
+
+    def layers_of(idea):
+        net = ideas.BUILDERS[idea.build](
+            "attention", frames=10, dim=16, mean=np.zeros(16), variance=np.ones(16), seed=1, **idea.build_args
+        )
+        return {type(layer).__name__ for layer in net.layers}
+
+    rows = {i.label: i for i in ideas.IDEAS if i.label.startswith("without")}
+    assert len(rows) == 3
+    for label, idea in rows.items():
+        present = layers_of(idea) & {FrameResample.__name__, "GaussianNoise"}
+        expected = {FrameResample.__name__, "GaussianNoise"}
+        if "noise" in label or "either" in label:
+            expected.discard("GaussianNoise")
+        if "resampling" in label or "either" in label:
+            expected.discard(FrameResample.__name__)
+        assert present == expected, label
 
 
 def test_balanced_sampling_repeats_exactly_the_clips_with_an_observed_positive(ideas):
@@ -85,12 +96,12 @@ def test_a_cached_row_is_reused_only_for_the_same_idea_and_code(ideas, tmp_path,
         return ideas.RowResult(idea.label, seed, 0.5, "attention", 0.5, 1.0)
 
     monkeypatch.setattr(ideas, "run_row", run_row)
-    noise = next(i for i in ideas.IDEAS if i.build == "noisy")
+    noise = next(i for i in ideas.IDEAS if i.build_args.get("noise_sd") == 0.0)
     dev, work = str(tmp_path / "dev"), str(tmp_path / "work")
     ideas._cached(noise, dev, 1, work)
     ideas._cached(noise, dev, 1, work)
     assert len(runs) == 1  # the same idea and code: from the cache
-    ideas._cached(replace(noise, build_args={"sd": 0.5}), dev, 1, work)
+    ideas._cached(replace(noise, build_args={"noise_sd": 0.1}), dev, 1, work)
     assert len(runs) == 2  # same label, other settings: computed again
     monkeypatch.setattr(ideas, "_row_key", lambda idea: "other-code")
     ideas._cached(noise, dev, 1, work)

@@ -119,6 +119,39 @@ def test_early_stopping_stops_within_patience_when_val_map_is_flat(rng):
     assert history["val_loss"][best.best_epoch] == pytest.approx(unregularised, rel=1e-4)
 
 
+def test_frame_resampling_draws_frames_of_the_same_clip_while_training_only(rng):
+    from disco.train.models import FrameResample
+
+    x = rng.normal(size=(64, 10, 4)).astype("float32")
+    out = np.asarray(FrameResample(1.0, seed=3)(x, training=True))
+    for clip, drawn in zip(x, out):
+        # every output frame is one of that clip's frames
+        assert all(any(np.array_equal(f, g) for g in clip) for f in drawn)
+    assert not np.array_equal(out, x)
+    half = np.asarray(FrameResample(0.5, seed=3)(x, training=True))
+    untouched = sum(np.array_equal(a, b) for a, b in zip(half, x))
+    assert 16 <= untouched <= 48  # about half the clips keep their frames
+    np.testing.assert_array_equal(np.asarray(FrameResample(1.0, seed=3)(x, training=False)), x)
+
+
+def test_attention_network_augments_while_training_and_is_deterministic_at_inference(rng, tmp_path):
+    import keras
+
+    from disco.train.models import FrameResample, build_model
+
+    x = rng.normal(size=(8, 10, 16)).astype("float32")
+    net = build_model("attention", frames=10, dim=16, mean=np.zeros(16), variance=np.ones(16), seed=1)
+    assert {FrameResample, keras.layers.GaussianNoise} <= {type(layer) for layer in net.layers}
+    p = np.asarray(net(x, training=False))
+    np.testing.assert_array_equal(p, np.asarray(net(x, training=False)))
+    assert not np.allclose(p, np.asarray(net(x, training=True)), atol=1e-6)
+    net.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(np.asarray(loaded(x)), p, rtol=1e-6)
+    plain = build_model("attention", frames=10, dim=16, seed=1, frame_resample=0.0, noise_sd=0.0)
+    assert not {FrameResample, keras.layers.GaussianNoise} & {type(layer) for layer in plain.layers}
+
+
 def test_fit_network_trains_the_network_and_loss_it_is_given(rng):
     """The seams bench/bench_ideas.py tries ideas through: ``build`` replaces the network,
     ``loss`` the masked cross-entropy, in the same training loop."""

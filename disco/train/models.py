@@ -6,6 +6,9 @@
   softmax over frames, per class, weighting per-frame class probabilities; Kong et al. 2018 on
   AudioSet, Gururani et al. 2019 on OpenMIC). No mean+max pooled dense head averaged in, as disco
   had before: it ranked lower on every seed (``make bench-ideas``, docs/train-evaluate.md).
+  While training only, the standardised frames go through :class:`FrameResample` and Gaussian
+  noise first (``params.FRAME_RESAMPLE_P``, ``params.EMBEDDING_NOISE_SD``); each is kept by
+  bench-ideas' rule and its "without ..." row is the ablation.
 """
 
 from __future__ import annotations
@@ -46,6 +49,47 @@ class AttentionPooling(layers.Layer):
         return {**super().get_config(), "units": self.units, "l2": self.l2}
 
 
+@keras.saving.register_keras_serializable(package="disco")
+class FrameResample(layers.Layer):
+    """While training, a fraction ``p`` of the clips in a batch get their frames drawn again with
+    replacement: an instrument heard in some of a clip's seconds is still heard, so which seconds
+    and in what order is not the label. The identity at inference."""
+
+    def __init__(self, p: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= p <= 1:
+            raise ConfigError(f"frame resampling probability {p} (must be in [0, 1])")
+        self.p = p
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=False):
+        if not training or self.p == 0:
+            return x
+        n, t = ops.shape(x)[0], ops.shape(x)[1]
+        drawn = keras.random.randint((n, t), 0, t, seed=self.seed_generator)
+        redraw = keras.random.uniform((n, 1), seed=self.seed_generator) < self.p
+        idx = ops.where(redraw, drawn, ops.arange(t)[None, :])
+        return ops.take_along_axis(x, idx[:, :, None], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "p": self.p, "seed": self.seed}
+
+
+def frame_projection(x, *, dropout: float, reg, seeds: _Seeds | None = None):
+    """The attention network's per-frame part: layer norm, dense ``params.ATTENTION_UNITS`` (ReLU),
+    dropout. Also bench-ideas' base for the networks it tries, so they differ only where named."""
+    seeds = seeds or _Seeds(None)
+    x = layers.LayerNormalization()(x)
+    x = layers.Dense(
+        params.ATTENTION_UNITS, activation="relu", kernel_regularizer=reg, kernel_initializer=_glorot(seeds())
+    )(x)
+    return layers.Dropout(dropout, seed=_dropout_seed(dropout, seeds))(x)
+
+
 def _glorot(seed: int | None):
     return keras.initializers.GlorotUniform(seed=seed)
 
@@ -83,10 +127,14 @@ def build_model(
     variance=None,
     model_name: str | None = None,
     seed: int | None = None,
+    frame_resample: float = params.FRAME_RESAMPLE_P,
+    noise_sd: float = params.EMBEDDING_NOISE_SD,
 ) -> keras.Model:
     """``mean``/``variance`` (per feature, from the training split) standardise the input inside
-    the model, so the exported model takes raw embeddings. ``seed`` fixes the initial weights and
-    the dropout masks whatever else the process draws (None: Keras' global generators)."""
+    the model, so the exported model takes raw embeddings. ``seed`` fixes the initial weights, the
+    dropout masks and the attention network's augmentation whatever else the process draws (None:
+    Keras' global generators). ``frame_resample`` and ``noise_sd`` (attention only; 0: off) are
+    there for bench-ideas' ablations."""
     seeds = _Seeds(seed)
     inputs = keras.Input((frames, dim), name="embedding")
     reg = regularizers.l2(l2) if l2 else None
@@ -109,11 +157,12 @@ def build_model(
             name="probabilities",
         )(x)
     elif name == "attention":
-        x = layers.LayerNormalization()(x0)
-        x = layers.Dense(256, activation="relu", kernel_regularizer=reg, kernel_initializer=_glorot(seeds()))(
-            x
-        )
-        x = layers.Dropout(dropout, seed=_dropout_seed(dropout, seeds))(x)
+        x = x0
+        if frame_resample > 0:
+            x = FrameResample(frame_resample, seed=seeds())(x)
+        if noise_sd > 0:
+            x = layers.GaussianNoise(noise_sd, seed=seeds())(x)
+        x = frame_projection(x, dropout=dropout, reg=reg, seeds=seeds)
         pool_seeds = (seeds(), seeds()) if seed is not None else None
         outputs = AttentionPooling(params.NUM_CLASSES, l2=l2, seeds=pool_seeds, name="probabilities")(x)
     else:
