@@ -214,13 +214,6 @@ MODELS: tuple[str, ...] = ("auto", "linear", "baseline", "attention")
 NETWORKS: tuple[str, ...] = ("baseline", "attention")  # disco.train.models.build_model names
 # The attention network's per-frame projection width.
 ATTENTION_UNITS: int = 256
-# Training-only augmentation inside the attention network (off at inference and in exported models),
-# each kept by make bench-ideas' rule (positive on every seed, mean above its sd; its "without ..."
-# rows are the ablations): the fraction of clips per batch whose frames are drawn again with
-# replacement (the order and multiplicity of the 1 s frames are not the label), and the sd of
-# Gaussian noise added to the standardised embeddings. 0 turns either off.
-FRAME_RESAMPLE_P: float = 0.5
-EMBEDDING_NOISE_SD: float = 0.2
 AUTO_CANDIDATES: tuple[str, ...] = ("linear", "attention")
 # "auto" cross-fits over this many folds of train + validation, grouped by artist (else recording;
 # the fold networks stopped together on their pooled out-of-fold mAP); TrainPreset.refits says what
