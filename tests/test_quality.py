@@ -147,6 +147,7 @@ def test_attention_network_augments_while_training_and_is_deterministic_at_infer
         mean=np.zeros(16),
         variance=np.ones(16),
         seed=1,
+        dropout=0.0,  # training mode then differs from inference only by the augmentation
         frame_resample=0.5,
         noise_sd=0.2,
     )
@@ -160,6 +161,8 @@ def test_attention_network_augments_while_training_and_is_deterministic_at_infer
     # the default network has neither (measured: docs/train-evaluate.md)
     plain = build_model("attention", frames=10, dim=16, seed=1)
     assert not {FrameResample, keras.layers.GaussianNoise} & {type(layer) for layer in plain.layers}
+    with pytest.raises(ConfigError, match="attention network"):
+        build_model("baseline", frames=10, dim=16, noise_sd=0.2)
 
 
 def test_fit_network_trains_the_network_and_loss_it_is_given(rng):

@@ -145,6 +145,9 @@ def build_model(
         else layers.Normalization(axis=-1, mean=mean, variance=variance, name="standardise")(inputs)
     )
     if name == "baseline":
+        if frame_resample or noise_sd:
+            # The baseline flattens the frames; silently training it without them would mislead.
+            raise ConfigError("frame resampling and embedding noise are the attention network's only")
         x = layers.Flatten()(x0)
         x = layers.Dense(
             hidden, activation="relu", kernel_regularizer=reg, kernel_initializer=_glorot(seeds())
