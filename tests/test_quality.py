@@ -185,6 +185,34 @@ def test_fit_network_trains_the_network_and_loss_it_is_given(rng):
     assert net.loss is smoothed
 
 
+@pytest.mark.parametrize("mixup_alpha", [0.0, 0.4])
+def test_several_batches_per_call_train_the_same_weights_bit_for_bit(rng, monkeypatch, mixup_alpha):
+    """params.STEPS_PER_EXECUTION only saves Python round trips: the same seed gives the same
+    weights, last partial batch included (100 clips, batches of 32), as one batch per call; and
+    network_scores gives Keras predict's scores."""
+    from disco.train.train import network_scores, prepare_network
+
+    train, held = _split(rng, 100), _split(rng, 37)
+    hp = dict(model="attention", batch_size=32, learning_rate=1e-3, dropout=0.3, l2=1e-4, seed=4)
+    trained = {}
+    for steps in (1, params.STEPS_PER_EXECUTION):
+        monkeypatch.setattr(params, "STEPS_PER_EXECUTION", steps)
+        run = prepare_network(train, mixup_alpha=mixup_alpha, **hp)
+        assert run.net.steps_per_execution == steps
+        for epoch in range(3):
+            run.train_epoch(epoch)
+        trained[steps] = run.net
+    one, many = trained[1], trained[params.STEPS_PER_EXECUTION]
+    assert params.STEPS_PER_EXECUTION > 1
+    for a, b in zip(one.get_weights(), many.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(params, "SCORE_CHUNK", 16)  # three calls, the last one short
+    np.testing.assert_allclose(
+        network_scores(many, held.x), many.predict(held.x, verbose=0), rtol=0, atol=1e-6
+    )
+    assert network_scores(many, held.x[:0]).shape == (0, params.NUM_CLASSES)
+
+
 def test_non_finite_loss_stops_training_naming_epoch_batch_and_source():
     from disco.train.train import TrainingDivergedError, _callbacks
 

@@ -227,7 +227,7 @@ def _fit_folds(trainings, held_parts, held_fold, originals, *, epochs, patience,
     history (mean training loss over the networks, pooled out-of-fold cross-entropy and mAP)."""
     import tensorflow as tf
 
-    from disco.train.train import HeldOutStop, TrainingDivergedError
+    from disco.train.train import HeldOutStop, TrainingDivergedError, network_scores
 
     rule = HeldOutStop(
         originals.y_true,
@@ -250,9 +250,7 @@ def _fit_folds(trainings, held_parts, held_fold, originals, *, epochs, patience,
         for f, members in enumerate(trainings):
             losses += [t.train_epoch(epoch) for t in members]
             x = held_parts[f].x
-            oof[held_fold == f] = np.mean(
-                [t.net.predict(x, verbose=0, batch_size=512) for t in members], axis=0
-            )
+            oof[held_fold == f] = np.mean([network_scores(t.net, x) for t in members], axis=0)
         row = rule.update(epoch, oof, float(np.mean(losses)))
         for key, value in row.items():
             history.setdefault(key, []).append(value)

@@ -49,6 +49,7 @@ def tune_hyperparameters(fs, *, base: dict, out_dir: str, seed: int, trials: int
             net.compile(
                 optimizer=keras.optimizers.Adam(hp.Float("learning_rate", 1e-4, 3e-3, sampling="log")),
                 loss=MaskedBinaryCrossentropy(),
+                steps_per_execution=params.STEPS_PER_EXECUTION,
             )
             net.fit(
                 train.x,
