@@ -220,9 +220,10 @@ AUTO_CANDIDATES: tuple[str, ...] = ("linear", "attention")
 # the network candidate is.
 SELECTION_FOLDS: int = 5
 # Training batches run per call into TensorFlow. The networks are small, so one Python round trip
-# per batch (Keras' default) cost as much as the batch: 32 per call trains the same weights, bit for
-# bit, in about two thirds of the time (bench/bench_quality.py --only-default). The finite-loss check
-# sees the running loss once per call instead of every batch.
+# per batch (Keras' default) costs about as much as the batch. 32 per call trains the same weights,
+# bit for bit; with network_scores it took the default's fit on the dev set from at most 5.2 to at
+# most 4.3 minutes on a slow 2-core host (bench/bench_quality.py --only-default). The finite-loss
+# check sees the running loss once per call instead of every batch.
 STEPS_PER_EXECUTION: int = 32
 # Held-out clips scored per direct call of a network (disco.train.train.network_scores).
 SCORE_CHUNK: int = 4096
