@@ -208,8 +208,8 @@ def _callbacks(val, patience: int, out_dir: str | None, source: str = "features"
 
 def network_scores(net, x: np.ndarray) -> np.ndarray:
     """The network's probabilities for ``x`` (inference mode), by calling it directly on chunks of
-    ``params.SCORE_CHUNK`` clips. Keras' ``predict`` builds a dataset and an iterator on every call:
-    three times the cost when held-out clips are scored after every epoch, for the same scores."""
+    ``params.SCORE_CHUNK`` clips. Keras' ``predict`` builds a dataset and an iterator on every call,
+    which costs more than the scoring itself when held-out clips are scored after every epoch."""
     k = net.output_shape[-1]
     chunks = [
         np.asarray(net(x[i : i + params.SCORE_CHUNK], training=False))
