@@ -213,6 +213,66 @@ def test_several_batches_per_call_train_the_same_weights_bit_for_bit(rng, monkey
     assert network_scores(many, held.x[:0]).shape == (0, params.NUM_CLASSES)
 
 
+_TRACES = """
+import logging, sys
+import numpy as np
+from disco.train.features import SplitData
+from disco.train.train import prepare_network, quiet_retracing
+
+logged, shown = [], []
+def count(record):  # the first filter: every record TensorFlow logs
+    logged.append(record.getMessage())
+    return True
+class Keep(logging.Handler):  # what reaches the user
+    def emit(self, record):
+        shown.append(record.getMessage())
+logging.getLogger("tensorflow").addFilter(count)
+logging.getLogger("tensorflow").addHandler(Keep())
+rng = np.random.default_rng(0)
+n = 64
+train = SplitData(
+    rng.standard_normal((n, 4, 12)).astype("float32"),
+    (rng.random((n, 20)) < 0.3).astype("float32"),
+    np.ones((n, 20), "float32"),
+    np.array([f"{i:06d}_0" for i in range(n)]),
+    np.zeros(n, np.int64),
+)
+hp = dict(model="attention", batch_size=32, learning_rate=1e-3, dropout=0.0, l2=0.0)
+
+def retracing(messages):
+    return sum("triggered tf.function retracing" in m for m in messages)
+
+one = prepare_network(train, seed=1, **hp)
+for epoch in range(8):
+    one.train_epoch(epoch)
+alone = retracing(shown)
+for seed in range(2, 6):  # with the first network's, five traces: TensorFlow warns
+    prepare_network(train, seed=seed, **hp).train_epoch(0)
+together = retracing(shown)
+with quiet_retracing():
+    for seed in range(6, 8):  # its second (and last) warning, logged but not shown
+        prepare_network(train, seed=seed, **hp).train_epoch(0)
+    logging.getLogger("tensorflow").warning("another warning")
+print(alone, together, retracing(logged), retracing(shown), shown[-1], file=sys.stderr)
+"""
+
+
+def test_each_network_traces_once_and_quiet_retracing_drops_only_tensorflows_warning_of_it(repo_root):
+    """In a fresh process (TensorFlow warns at most twice per function): one network trained for
+    eight epochs draws no retracing warning (it would, tracing every epoch); five networks trained
+    one after another draw one (their traces are counted together); under quiet_retracing the next
+    is logged but not shown, while other TensorFlow warnings are."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _TRACES], cwd=repo_root, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # alone, together, logged in all, shown in all, the last shown
+    assert done.stderr.strip().splitlines()[-1] == "0 1 2 1 another warning"
+
+
 def test_non_finite_loss_stops_training_naming_epoch_batch_and_source():
     from disco.train.train import TrainingDivergedError, _callbacks
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from disco import params
 from disco.errors import ConfigError
+from disco.train.train import quiet_retracing
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def _pick(scored: dict[str, float]) -> str:
     return max(scored, key=lambda k: scored[k] - 1e-9 * list(scored).index(k))
 
 
+@quiet_retracing()
 def select_cross_fitted(
     fs,
     *,

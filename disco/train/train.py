@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -218,6 +219,26 @@ def network_scores(net, x: np.ndarray) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros((0, k), np.float32)
 
 
+class _TracingCountedTogether(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_retracing():
+    """Drops TensorFlow's "excessive retracing" warning while several networks train in one
+    process. Each network traces its training function once (a test checks), but TensorFlow counts
+    the traces of every network's function together, so five networks read as retracing; the
+    warning would tell the user of a problem that is not there."""
+    logger = logging.getLogger("tensorflow")
+    quiet = _TracingCountedTogether()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 class NetworkTraining:
     """A built and compiled network with its training data, trained an epoch at a time: cross-fitting
     trains its fold networks side by side, so that one epoch count is chosen for all of them on
@@ -334,6 +355,7 @@ def _scorable_labels(y_true, y_mask) -> bool:
     return bool(((observed & positive).any(axis=0) & (observed & ~positive).any(axis=0)).any())
 
 
+@quiet_retracing()
 def fit_members(train, val, *, ensemble: int, seed: int, out_dir: str | None = None, **hp):
     """``ensemble`` networks (seeds seed, seed+1, ...) averaged into one Keras model; returns it,
     the first member's history and the members' median best epoch."""
